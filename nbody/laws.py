@@ -1,0 +1,313 @@
+"""Pairwise force laws: the physics, written once and shared by every backend.
+
+A law is a pair potential U(r, q1, q2, m1, m2) (or its radial force) as a
+sympy expression, where "1" is the receiving particle and r is the *softened*
+distance r' = |x1 - x2| + eps (paper App. B; the official code's
+`bounded_dist`). The force on particle 1 is
+
+    F1 = f(r', q1, q2, m1, m2) * (x1 - x2) / |x1 - x2|,   f = -dU/dr',
+
+so f > 0 is repulsive; the unit vector uses the true distance, as the
+official code's autograd does. From that one expression this module derives
+
+    Law.force_expr / potential_expr   sympy, for tables and success judgement
+    Law.radial_numpy / potential_numpy vectorised NumPy callables (reference, analysis)
+    Law.radial_scalar                  a plain `math` function that Numba compiles
+                                       for the CPU kernel and as a CUDA device function
+
+plus non-pairwise terms needed by two of the paper's laws: velocity damping
+(`damped`) and uniform gravity (`string`). `pair_force`, `accelerations` and
+`energy` are the vectorised physics used by the reference integrator, the
+tests and the analysis; the fast kernels compile `radial_scalar`.
+
+Users add laws with `register_law(Law(name=..., potential="..."))` (or
+`force=...`); `run.py simulate --law NAME --potential EXPR` does the same.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import sympy as sp
+
+from .errors import InputError
+
+R, Q1, Q2, M1, M2 = SYMBOLS = sp.symbols("r q1 q2 m1 m2", real=True)
+_SYMBOL_NAMES = {s.name: s for s in SYMBOLS}
+_SWAP = {Q1: Q2, Q2: Q1, M1: M2, M2: M1}
+
+TOPOLOGIES = ("full", "chain")
+CHARGE_MODES = ("gaussian", "sign")
+INITS = ("gaussian", "string")
+
+
+def parse_expression(text: str | sp.Expr | Callable, what: str = "expression") -> sp.Expr:
+    """Parse a law written as a string, sympy expression or callable of (r, q1, q2, m1, m2).
+
+    Raises InputError if it does not parse or uses other symbols.
+    """
+    if callable(text) and not isinstance(text, sp.Basic):
+        try:
+            expr = sp.sympify(text(*SYMBOLS))
+        except Exception as exc:  # a user callable may raise anything
+            raise InputError(f"{what}: callable must accept sympy symbols (r, q1, q2, m1, m2): {exc}") from None
+    elif isinstance(text, sp.Basic):
+        expr = text
+    else:
+        try:
+            expr = sp.sympify(str(text), locals=dict(_SYMBOL_NAMES))
+        except (sp.SympifyError, SyntaxError, TypeError) as exc:
+            raise InputError(f"{what} {text!r} does not parse: {exc}") from None
+    if not isinstance(expr, sp.Expr):
+        raise InputError(f"{what} {text!r} is not an expression")
+    # Re-bind any plain symbols with the same names to our real-valued symbols.
+    expr = expr.xreplace({s: _SYMBOL_NAMES[s.name] for s in expr.free_symbols if s.name in _SYMBOL_NAMES})
+    extra = {s.name for s in expr.free_symbols} - set(_SYMBOL_NAMES)
+    if extra:
+        raise InputError(f"{what} {text!r} uses unknown symbols {sorted(extra)}; allowed: r q1 q2 m1 m2")
+    return expr
+
+
+@dataclass(frozen=True)
+class Law:
+    """A named pair interaction plus the simulation defaults that go with it.
+
+    Attributes:
+        name: registry key (e.g. "spring").
+        potential: U(r, q1, q2, m1, m2) as text, r the softened distance; or None if `force` is given.
+        force: radial force f(r, ...) = -dU/dr on the receiver along (x1-x2)/|x1-x2|; derived
+            from `potential` when None.
+        dt: the paper's sampling interval for this law (paper_facts §1.4).
+        charges: "gaussian" (q ~ N(0,1), unused by most laws) or "sign" (q = ±1).
+        topology: "full" (all pairs interact) or "chain" (i with i+1 only).
+        damping: coefficient c of the damping term: each interacting pair damps with -c v / n.
+        gravity: uniform downward (-y) acceleration g: force -g m per node.
+        init: "gaussian" (paper App. B) or "string" (a perturbed line, mass 1).
+        default_n: particles when the user gives none.
+    """
+
+    name: str
+    potential: str | None = None
+    force: str | None = None
+    dt: float = 1e-2
+    charges: str = "gaussian"
+    topology: str = "full"
+    damping: float = 0.0
+    gravity: float = 0.0
+    init: str = "gaussian"
+    default_n: int = 4
+
+    def __post_init__(self):
+        if not self.name or not self.name.replace("_", "").isalnum():
+            raise InputError(f"law name {self.name!r} must be alphanumeric (underscores allowed)")
+        if self.potential is None and self.force is None:
+            raise InputError(f"law {self.name!r} needs a potential or a force")
+        if not (self.dt > 0):
+            raise InputError(f"law {self.name!r}: dt must be positive, got {self.dt}")
+        for value, allowed, what in ((self.charges, CHARGE_MODES, "charges"),
+                                     (self.topology, TOPOLOGIES, "topology"),
+                                     (self.init, INITS, "init")):
+            if value not in allowed:
+                raise InputError(f"law {self.name!r}: {what} must be one of {allowed}, got {value!r}")
+        # Parse now so that a bad expression fails at registration, not in a kernel.
+        if self.potential is not None:
+            parse_expression(self.potential, f"potential of {self.name}")
+        if self.force is not None:
+            parse_expression(self.force, f"force of {self.name}")
+        f = self.force_expr
+        if sp.simplify(f - f.xreplace(_SWAP)) != 0:
+            raise InputError(f"law {self.name!r} is not symmetric under swapping particles 1 and 2; "
+                             "a pair law must be (Newton's third law)")
+
+    @functools.cached_property
+    def potential_expr(self) -> sp.Expr | None:
+        """U(r, q1, q2, m1, m2), or -∫f dr when only the force was given (None if sympy cannot)."""
+        if self.potential is not None:
+            return parse_expression(self.potential, f"potential of {self.name}")
+        integral = sp.integrate(-parse_expression(self.force), R)
+        return None if integral.has(sp.Integral) else integral
+
+    @functools.cached_property
+    def force_expr(self) -> sp.Expr:
+        """Radial force f(r, q1, q2, m1, m2) = -dU/dr on the receiver (positive = repulsive)."""
+        if self.force is not None:
+            return parse_expression(self.force, f"force of {self.name}")
+        return sp.simplify(-sp.diff(self.potential_expr, R))
+
+    @property
+    def conservative(self) -> bool:
+        """True when total energy is conserved (a potential exists and nothing dissipates)."""
+        return self.potential_expr is not None and self.damping == 0.0
+
+    @functools.cached_property
+    def radial_numpy(self) -> Callable[..., np.ndarray]:
+        """Vectorised f(r, q1, q2, m1, m2) on broadcastable arrays (float64 out)."""
+        return _lambdify_numpy(self.force_expr)
+
+    @functools.cached_property
+    def potential_numpy(self) -> Callable[..., np.ndarray]:
+        """Vectorised U(r, q1, q2, m1, m2); raises InputError if the law has no potential."""
+        if self.potential_expr is None:
+            raise InputError(f"law {self.name!r} has no closed-form potential")
+        return _lambdify_numpy(self.potential_expr)
+
+    @functools.cached_property
+    def radial_scalar(self) -> Callable[[float, float, float, float, float], float]:
+        """f(r, q1, q2, m1, m2) as a plain Python function over `math`: compile it with
+        `numba.njit` or `numba.cuda.jit(device=True)`."""
+        return sp.lambdify(SYMBOLS, sp.Float(1.0) * self.force_expr, modules="math")
+
+
+def _lambdify_numpy(expr: sp.Expr) -> Callable[..., np.ndarray]:
+    raw = sp.lambdify(SYMBOLS, expr, modules="numpy")
+
+    def fn(r, q1, q2, m1, m2):
+        args = np.broadcast_arrays(*(np.asarray(a, dtype=np.float64) for a in (r, q1, q2, m1, m2)))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.broadcast_to(np.asarray(raw(*args), dtype=np.float64), args[0].shape).copy()
+
+    return fn
+
+
+_REGISTRY: dict[str, Law] = {}
+
+
+def register_law(law: Law, overwrite: bool = False) -> Law:
+    """Make `law` available by name to every stage (`get_law`, run.py, kernels)."""
+    if law.name in _REGISTRY and not overwrite and _REGISTRY[law.name] != law:
+        raise InputError(f"a different law named {law.name!r} is already registered")
+    _REGISTRY[law.name] = law
+    return law
+
+
+def get_law(name: str) -> Law:
+    """The registered law called `name`; InputError listing the known names otherwise."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise InputError(f"unknown law {name!r}; known: {', '.join(sorted(_REGISTRY))}") from None
+
+
+def law_names() -> list[str]:
+    """Names of all registered laws, built-in first."""
+    return list(_REGISTRY)
+
+
+def law_from_dict(data: dict) -> Law:
+    """Rebuild (and register, if new) a law stored in dataset metadata."""
+    law = Law(**{f.name: data[f.name] for f in dataclasses.fields(Law) if f.name in data})
+    if law.name in _REGISTRY and _REGISTRY[law.name] == law:
+        return _REGISTRY[law.name]
+    return register_law(law)
+
+
+# The paper's laws (paper_facts §1.3, dt from §1.4).
+for _law in (
+    Law("spring", potential="(r - 1)**2", dt=1e-2),
+    Law("r1", potential="m1*m2*log(r)", dt=5e-3),
+    Law("r2", potential="-m1*m2/r", dt=1e-3),
+    Law("charge", potential="q1*q2/r", dt=1e-3, charges="sign"),
+    Law("superposition", potential="q1*q2/r - m1*m2/r", dt=1e-3, charges="sign"),
+    Law("damped", potential="(r - 1)**2", dt=2e-2, damping=1.0),
+    Law("discontinuous", potential="Piecewise((0, r < 2), ((r - 1)**2, True))", dt=1e-2),
+    Law("string", potential="(r - 1)**2", dt=1e-2, topology="chain", gravity=1.0,
+        init="string", default_n=30),
+):
+    register_law(_law)
+
+
+# --------------------------------------------------------------------------- #
+# Vectorised physics shared by the reference integrator, tests and analysis.   #
+# --------------------------------------------------------------------------- #
+
+def pair_list(law: Law, n: int) -> np.ndarray:
+    """Interacting pairs (i, j), i < j, as int64 [P, 2]: all pairs, or the chain i–i+1."""
+    if n < 2:
+        raise InputError(f"need at least 2 particles, got n={n}")
+    if law.topology == "chain":
+        i = np.arange(n - 1)
+        return np.stack([i, i + 1], axis=1)
+    i, j = np.triu_indices(n, k=1)
+    return np.stack([i, j], axis=1).astype(np.int64)
+
+
+def external_weights(law: Law, n: int, official_quirks: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Per-node weights (damping [n], gravity [n]) of the non-pairwise terms.
+
+    The node force is  -law.damping * wd[i] * v_i  - law.gravity * wg[i] * m_i * y_hat.
+
+    Default (physically consistent): every pair damps both of its particles by v/n, so
+    wd[i] = degree(i)/n, and gravity acts on every particle, wg = 1.
+    `official_quirks=True` reproduces the official simulate.py, where the term is attached
+    only to the first particle of each pair (i < j): wd[i] = #{j > i}/n (node-order
+    dependent damping, 0.75/0.5/0.25/0 for n=4) and the last particle of a string feels no
+    gravity (paper_facts §1.3).
+    """
+    pairs = pair_list(law, n)
+    first = np.bincount(pairs[:, 0], minlength=n).astype(np.float64)
+    degree = first + np.bincount(pairs[:, 1], minlength=n)
+    if official_quirks:
+        return first / n, (first > 0).astype(np.float64)
+    return degree / n, np.ones(n)
+
+
+def pair_force(law: Law, dpos: np.ndarray, q1, q2, m1, m2, softening: float) -> np.ndarray:
+    """Force on the receiver from one sender, vectorised over leading axes.
+
+    Args:
+        dpos: x_receiver - x_sender, [..., dim].
+        q1, q2, m1, m2: receiver/sender charge and mass, broadcastable to dpos[..., 0].
+        softening: eps added to the distance inside the law (0.01 in the paper).
+    Returns:
+        [..., dim] force on the receiver (divide by m1 for its acceleration).
+    """
+    r = np.sqrt(np.sum(dpos * dpos, axis=-1))
+    f = law.radial_numpy(r + softening, q1, q2, m1, m2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = np.where(r > 0, f / r, 0.0)
+    return scale[..., None] * dpos
+
+
+def accelerations(law: Law, pos: np.ndarray, vel: np.ndarray, q: np.ndarray, m: np.ndarray,
+                  softening: float, official_quirks: bool = False) -> np.ndarray:
+    """True accelerations of every particle, vectorised over leading (batch) axes.
+
+    Args:
+        pos, vel: [..., n, dim]; q, m: [..., n].
+    Returns:
+        [..., n, dim] accelerations (pair forces + damping + gravity) / m.
+    """
+    n, dim = pos.shape[-2:]
+    pairs = pair_list(law, n)
+    i, j = pairs[:, 0], pairs[:, 1]
+    f = pair_force(law, pos[..., i, :] - pos[..., j, :], q[..., i], q[..., j], m[..., i], m[..., j], softening)
+    force = np.zeros(pos.shape, dtype=np.float64)
+    by_node = np.moveaxis(force, -2, 0)          # view [n, ..., dim]
+    f_by_pair = np.moveaxis(f, -2, 0)            # [P, ..., dim]
+    np.add.at(by_node, i, f_by_pair)
+    np.add.at(by_node, j, -f_by_pair)            # Newton's third law
+    wd, wg = external_weights(law, n, official_quirks)
+    force -= law.damping * wd[:, None] * vel
+    if law.gravity:
+        force[..., 1] -= law.gravity * wg * m
+    return force / m[..., None]
+
+
+def energy(law: Law, pos: np.ndarray, vel: np.ndarray, q: np.ndarray, m: np.ndarray,
+           softening: float, official_quirks: bool = False) -> np.ndarray:
+    """Total energy  sum 1/2 m v^2 + sum_pairs U(r')  (+ gravitational m g y), over leading axes.
+
+    Args: pos, vel [..., n, dim]; q, m [..., n].  Returns: [...] energies.
+    """
+    n = pos.shape[-2]
+    pairs = pair_list(law, n)
+    i, j = pairs[:, 0], pairs[:, 1]
+    r = np.sqrt(np.sum((pos[..., i, :] - pos[..., j, :]) ** 2, axis=-1))
+    u = law.potential_numpy(r + softening, q[..., i], q[..., j], m[..., i], m[..., j]).sum(-1)
+    kinetic = 0.5 * np.sum(m * np.sum(vel * vel, axis=-1), axis=-1)
+    _, wg = external_weights(law, n, official_quirks)
+    grav = law.gravity * np.sum(wg * m * pos[..., 1], axis=-1) if law.gravity else 0.0
+    return kinetic + u + grav
