@@ -1,0 +1,112 @@
+"""`DistillConfig`: every setting of the symbolic-distillation stage, validated on construction.
+
+In:  field values (run.py flags, a preset, or a saved `distill_config.json`).
+Out: a frozen config, saved next to the outputs. Bad values raise `InputError` (one line).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nbody.errors import InputError
+
+BACKENDS = ("operon", "pysr")
+SELECTIONS = ("score", "best")
+NODE_TARGETS = ("network", "true")
+# Operators both backends understand; the SR search uses the ones listed in `operators`.
+OPERATORS = ("+", "-", "*", "/", "^", "exp", "log", "sqrt", "square")
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """One distillation run.
+
+    Attributes:
+        backend: symbolic-regression engine, "operon" (embedded default) or "pysr" (needs Julia).
+        n_edges: edges sampled for each SR fit, for the message analysis and for judging
+            (paper: 5000).
+        n_nodes: nodes sampled for each node-model SR fit and for judging it.
+        seed: seeds the sampling and the SR engine (Operon is deterministic for a fixed seed).
+        operators: SR operator set (paper main result: + - * /; eureqa also had ^ exp log IF).
+        population_size, generations: SR budget (PySR: population_size, niterations).
+        max_length: largest expression the engine may build (Operon length / PySR maxsize).
+        max_time: wall-clock limit per SR fit in seconds.
+        optimizer_iterations: Levenberg-Marquardt constant-fitting steps per individual
+            (Operon's default is 0, i.e. no constant fitting, which fails these tasks).
+        n_threads: SR threads; 0 uses every core.
+        selection: Pareto-front rule: "score" (paper: max -dlog(MAE)/dcomplexity) or "best"
+            (PySR's default: max score among losses <= best_loss_factor * min loss).
+        best_loss_factor: the 1.5 of PySR's "best" rule.
+        refit: refit the numeric constants of each selected equation on its fit data
+            (paper §2; the reproduction that skipped it lost to the network).
+        node_target: node-model SR target: "network" (the node MLP's output on the
+            network's aggregated messages; paper) or "true" (true accelerations; vj).
+        min_r: edges with true distance r < min_r (and nodes with a neighbour that close)
+            are left out of the SR fits and the judgement. Near-singular pairs dominate
+            the loss of 1/r and 1/r^2 heads and make them 10-30x harder (sr_engines.md
+            §7.4); 0.5 removes ~6 % of pairs of the paper's N(0,1) initial conditions.
+            The message R^2 and the MAE comparison always use every edge.
+        success_r2: R^2 an equation needs against an affine map of the truth to count as
+            a reconstruction.
+        max_complexity: largest complexity (PySR-style node count) a reconstruction may have.
+        max_rel_error: a reconstruction's median relative deviation from the best affine map
+            of the truth, |out - (a·V + b)| / (|a| |V|), must not exceed this (R² alone is
+            dominated by the closest pairs of 1/r² laws; see `judge`).
+        min_cosine: a reconstruction's affine coefficients must point the same way as those
+            of the network output it was fitted to (cosine >= min_cosine; see `judge`).
+        n_eval_graphs: test graphs for the symbolic-vs-network MAE.
+        n_ood_graphs: graphs per out-of-distribution set.
+        ood_spread: factor on the initial-condition positions of the "spread" OOD set.
+        ood_extra_particles: extra particles of the "more_particles" OOD set.
+        precision: significant digits kept in stored equations.
+    """
+
+    backend: str = "operon"
+    n_edges: int = 5000
+    n_nodes: int = 5000
+    seed: int = 0
+    operators: tuple[str, ...] = ("+", "-", "*", "/")
+    population_size: int = 500
+    generations: int = 100
+    max_length: int = 30
+    max_time: float = 120.0
+    optimizer_iterations: int = 10
+    n_threads: int = 0
+    selection: str = "score"
+    best_loss_factor: float = 1.5
+    refit: bool = True
+    node_target: str = "network"
+    min_r: float = 0.5
+    success_r2: float = 0.99
+    max_complexity: int = 40
+    max_rel_error: float = 0.05
+    min_cosine: float = 0.99
+    n_eval_graphs: int = 1000
+    n_ood_graphs: int = 500
+    ood_spread: float = 2.0
+    ood_extra_particles: int = 4
+    precision: int = 5
+
+    def __post_init__(self):
+        if self.backend not in BACKENDS:
+            raise InputError(f"unknown SR backend {self.backend!r}; choose one of {', '.join(BACKENDS)}")
+        if self.selection not in SELECTIONS:
+            raise InputError(f"selection must be one of {SELECTIONS}, got {self.selection!r}")
+        if self.node_target not in NODE_TARGETS:
+            raise InputError(f"node_target must be one of {NODE_TARGETS}, got {self.node_target!r}")
+        bad = [op for op in self.operators if op not in OPERATORS]
+        if bad or not self.operators:
+            raise InputError(f"unsupported SR operators {bad}; allowed: {' '.join(OPERATORS)}")
+        for name in ("n_edges", "n_nodes", "population_size", "generations", "max_length",
+                     "n_eval_graphs", "n_ood_graphs", "max_complexity", "precision"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise InputError(f"{name} must be a positive integer, got {value!r}")
+        if self.optimizer_iterations < 0 or self.n_threads < 0 or self.ood_extra_particles < 0:
+            raise InputError("optimizer_iterations, n_threads and ood_extra_particles must be >= 0")
+        if not (self.max_time > 0 and self.best_loss_factor >= 1 and self.min_r >= 0
+                and self.ood_spread > 0):
+            raise InputError("need max_time > 0, best_loss_factor >= 1, min_r >= 0 and ood_spread > 0")
+        if not (self.max_rel_error > 0 and -1 <= self.min_cosine <= 1):
+            raise InputError(f"need max_rel_error > 0 and min_cosine in [-1, 1], got {self.max_rel_error}, {self.min_cosine}")
+        if not (0 < self.success_r2 <= 1):
+            raise InputError(f"success_r2 must lie in (0, 1], got {self.success_r2}")

@@ -1,0 +1,82 @@
+"""Pareto front and model selection over candidate equations.
+
+In:  candidates (any order, duplicates allowed) with complexity and loss.
+Out: the Pareto front sorted by complexity (the best loss per complexity, kept only when it
+     beats every simpler one), PySR's score per front entry, and the selected equation.
+
+Rules:
+    "score" (paper §4.1, App. C; PySR model_selection="score"): maximise
+        score_i = -log(loss_i / loss_{i-1}) / (c_i - c_{i-1}) over the front (score_0 = 0).
+    "best" (PySR's default since v0.10): the max score among entries with
+        loss <= factor * min loss (factor 1.5).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from nbody.errors import InputError
+
+from .candidate import Candidate
+
+# Losses are floored at this fraction of the simplest front entry's loss, so that two
+# float-noise-exact fits (1e-15 vs 1e-16) do not produce a spurious huge score.
+LOSS_FLOOR = 1e-10
+
+
+def pareto_front(candidates: Sequence[Candidate]) -> list[Candidate]:
+    """Non-dominated candidates sorted by complexity, each strictly better than all simpler ones.
+
+    Args:
+        candidates: candidates; those with non-finite loss are ignored.
+    Returns:
+        the front, sorted by increasing complexity and strictly decreasing loss.
+    """
+    best: dict[int, Candidate] = {}
+    for c in candidates:
+        if np.isfinite(c.loss) and (c.complexity not in best or c.loss < best[c.complexity].loss):
+            best[c.complexity] = c
+    front, current = [], float("inf")
+    for cx in sorted(best):
+        if best[cx].loss < current:
+            front.append(best[cx])
+            current = best[cx].loss
+    return front
+
+
+def scores(front: Sequence[Candidate]) -> list[float]:
+    """PySR score -dlog(loss)/dcomplexity of each front entry against the previous one (first: 0)."""
+    if not front:
+        return []
+    floor = LOSS_FLOOR * max(front[0].loss, np.finfo(float).tiny)
+    losses = [max(c.loss, floor) for c in front]
+    out = [0.0]
+    for prev, cur, lp, lc in zip(front[:-1], front[1:], losses[:-1], losses[1:]):
+        out.append(float(-np.log(lc / lp) / (cur.complexity - prev.complexity)))
+    return out
+
+
+def select(front: Sequence[Candidate], rule: str = "score", best_loss_factor: float = 1.5) -> int:
+    """Index of the selected entry of a Pareto front.
+
+    Args:
+        front: output of `pareto_front` (sorted by complexity).
+        rule: "score" (paper) or "best" (PySR default).
+        best_loss_factor: loss cap factor of the "best" rule.
+    Returns:
+        index into `front`.
+    Raises:
+        InputError: empty front or unknown rule.
+    """
+    if not front:
+        raise InputError("symbolic regression returned no finite equation")
+    s = scores(front)
+    if rule == "score":
+        allowed = range(len(front))
+    elif rule == "best":
+        cap = best_loss_factor * min(c.loss for c in front)
+        allowed = [i for i, c in enumerate(front) if c.loss <= cap]
+    else:
+        raise InputError(f"unknown selection rule {rule!r}; choose score or best")
+    return max(allowed, key=lambda i: s[i])

@@ -1,0 +1,146 @@
+"""`ModelConfig` and `TrainConfig`: the frozen configs of the GNN stage.
+
+In:  field values (from run.py flags, a preset, or a saved model_config.json /
+     train_config.json via `nbody.io.config_from_dict`).
+Out: validated, frozen dataclasses; both are saved next to every checkpoint.
+Bad values raise `nbody.errors.InputError` with a one-line message.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nbody.errors import InputError
+from nbody.laws import TOPOLOGIES
+from nbody.state import n_features as layout_width
+
+STRATEGIES = ("standard", "bottleneck", "l1", "kl")
+DEVICES = ("auto", "cpu", "cuda")
+
+# Message width of every strategy except the bottleneck (paper App. A; official models.py).
+WIDE_MSG_DIM = 100
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Shape of the graph network (paper §2, App. A; paper_facts §2.1).
+
+    Attributes:
+        strategy: "standard" (100-dim messages, no regulariser), "bottleneck" (messages of
+            size `dim`), "l1" (100-dim messages, L1 penalty in the loss) or "kl" (100-dim
+            variational messages, KL penalty in the loss).
+        dim: spatial dimension; the node network predicts a [dim] acceleration.
+        n_features: width of a node's input vector; None (default) means the n-body layout
+            (pos[dim], vel[dim], q, m), i.e. 2*dim + 2, filled in on construction.
+        hidden: width of every hidden layer of both MLPs (300 in the paper).
+        n_hidden_layers: hidden layers per MLP. 3, as in the official `models.py` and both
+            reproductions' code; the paper's App. A.1 text says 2 (paper_facts §7 #1). The
+            code is what produced the published numbers, so we follow it.
+        msg_dim: message width; None means 100, or `dim` for the bottleneck.
+        topology: "full" (all ordered pairs i != j) or "chain" (i <-> i+1, the string law).
+        logvar_clamp: the KL model's log-variance is clamped to [-c, c] so that exp(logvar)
+            can neither overflow nor underflow to a NaN-producing value.
+    """
+
+    strategy: str = "l1"
+    dim: int = 2
+    n_features: int | None = None
+    hidden: int = 300
+    n_hidden_layers: int = 3
+    msg_dim: int | None = None
+    topology: str = "full"
+    logvar_clamp: float = 10.0
+
+    def __post_init__(self):
+        if self.strategy not in STRATEGIES:
+            raise InputError(f"unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
+        if not _is_int(self.dim) or self.dim < 1:
+            raise InputError(f"dim must be a positive integer, got {self.dim!r}")
+        if self.n_features is None:
+            object.__setattr__(self, "n_features", layout_width(self.dim))
+        if not _is_int(self.n_features) or self.n_features < self.dim:
+            raise InputError(f"n_features must be an integer >= dim, got {self.n_features!r}")
+        if not _is_int(self.hidden) or self.hidden < 1:
+            raise InputError(f"hidden must be a positive integer, got {self.hidden!r}")
+        if not _is_int(self.n_hidden_layers) or self.n_hidden_layers < 0:
+            raise InputError(f"n_hidden_layers must be an integer >= 0, got {self.n_hidden_layers!r}")
+        if self.msg_dim is not None and (not _is_int(self.msg_dim) or self.msg_dim < 1):
+            raise InputError(f"msg_dim must be a positive integer or None, got {self.msg_dim!r}")
+        if self.topology not in TOPOLOGIES:
+            raise InputError(f"topology must be one of {TOPOLOGIES}, got {self.topology!r}")
+        if not (self.logvar_clamp > 0):
+            raise InputError(f"logvar_clamp must be positive, got {self.logvar_clamp!r}")
+
+    @property
+    def resolved_msg_dim(self) -> int:
+        """Message width actually used: msg_dim, else dim (bottleneck) or 100."""
+        if self.msg_dim is not None:
+            return self.msg_dim
+        return self.dim if self.strategy == "bottleneck" else WIDE_MSG_DIM
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings (paper App. A; the official demo, paper_facts §2.2-2.3).
+
+    Attributes:
+        batch_size: graphs per step (demo: 64 for n=4, 16 for n=8).
+        epochs: number of epochs (demo cell: 30; "200 for the full version").
+        steps_per_epoch: optimiser steps per epoch; None means one pass over the training
+            graphs (floor(n_train / batch_size)). The demo uses 5000 at batch 64, i.e. an
+            "epoch" of 320k graphs whatever the dataset size.
+        lr: Adam learning rate and OneCycleLR max_lr.
+        weight_decay: Adam weight decay, standing in for the paper's alpha_2 sum |w|^2.
+        final_div_factor: OneCycleLR final_div_factor (demo: 1e5).
+        l1_weight: alpha_1 of the L1 message penalty (strategy "l1").
+        kl_weight: weight of the KL message penalty (strategy "kl"; beta-VAE with beta=1).
+        augment_sigma: std of the random translation added to each graph's positions.
+        seed: seeds parameters, batch order, augmentation and KL sampling.
+        device: "auto" (CUDA when available), "cpu", "cuda" or "cuda:N".
+        amp: bf16 autocast of the hidden layers on CUDA (ignored on CPU, which is float32).
+        compile: torch.compile the model for training on CUDA (ignored on CPU).
+        eval_batch_size: graphs per forward pass during evaluation.
+        max_train_graphs: use only the first N training graphs (None: all).
+        checkpoint_every: steps between resume points (last.pt); also written every epoch.
+        log_every: steps between progress-bar loss updates (each one syncs the device).
+    """
+
+    batch_size: int = 64
+    epochs: int = 30
+    steps_per_epoch: int | None = None
+    lr: float = 1e-3
+    weight_decay: float = 1e-8
+    final_div_factor: float = 1e5
+    l1_weight: float = 1e-2
+    kl_weight: float = 1.0
+    augment_sigma: float = 3.0
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+    compile: bool = False
+    eval_batch_size: int = 1024
+    max_train_graphs: int | None = None
+    checkpoint_every: int = 1000
+    log_every: int = 50
+
+    def __post_init__(self):
+        for name in ("batch_size", "epochs", "eval_batch_size", "checkpoint_every", "log_every"):
+            value = getattr(self, name)
+            if not _is_int(value) or value < 1:
+                raise InputError(f"{name} must be a positive integer, got {value!r}")
+        for name in ("steps_per_epoch", "max_train_graphs"):
+            value = getattr(self, name)
+            if value is not None and (not _is_int(value) or value < 1):
+                raise InputError(f"{name} must be a positive integer or None, got {value!r}")
+        if not (self.lr > 0) or not (self.final_div_factor > 0):
+            raise InputError("lr and final_div_factor must be positive")
+        for name in ("weight_decay", "l1_weight", "kl_weight", "augment_sigma"):
+            if not (getattr(self, name) >= 0):
+                raise InputError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if not _is_int(self.seed):
+            raise InputError(f"seed must be an integer, got {self.seed!r}")
+        if self.device not in DEVICES and not self.device.startswith("cuda:"):
+            raise InputError(f"device must be one of {DEVICES} or 'cuda:N', got {self.device!r}")
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

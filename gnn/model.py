@@ -1,0 +1,154 @@
+"""The graph network of Cranmer et al. 2020 (paper §2, Eq. 1-3; App. A), one class for all strategies.
+
+In:  node features x [B, n, F] (F = 2*dim + 2: pos, vel, q, m; raw absolute values, positions
+     included, as in the official code).
+Out: `ModelOutput(acc [B, n, dim], messages [B, E, msg_dim], mu, logvar)`.
+
+    message  e_ij = phi_e(cat[x_i, x_j])          i = receiver, j = sender (gnn.graph)
+    sum      E_i  = sum over edges (j -> i) of e_ij  (index_add_, gnn.graph.scatter_sum)
+    node     a_i  = phi_v(cat[x_i, E_i])           predicted acceleration
+
+phi_e and phi_v are built by the same `mlp` (Linear-ReLU blocks, `n_hidden_layers` hidden
+layers of `hidden` units, then a Linear output). The strategies differ only in the edge
+output (`ModelConfig.strategy`):
+
+    standard, l1   phi_e -> 100 message components (the L1 penalty lives in the loss)
+    bottleneck     phi_e -> dim components
+    kl             phi_e -> 2*msg_dim = cat[mu, logvar]: mu is the FIRST half, logvar the
+                   second (the paper's App. A.2 layout; the official code interleaves them,
+                   paper_facts §7 #2 - the layout is internal, callers get mu and logvar).
+                   logvar is clamped to [-logvar_clamp, logvar_clamp]. In train mode the
+                   message is the sample mu + eps * exp(logvar / 2); in eval mode it is mu
+                   (the official code also samples at evaluation; the demo analyses mu).
+
+Mixed precision: under a bf16 autocast (training on CUDA) the hidden layers run in bf16 but
+each MLP's output layer runs in float32, so neither the predicted accelerations nor the
+summed messages are rounded to bf16's 8-bit mantissa (~0.4%, as large as the paper's
+per-component test error).
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from nbody.errors import InputError
+
+from .config import ModelConfig
+from .graph import edges, scatter_sum
+
+
+class ModelOutput(NamedTuple):
+    """What `GNN.forward` returns; edges are ordered as `gnn.graph.edges(n, topology)`."""
+
+    acc: Tensor            # [B, n, dim] predicted accelerations
+    messages: Tensor       # [B, E, msg_dim] messages summed by phi_v (a KL sample in train mode)
+    mu: Tensor | None      # [B, E, msg_dim] KL message means; None for other strategies
+    logvar: Tensor | None  # [B, E, msg_dim] KL clamped log-variances; None for other strategies
+
+
+def mlp(in_dim: int, out_dim: int, hidden: int, n_hidden_layers: int) -> nn.Sequential:
+    """Linear(in, hidden)-ReLU, (n_hidden_layers - 1) x [Linear(hidden, hidden)-ReLU], Linear(hidden, out).
+
+    Args:
+        in_dim, out_dim: input and output widths.
+        hidden: width of each hidden layer.
+        n_hidden_layers: number of hidden layers (0 gives a single Linear(in, out)).
+    Returns:
+        An `nn.Sequential` whose last module is the output `nn.Linear`.
+    """
+    layers: list[nn.Module] = []
+    width = in_dim
+    for _ in range(n_hidden_layers):
+        layers += [nn.Linear(width, hidden), nn.ReLU()]
+        width = hidden
+    layers.append(nn.Linear(width, out_dim))
+    return nn.Sequential(*layers)
+
+
+def kl_divergence(mu: Tensor, logvar: Tensor) -> Tensor:
+    """KL(N(mu, exp(logvar)) || N(0, 1)) per component: 0.5 (mu^2 + exp(logvar) - logvar - 1).
+
+    The -1 makes it zero at the prior (the official demo drops it; a constant, so gradients
+    are the same). Finite for any finite mu and any logvar the model can emit (clamped).
+
+    Args:
+        mu, logvar: [..., msg_dim].
+    Returns:
+        [..., msg_dim] non-negative divergences.
+    """
+    return 0.5 * (mu.square() + logvar.exp() - logvar - 1.0)
+
+
+class GNN(nn.Module):
+    """Message-passing network predicting accelerations; see the module docstring.
+
+    Args:
+        cfg: the model's `ModelConfig` (kept as `self.cfg`).
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        msg_dim = cfg.resolved_msg_dim
+        edge_out = 2 * msg_dim if cfg.strategy == "kl" else msg_dim
+        self.edge_mlp = mlp(2 * cfg.n_features, edge_out, cfg.hidden, cfg.n_hidden_layers)
+        self.node_mlp = mlp(cfg.n_features + msg_dim, cfg.dim, cfg.hidden, cfg.n_hidden_layers)
+
+    def edge_stats(self, x_recv: Tensor, x_send: Tensor) -> tuple[Tensor, Tensor | None]:
+        """phi_e on cat[x_recv, x_send].
+
+        Args:
+            x_recv, x_send: [..., F] receiver and sender features.
+        Returns:
+            (mu [..., msg_dim], logvar [..., msg_dim] clamped) for "kl";
+            (message [..., msg_dim], None) otherwise.
+        """
+        raw = _run_mlp(self.edge_mlp, torch.cat([x_recv, x_send], dim=-1))  # [..., edge_out]
+        if self.cfg.strategy != "kl":
+            return raw, None
+        mu, logvar = raw.chunk(2, dim=-1)                                      # [..., msg_dim] each
+        c = self.cfg.logvar_clamp
+        return mu, logvar.clamp(-c, c)
+
+    def edge(self, x_recv: Tensor, x_send: Tensor) -> Tensor:
+        """The deterministic message phi_e(x_recv, x_send) [..., msg_dim] (mu for "kl")."""
+        return self.edge_stats(x_recv, x_send)[0]
+
+    def node(self, x: Tensor, agg: Tensor) -> Tensor:
+        """phi_v on cat[x, agg]: x [..., F], summed messages agg [..., msg_dim] -> acceleration [..., dim]."""
+        return _run_mlp(self.node_mlp, torch.cat([x, agg], dim=-1))
+
+    def forward(self, x: Tensor) -> ModelOutput:
+        """Predict accelerations of a batch of same-size graphs.
+
+        Args:
+            x: [B, n, F] node features.
+        Returns:
+            ModelOutput (acc [B, n, dim], messages [B, E, msg_dim], mu, logvar); edge e runs
+            from senders[e] to receivers[e] of `gnn.graph.edges(n, cfg.topology)`.
+        """
+        if x.dim() != 3 or x.shape[-1] != self.cfg.n_features:
+            raise InputError(f"GNN expects node features [B, n, {self.cfg.n_features}], got {list(x.shape)}")
+        n = x.shape[1]
+        senders, receivers = edges(n, self.cfg.topology, x.device)
+        mu, logvar = self.edge_stats(x[:, receivers], x[:, senders])       # [B, E, msg_dim]
+        if logvar is not None and self.training:
+            messages = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)  # reparameterised sample
+        else:
+            messages = mu
+        agg = scatter_sum(messages, receivers, n)                          # [B, n, msg_dim]
+        acc = self.node(x, agg)                                            # [B, n, dim]
+        if logvar is None:
+            return ModelOutput(acc, messages, None, None)
+        return ModelOutput(acc, messages, mu, logvar)
+
+
+def _run_mlp(net: nn.Sequential, inp: Tensor) -> Tensor:
+    """Apply `net`, with its output layer in float32 when an autocast is active."""
+    if not torch.is_autocast_enabled(inp.device.type):
+        return net(inp)
+    hidden = net[:-1](inp)
+    with torch.autocast(inp.device.type, enabled=False):
+        return net[-1](hidden.float())

@@ -1,0 +1,393 @@
+"""Train a `GNN` to predict accelerations, resumably, and evaluate it.
+
+In:  data = a dataset folder path, a loaded `nbody.dataset.Dataset`, or a dict of NumPy
+     arrays {"train": (x, a), "test": (x, a), "val": (x, a) optional} with x [G, n, F]
+     float32 node features and a [G, n, dim] float32 true accelerations; a `ModelConfig`,
+     a `TrainConfig` and an output folder.
+Out: in `out_dir`:
+     checkpoint.pt      final model + meta (gnn.checkpoint; written atomically)
+     last.pt            resume point (model, optimizer, scheduler, RNG states, step)
+     metrics.json       see `train` (atomic)
+     model_config.json, train_config.json
+
+Loss per batch of B graphs with n particles (paper App. A; paper_facts §2.2):
+
+    loss = (1/B) [ sum_{nodes, dims} |a_true - a_pred| + reg ]
+    l1:  reg = l1_weight * sum_{edges of the batch} ||m||_1 / n
+    kl:  reg = kl_weight * sum_{edges of the batch} sum_k KL_k / n     (model.kl_divergence)
+    standard, bottleneck: reg = 0
+
+Per graph this is the demo's Sum|da| + 1e-2 * Sum_{edges of one graph} ||m||_1 / n. The demo
+evaluates the regulariser on graph 0 of each batch and multiplies by B; we evaluate it on
+every graph of the batch, which has the same expectation with less noise (paper_facts §7 #3).
+The translation augmentation draws an independent N(0, sigma^2) shift per graph (the official
+code draws one shift for the whole batch).
+
+Optimisation: Adam(lr, weight_decay) with OneCycleLR(max_lr=lr, total_steps,
+final_div_factor) stepped every batch. The training split lives on the device as one tensor;
+batch k of pass p is a slice of a permutation seeded by (seed, p), so batches are drawn by
+indexing, never by a per-graph DataLoader, and a resumed run sees the same batches.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from nbody.errors import InputError
+from nbody.io import load_json, save_json
+
+from .checkpoint import RESUME_KIND, load_torch, save_model, save_torch
+from .config import ModelConfig, TrainConfig
+from .model import GNN, ModelOutput, kl_divergence
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class TrainResult:
+    """What `train` returns.
+
+    Attributes:
+        model: the trained model (eval mode, on the training device).
+        metrics: the contents of metrics.json (empty when stopped early).
+        out_dir: the output folder.
+        finished: False when `stop_at_step` stopped the run before its last step.
+    """
+
+    model: GNN
+    metrics: dict
+    out_dir: Path
+    finished: bool
+
+
+def resolve_device(name: str) -> torch.device:
+    """"auto" -> CUDA when available, else CPU; a CUDA request without a GPU is an InputError."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(f"device {name!r} requested but CUDA is not available")
+    return torch.device(name)
+
+
+def load_splits(data: Any, model_cfg: ModelConfig) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict]:
+    """Read the train/val/test graphs of `data` and check them against `model_cfg`.
+
+    Args:
+        data: dataset folder (str or Path), a loaded `nbody.dataset.Dataset`, or a dict
+            {"train": (x, a), "test": (x, a), "val": (x, a) (optional)} of arrays.
+        model_cfg: the model the graphs are for.
+    Returns:
+        ({split: (x [G, n, F] float32, a [G, n, dim] float32)}, dataset info
+        {"path": str | None, "meta": dict}); "val" is absent when it has no graphs.
+    Raises:
+        InputError: missing dataset, missing split, or shapes that do not fit `model_cfg`.
+    """
+    info: dict[str, Any] = {"path": None, "meta": {}}
+    if isinstance(data, (str, os.PathLike)):
+        path = Path(data)
+        if not path.exists():
+            raise InputError(f"dataset not found: {path}")
+        from nbody.dataset import load_dataset  # deferred: the simulator is not needed for arrays
+        data = load_dataset(path)
+        info["path"] = str(path)
+    if isinstance(data, dict):
+        raw = {name: data[name] for name in SPLITS if name in data}
+    elif hasattr(data, "split"):
+        if data.config.dim != model_cfg.dim:
+            raise InputError(f"dataset has dim={data.config.dim} but the model has dim={model_cfg.dim}")
+        if data.law.topology != model_cfg.topology:
+            raise InputError(f"dataset law {data.law.name!r} uses topology {data.law.topology!r} "
+                             f"but the model uses {model_cfg.topology!r}")
+        info["meta"] = dict(data.meta)
+        raw = {name: data.split(name).graphs() for name in SPLITS}
+    else:
+        raise InputError(f"cannot train on a {type(data).__name__}: give a dataset path or a dict of arrays")
+    for name in ("train", "test"):
+        if name not in raw or len(raw[name][0]) == 0:
+            raise InputError(f"the data has no {name!r} graphs")
+    splits = {}
+    n = None
+    for name, (x, a) in raw.items():
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        a = np.ascontiguousarray(a, dtype=np.float32)
+        if x.ndim != 3 or a.ndim != 3 or x.shape[:2] != a.shape[:2]:
+            raise InputError(f"{name}: expected x [G, n, F] and a [G, n, dim], got {list(x.shape)} and {list(a.shape)}")
+        if x.shape[2] != model_cfg.n_features or a.shape[2] != model_cfg.dim:
+            raise InputError(f"{name}: data has {x.shape[2]} features and dim {a.shape[2]}, but the model "
+                             f"expects {model_cfg.n_features} features and dim {model_cfg.dim}")
+        if n is not None and x.shape[1] != n:
+            raise InputError(f"{name}: graphs have {x.shape[1]} nodes but train has {n}")
+        n = x.shape[1] if n is None else n
+        if len(x):
+            splits[name] = (x, a)
+    return splits, info
+
+
+def augment(x: Tensor, dim: int, sigma: float) -> Tensor:
+    """Translate each graph by its own random N(0, sigma^2) shift of the positions.
+
+    Args:
+        x: [B, n, F] node features, positions in columns [0, dim).
+        dim: spatial dimension.
+        sigma: shift std (0 returns x unchanged).
+    Returns:
+        [B, n, F] shifted copy (uses the global torch RNG).
+    """
+    if sigma == 0:
+        return x
+    shift = torch.randn(x.shape[0], 1, dim, device=x.device, dtype=x.dtype) * sigma  # [B, 1, dim]
+    return torch.cat([x[..., :dim] + shift, x[..., dim:]], dim=-1)
+
+
+def batch_loss(out: ModelOutput, a: Tensor, strategy: str, cfg: TrainConfig) -> Tensor:
+    """The training loss of one batch (module docstring).
+
+    Args:
+        out: the model's output on the batch.
+        a: [B, n, dim] true accelerations.
+        strategy: ModelConfig.strategy (selects the regulariser).
+        cfg: supplies l1_weight and kl_weight.
+    Returns:
+        Scalar float32 loss, per graph.
+    """
+    n_graphs, n = a.shape[:2]
+    loss = (a - out.acc.float()).abs().sum()
+    if strategy == "l1":
+        loss = loss + cfg.l1_weight * out.messages.float().abs().sum() / n
+    elif strategy == "kl":
+        loss = loss + cfg.kl_weight * kl_divergence(out.mu.float(), out.logvar.float()).sum() / n
+    return loss / n_graphs
+
+
+@torch.no_grad()
+def evaluate(model: GNN, x, a, *, batch_size: int = 1024, device: str | torch.device | None = None) -> dict:
+    """Prediction error of `model` on graphs (x, a), in eval mode and float32.
+
+    Args:
+        model: a GNN; moved to `device` if one is given.
+        x: [G, n, F] node features; a: [G, n, dim] true accelerations (NumPy or torch).
+        batch_size: graphs per forward pass.
+        device: where to run; None uses the model's device.
+    Returns:
+        {"mae_per_node": mean over graphs and nodes of sum over dims |da|,
+         "mae_per_node_std": std of the per-graph value across graphs,
+         "mae_per_node_sem": std / sqrt(G),
+         "loss_per_graph": mean over graphs of sum over nodes and dims |da| (the demo's unit),
+         "loss_per_graph_std", "n_graphs"}.
+    """
+    if device is not None:
+        model.to(device)
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    per_graph = []
+    for start in range(0, len(x), batch_size):
+        xb = torch.as_tensor(x[start:start + batch_size], dtype=torch.float32, device=device)  # [b, n, F]
+        ab = torch.as_tensor(a[start:start + batch_size], dtype=torch.float32, device=device)  # [b, n, dim]
+        per_graph.append((model(xb).acc.float() - ab).abs().sum(dim=(1, 2)).double().cpu())  # [b]
+    model.train(was_training)
+    if not per_graph:
+        raise InputError("cannot evaluate on zero graphs")
+    loss = torch.cat(per_graph).numpy()  # [G] sum |da| per graph
+    return _summary(loss, n_nodes=x.shape[1])
+
+
+def _summary(loss_per_graph: np.ndarray, n_nodes: int) -> dict:
+    per_node = loss_per_graph / n_nodes
+    g = len(loss_per_graph)
+    std = float(per_node.std(ddof=1)) if g > 1 else 0.0
+    return {
+        "mae_per_node": float(per_node.mean()),
+        "mae_per_node_std": std,
+        "mae_per_node_sem": std / math.sqrt(g),
+        "loss_per_graph": float(loss_per_graph.mean()),
+        "loss_per_graph_std": float(loss_per_graph.std(ddof=1)) if g > 1 else 0.0,
+        "n_graphs": g,
+    }
+
+
+def baseline_mae_per_node(a_train: np.ndarray, a_test: np.ndarray) -> float:
+    """MAE per node (sum over dims) of always predicting the mean training acceleration [dim]."""
+    mean = a_train.reshape(-1, a_train.shape[-1]).astype(np.float64).mean(axis=0)  # [dim]
+    return float(np.abs(a_test - mean).sum(axis=-1).mean())
+
+
+def completed_metrics(out_dir: str | os.PathLike, model_cfg: ModelConfig, train_cfg: TrainConfig) -> dict | None:
+    """metrics.json of a finished run in `out_dir` with exactly these configs, else None.
+
+    Lets a caller skip a run that is already done.
+    """
+    out_dir = Path(out_dir)
+    try:
+        same = (load_json(out_dir / "model_config.json") == _as_json(model_cfg)
+                and load_json(out_dir / "train_config.json") == _as_json(train_cfg))
+        return load_json(out_dir / "metrics.json") if same else None
+    except InputError:
+        return None
+
+
+def train(data: Any, model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: str | os.PathLike, *,
+          progress: bool = True, stop_at_step: int | None = None) -> TrainResult:
+    """Train a GNN on `data`, resuming from out_dir/last.pt if it exists, and evaluate it.
+
+    Args:
+        data: see `load_splits`.
+        model_cfg, train_cfg: the configs (saved to out_dir; a last.pt written under other
+            configs is an InputError).
+        out_dir: output folder (created).
+        progress: show a tqdm bar with the running loss.
+        stop_at_step: stop after this global step as if interrupted, leaving last.pt (for
+            time-limited jobs and tests); None trains to the end.
+    Returns:
+        TrainResult. metrics.json holds {"test": evaluate(...), "val": evaluate(...) or None,
+        "baseline_mae_per_node", "steps", "epochs", "train_seconds" (optimiser steps only,
+        summed over resumes), "graphs_per_second", "device", "amp", "history" (per epoch:
+        epoch, step, train_loss, val_mae_per_node), "dataset"}.
+    Raises:
+        InputError: bad data, configs that do not match the data, or a foreign last.pt.
+    """
+    cfg = train_cfg
+    torch.manual_seed(cfg.seed)
+    device = resolve_device(cfg.device)
+    out_dir = Path(out_dir)
+    splits, dataset_info = load_splits(data, model_cfg)
+    x_np, a_np = splits["train"]
+    if cfg.max_train_graphs is not None:
+        x_np, a_np = x_np[:cfg.max_train_graphs], a_np[:cfg.max_train_graphs]
+    n_train = len(x_np)
+    batch = min(cfg.batch_size, n_train)
+    batches_per_pass = n_train // batch
+    steps_per_epoch = cfg.steps_per_epoch or batches_per_pass
+    total_steps = cfg.epochs * steps_per_epoch
+    x_train = torch.from_numpy(x_np).to(device)  # [G, n, F], resident on the device
+    a_train = torch.from_numpy(a_np).to(device)  # [G, n, dim]
+
+    model = GNN(model_cfg).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                 fused=device.type == "cuda")
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=total_steps,
+                                                    final_div_factor=cfg.final_div_factor)
+    use_amp = cfg.amp and device.type == "cuda"  # bf16 needs no GradScaler (fp32 exponent range)
+    fwd = torch.compile(model) if cfg.compile and device.type == "cuda" else model
+
+    step, history, train_seconds = 0, [], 0.0
+    epoch_loss_sum, n_epoch = 0.0, 0  # running sums of the current epoch, carried across resumes
+    resume_path = out_dir / "last.pt"
+    if resume_path.exists():
+        state = load_torch(resume_path, RESUME_KIND, map_location=device)
+        if state["model_config"] != _as_json(model_cfg) or state["train_config"] != _as_json(cfg):
+            raise InputError(f"{resume_path} was written with different configs; delete it or use another out_dir")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"]["cpu"])
+        if device.type == "cuda" and state["rng"]["cuda"] is not None:
+            torch.cuda.set_rng_state(state["rng"]["cuda"], device)
+        step, history, train_seconds = state["step"], state["history"], state["train_seconds"]
+        epoch_loss_sum, n_epoch = state["epoch_loss"]
+    save_json(out_dir / "model_config.json", model_cfg)
+    save_json(out_dir / "train_config.json", cfg)
+
+    def save_resume_point():
+        rng_cuda = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+        save_torch(resume_path, RESUME_KIND, {
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(), "rng": {"cpu": torch.get_rng_state(), "cuda": rng_cuda},
+            "step": step, "history": history, "train_seconds": train_seconds,
+            "epoch_loss": [epoch_loss.item(), n_epoch],
+            "model_config": _as_json(model_cfg), "train_config": _as_json(cfg)})
+
+    val = splits.get("val")
+    bar = tqdm(total=total_steps, initial=step, disable=not progress, desc=f"train {model_cfg.strategy}",
+               dynamic_ncols=True)
+    running, n_running = torch.zeros((), device=device), 0
+    epoch_loss = torch.tensor(epoch_loss_sum, device=device)
+    perm, perm_pass = None, -1
+    model.train()
+    tick = time.perf_counter()
+    while step < total_steps and (stop_at_step is None or step < stop_at_step):
+        pass_index, k = divmod(step, batches_per_pass)
+        if pass_index != perm_pass:
+            perm = _permutation(n_train, cfg.seed, pass_index).to(device)  # [G]
+            perm_pass = pass_index
+        idx = perm[k * batch:(k + 1) * batch]                           # [B]
+        x = augment(x_train[idx], model_cfg.dim, cfg.augment_sigma)     # [B, n, F]
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+            out = fwd(x)
+        loss = batch_loss(out, a_train[idx], model_cfg.strategy, cfg)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        step += 1
+        running += loss.detach()
+        epoch_loss += loss.detach()
+        n_running += 1
+        n_epoch += 1
+
+        if step % cfg.log_every == 0 or step == total_steps:
+            bar.set_postfix(loss=f"{running.item() / n_running:.4g}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
+            bar.update(step - bar.n)
+            running.zero_()
+            n_running = 0
+        end_of_epoch = step % steps_per_epoch == 0
+        if end_of_epoch or step % cfg.checkpoint_every == 0 or step == stop_at_step:
+            _sync(device)
+            train_seconds += time.perf_counter() - tick
+            if end_of_epoch:
+                val_mae = evaluate(model, *val, batch_size=cfg.eval_batch_size)["mae_per_node"] if val else None
+                history.append({"epoch": step // steps_per_epoch, "step": step,
+                                "train_loss": epoch_loss.item() / max(n_epoch, 1), "val_mae_per_node": val_mae})
+                epoch_loss.zero_()
+                n_epoch = 0
+                model.train()
+            save_resume_point()
+            tick = time.perf_counter()
+    bar.close()
+    model.eval()
+    if step < total_steps:
+        return TrainResult(model, {}, out_dir, finished=False)
+
+    metrics = {
+        "test": evaluate(model, *splits["test"], batch_size=cfg.eval_batch_size),
+        "val": evaluate(model, *val, batch_size=cfg.eval_batch_size) if val else None,
+        "baseline_mae_per_node": baseline_mae_per_node(a_np, splits["test"][1]),
+        "steps": step,
+        "epochs": cfg.epochs,
+        "train_seconds": train_seconds,
+        "graphs_per_second": step * batch / train_seconds if train_seconds > 0 else None,
+        "device": str(device),
+        "amp": use_amp,
+        "history": history,
+        "dataset": dataset_info,
+    }
+    save_model(out_dir / "checkpoint.pt", model, {
+        "model_config": _as_json(model_cfg), "train_config": _as_json(cfg), "dataset": dataset_info,
+        "step": step, "metrics": {k: metrics[k] for k in ("test", "val", "baseline_mae_per_node")}})
+    save_json(out_dir / "metrics.json", metrics)
+    return TrainResult(model, metrics, out_dir, finished=True)
+
+
+def _permutation(n: int, seed: int, pass_index: int) -> Tensor:
+    """The shuffled order of pass `pass_index`, a pure function of (seed, pass_index)."""
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + pass_index)
+    return torch.randperm(n, generator=gen)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _as_json(cfg) -> dict:
+    return dataclasses.asdict(cfg)

@@ -1,0 +1,148 @@
+"""Integrate many N-body systems on one backend: the single entry point for simulation.
+
+In:  a `Law`; float64 initial states pos, vel [S, n, dim], charges q and masses m [S, n];
+     output spacing dt and count nt; softening eps; integrator tolerances.
+Out: `IntegrationResult` with pos, vel and the accelerations acc at those states
+     [S, nt, n, dim] float64 at t_k = k*dt (k = 0..nt-1), n_steps [S] (accepted adaptive
+     steps) and failed [S] (bool).
+
+Backends: "cpu" (Numba, parallel over simulations), "cuda" (Numba CUDA, one thread per
+simulation) and "reference" (NumPy, slow, the specification). All three run the same
+Dormand–Prince 5(4) algorithm (`nbody.integrator_core`). `resolve_backend` is the one
+place that decides which backend "auto" means.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import InputError
+from .laws import Law
+
+BACKEND_NAMES = ("auto", "cpu", "cuda", "reference")
+
+
+@dataclass(frozen=True)
+class IntegrationResult:
+    """Trajectories of S systems.
+
+    Attributes:
+        pos, vel: [S, nt, n, dim] float64; NaN after the failure point of a failed system.
+        acc: [S, nt, n, dim] float64 accelerations at (pos, vel), as `nbody.laws.accelerations`
+            defines them (the integrator's own right-hand side at the outputs).
+        n_steps: [S] int64 accepted integrator steps per system.
+        failed: [S] bool, True when a system needed more than `max_substeps` steps in one
+            output interval (or its step size underflowed).
+    """
+
+    pos: np.ndarray
+    vel: np.ndarray
+    acc: np.ndarray
+    n_steps: np.ndarray
+    failed: np.ndarray
+
+
+def _cuda_simulated() -> bool:
+    from numba import config
+    return bool(config.ENABLE_CUDASIM)
+
+
+def _real_gpu_present() -> bool:
+    if _cuda_simulated():
+        return False
+    from numba import cuda
+    try:
+        return bool(cuda.is_available())
+    except Exception:  # a broken driver install means "no usable GPU", not a crash
+        return False
+
+
+def resolve_backend(name: str) -> str:
+    """Map a backend request to "cpu", "cuda" or "reference".
+
+    "auto" picks "cuda" only when a real GPU is usable (never under the CUDA simulator,
+    NUMBA_ENABLE_CUDASIM=1), else "cpu". An explicit "cuda" is honoured on a real GPU or
+    under the simulator (that is how the CUDA kernel is tested on CPU).
+
+    Raises:
+        InputError: unknown name, or "cuda" with neither a GPU nor the simulator.
+    """
+    if name not in BACKEND_NAMES:
+        raise InputError(f"backend must be one of {BACKEND_NAMES}, got {name!r}")
+    if name == "auto":
+        return "cuda" if _real_gpu_present() else "cpu"
+    if name == "cuda" and not (_cuda_simulated() or _real_gpu_present()):
+        raise InputError("backend 'cuda' requested but no CUDA GPU is available "
+                         "(use backend 'cpu' or 'auto')")
+    return name
+
+
+def _check_inputs(pos, vel, q, m, dt, nt, softening, rtol, atol, max_substeps):
+    pos, vel, q, m = (np.ascontiguousarray(a, dtype=np.float64) for a in (pos, vel, q, m))
+    if pos.ndim != 3 or pos.shape[-1] not in (2, 3):
+        raise InputError(f"pos must be [S, n, dim] with dim 2 or 3, got shape {pos.shape}")
+    if vel.shape != pos.shape or q.shape != pos.shape[:2] or m.shape != pos.shape[:2]:
+        raise InputError(f"shape mismatch: pos {pos.shape}, vel {vel.shape}, q {q.shape}, m {m.shape}")
+    if not all(np.isfinite(a).all() for a in (pos, vel, q, m)):
+        raise InputError("initial states contain NaN or inf")
+    if not (m > 0).all():
+        raise InputError("masses must be positive")
+    if not (dt > 0 and math.isfinite(dt)) or int(nt) < 1:
+        raise InputError(f"need dt > 0 and nt >= 1, got dt={dt}, nt={nt}")
+    if not (softening >= 0 and rtol > 0 and atol > 0 and int(max_substeps) >= 1):
+        raise InputError("need softening >= 0, rtol > 0, atol > 0 and max_substeps >= 1")
+    return pos, vel, q, m
+
+
+def integrate(law: Law, pos: np.ndarray, vel: np.ndarray, q: np.ndarray, m: np.ndarray, *,
+              dt: float, nt: int, softening: float = 0.01, rtol: float = 1e-9, atol: float = 1e-9,
+              max_substeps: int = 100_000, official_quirks: bool = False,
+              backend: str = "auto") -> IntegrationResult:
+    """Integrate S independent systems from their initial states.
+
+    Args:
+        law: the pair law (plus damping/gravity) from `nbody.laws`.
+        pos, vel: [S, n, dim] initial positions and velocities.
+        q, m: [S, n] charges and (positive) masses.
+        dt: output spacing; outputs at t_k = k*dt exactly, k = 0..nt-1 (t_0 = initial state).
+        nt: number of outputs per system.
+        softening: eps in r' = r + eps.
+        rtol, atol: local error tolerances of the adaptive step control.
+        max_substeps: attempted steps allowed per output interval before `failed`.
+        official_quirks: the official code's damping/gravity node weights.
+        backend: "auto", "cpu", "cuda" or "reference" (see `resolve_backend`).
+    Returns:
+        IntegrationResult (pos, vel, acc [S, nt, n, dim] float64, n_steps [S], failed [S]).
+    """
+    pos, vel, q, m = _check_inputs(pos, vel, q, m, dt, nt, softening, rtol, atol, max_substeps)
+    which = resolve_backend(backend)
+    S, n, dim = pos.shape
+    args = (float(dt), int(nt), float(softening), float(rtol), float(atol), int(max_substeps))
+    if which == "reference":
+        from .reference import integrate_reference
+        return IntegrationResult(*integrate_reference(
+            law, pos, vel, q, m, dt=args[0], nt=args[1], softening=args[2], rtol=args[3],
+            atol=args[4], max_substeps=args[5], official_quirks=official_quirks))
+    out_pos = np.empty((S, int(nt), n, dim))
+    out_vel = np.empty_like(out_pos)
+    out_acc = np.empty_like(out_pos)
+    steps = np.zeros(S, dtype=np.int64)
+    failed = np.zeros(S, dtype=np.bool_)
+    if which == "cpu":
+        from .kernels_cpu import cpu_kernel
+        cpu_kernel(law, n, dim, bool(official_quirks))(pos, vel, q, m, out_pos, out_vel, out_acc, steps, failed,
+                                                       *args)
+    else:
+        from numba import cuda
+
+        from . import kernels_cuda
+        kernel = kernels_cuda.cuda_kernel(law, n, dim, bool(official_quirks))
+        d_in = [cuda.to_device(a) for a in (pos, vel, q, m)]
+        d_out = [cuda.to_device(a) for a in (out_pos, out_vel, out_acc, steps, failed)]
+        tpb = kernels_cuda.THREADS_PER_BLOCK
+        kernel[(S + tpb - 1) // tpb, tpb](*d_in, *d_out, *args)
+        cuda.synchronize()
+        out_pos, out_vel, out_acc, steps, failed = (d.copy_to_host() for d in d_out)
+    return IntegrationResult(out_pos, out_vel, out_acc, steps, failed)

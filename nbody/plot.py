@@ -1,0 +1,48 @@
+"""Trajectory figure for a dataset: a quick visual check that the physics looks right.
+
+In:  states [S, T, n, 2*dim+2] (any float dtype; layout from `nbody.state`), a title.
+Out: a PNG with one panel per system showing each particle's x-y path (start marked).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: datasets are generated on headless machines
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from . import state  # noqa: E402
+
+
+def plot_trajectories(states: np.ndarray, dim: int, path: str | Path, title: str = "",
+                      max_systems: int = 4) -> Path:
+    """Draw the x-y paths of the first `max_systems` systems.
+
+    Args:
+        states: [S, T, n, 2*dim+2] node features over time.
+        dim: spatial dimension (only x and y are drawn in 3D).
+        path: output PNG file.
+        title: figure title (e.g. the law name).
+        max_systems: number of panels.
+    Returns:
+        The written path.
+    """
+    path = Path(path)
+    shown = max(1, min(max_systems, states.shape[0]))
+    fig, axes = plt.subplots(1, shown, figsize=(3.2 * shown, 3.2), squeeze=False)
+    for ax, system in zip(axes[0], states[:shown]):
+        xy = np.asarray(state.pos(system, dim), dtype=np.float64)[..., :2]   # [T, n, 2]
+        for i in range(xy.shape[1]):
+            line, = ax.plot(xy[:, i, 0], xy[:, i, 1], lw=0.8)
+            ax.plot(xy[0, i, 0], xy[0, i, 1], "o", ms=3, color=line.get_color())
+        ax.set_aspect("equal", adjustable="datalim")
+        ax.set_xlabel("x")
+        ax.set_ylabel("y")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path

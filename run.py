@@ -1,0 +1,479 @@
+#!/usr/bin/env python3
+"""One script for the whole pipeline: simulate -> train -> distill -> analyse.
+
+    python run.py all --preset tiny --out runs/tiny         # the small default experiment
+    python run.py simulate --law spring --dim 2 --out data/spring2d
+    python run.py train --data data/spring2d --strategy bottleneck --out runs/spring-bn
+    python run.py distill --model runs/spring-bn/checkpoint.pt --out runs/spring-bn/distill
+    python run.py analyse --run runs/tiny                    # tables + figures of a run or sweep
+    python run.py sweep --preset paper --laws spring,r1 --dims 2,3 --strategies l1,bottleneck --out runs/sweep
+
+Every field of every stage config is a flag (`--n-sims`, `--batch-size`, `--generations`,
+...); `--preset` picks the starting values and flags override them. A run directory holds
+config.json (the frozen configs), versions.json, data/, train/, distill/ and analysis/.
+Re-running a command skips finished stages and resumes an interrupted training run.
+Bad input prints one line and exits with status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import platform
+import subprocess
+import sys
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+
+from nbody.config import SimConfig
+from nbody.errors import InputError
+from nbody.io import load_json, save_json, to_jsonable
+
+ROOT = Path(__file__).resolve().parent
+
+
+# --------------------------------------------------------------------------- #
+# Configs and presets                                                          #
+# --------------------------------------------------------------------------- #
+
+def _stage_classes():
+    from distill.config import DistillConfig
+    from gnn.config import ModelConfig, TrainConfig
+    return SimConfig, ModelConfig, TrainConfig, DistillConfig
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything a run does; saved as RUN/config.json."""
+
+    preset: str
+    sim: SimConfig
+    model: typing.Any   # gnn.config.ModelConfig
+    train: typing.Any   # gnn.config.TrainConfig
+    distill: typing.Any  # distill.config.DistillConfig
+
+
+def preset(name: str) -> RunConfig:
+    """The named starting point.
+
+    tiny:  spring, 2D, 4 bodies, bottleneck model; minutes on a laptop CPU.
+    paper: the facts sheet's full-size settings (10,000 simulations x 1,000 steps, the
+           demo's 100 kept snapshots per simulation, 300-wide 3-hidden-layer MLPs,
+           batch 64, ~1.2M optimiser steps, the larger SR budget).
+    """
+    sim_cls, model_cls, train_cls, distill_cls = _stage_classes()
+    if name == "tiny":
+        return RunConfig(
+            preset=name,
+            sim=sim_cls(law="spring", dim=2, n=4, n_sims=400, nt=250, keep_every=5, seed=0),
+            model=model_cls(strategy="bottleneck", dim=2, n_features=6, hidden=128, n_hidden_layers=2),
+            train=train_cls(batch_size=32, epochs=12, seed=0),
+            distill=distill_cls(),
+        )
+    if name == "paper":
+        return RunConfig(
+            preset=name,
+            sim=sim_cls(law="spring", dim=2, n=4, n_sims=10_000, nt=1000, keep_every=10, seed=0),
+            model=model_cls(strategy="l1", dim=2, n_features=6),
+            train=train_cls(batch_size=64, epochs=100, seed=0),
+            distill=distill_cls(population_size=1000, generations=200),
+        )
+    raise InputError(f"unknown preset {name!r}; known: tiny, paper")
+
+
+# --------------------------------------------------------------------------- #
+# Config fields as command-line flags                                          #
+# --------------------------------------------------------------------------- #
+
+# Derived from the dataset, never set by hand.
+_DERIVED = {"dim", "n_features", "topology"}
+
+
+def _field_help(cls) -> dict[str, str]:
+    """Per-field help text parsed from the dataclass's 'Attributes:' docstring section."""
+    helps, current = {}, None
+    in_attrs = False
+    for line in (cls.__doc__ or "").splitlines():
+        stripped = line.strip()
+        if stripped.startswith("Attributes:"):
+            in_attrs = True
+            continue
+        if not in_attrs or not stripped:
+            continue
+        head, sep, rest = stripped.partition(":")
+        if sep and head.isidentifier() and line.startswith(" " * 8) and not line.startswith(" " * 12):
+            current = head
+            helps[current] = rest.strip()
+        elif current:
+            helps[current] += " " + stripped
+    return helps
+
+
+def _converter(hint):
+    """argparse `type=` for a dataclass field annotation (None accepted for Optionals)."""
+    args = typing.get_args(hint)
+    optional = typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in args
+    base = next((a for a in args if a is not type(None)), hint) if optional else hint
+    if typing.get_origin(base) is tuple:
+        item = typing.get_args(base)[0]
+        convert = lambda text: tuple(item(v) for v in text.split(",") if v)  # noqa: E731
+    else:
+        convert = base
+
+    def parse(text: str):
+        if optional and text.lower() == "none":
+            return None
+        try:
+            return convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid value {text!r}") from None
+    parse.__name__ = getattr(base, "__name__", "value")
+    return parse
+
+
+def add_config_flags(parser: argparse.ArgumentParser, classes) -> None:
+    """Add one `--field-name` flag per config field (a shared name sets every stage's field)."""
+    seen = set()
+    for cls in classes:
+        group = parser.add_argument_group(f"{cls.__name__} fields")
+        hints, helps = typing.get_type_hints(cls), _field_help(cls)
+        for field in dataclasses.fields(cls):
+            if field.name in seen or field.name in _DERIVED:
+                continue
+            seen.add(field.name)
+            flag = "--" + field.name.replace("_", "-")
+            text = helps.get(field.name, "")
+            if hints[field.name] is bool:
+                group.add_argument(flag, dest=field.name, action=argparse.BooleanOptionalAction,
+                                   default=argparse.SUPPRESS, help=text)
+            else:
+                group.add_argument(flag, dest=field.name, type=_converter(hints[field.name]),
+                                   default=argparse.SUPPRESS, metavar=field.name.upper(), help=text)
+
+
+def override(cfg, values: dict):
+    """`cfg` with every field present in `values` replaced (validated by the dataclass)."""
+    names = {f.name for f in dataclasses.fields(cfg)}
+    changes = {k: v for k, v in values.items() if k in names and k not in _DERIVED}
+    return dataclasses.replace(cfg, **changes) if changes else cfg
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    """The preset named by --preset with every given flag applied."""
+    base = preset(args.preset)
+    values = vars(args)
+    return dataclasses.replace(
+        base,
+        sim=override(base.sim, values), model=override(base.model, values),
+        train=override(base.train, values), distill=override(base.distill, values))
+
+
+def register_custom_law(args: argparse.Namespace) -> None:
+    """Register `--law NAME` with `--potential EXPR` or `--force EXPR` (and optional --law-dt)."""
+    if getattr(args, "potential", None) is None and getattr(args, "force", None) is None:
+        return
+    from nbody.laws import Law, register_law
+    register_law(Law(name=args.law, potential=args.potential, force=args.force,
+                     dt=args.law_dt, charges=args.charges), overwrite=True)
+
+
+# --------------------------------------------------------------------------- #
+# Stages of a run directory                                                   #
+# --------------------------------------------------------------------------- #
+
+def versions() -> dict:
+    """Library versions and the git commit, saved beside every run."""
+    import importlib.metadata as md
+    out = {"python": platform.python_version(), "platform": platform.platform()}
+    for pkg in ("numpy", "scipy", "sympy", "numba", "torch", "pyoperon", "matplotlib"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            out[pkg] = None
+    try:
+        out["git"] = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
+                                    text=True, timeout=10).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        out["git"] = None
+    return out
+
+
+def prepare_run_dir(run_dir: Path, cfg: RunConfig) -> None:
+    """Create `run_dir` with config.json and versions.json, or check it holds this same config."""
+    path = run_dir / "config.json"
+    wanted = to_jsonable(cfg)
+    if path.exists():
+        held = load_json(path)
+        diff = sorted(f"{stage}.{k}" for stage in ("sim", "model", "train", "distill")
+                      for k in set(held.get(stage, {})) | set(wanted[stage])
+                      if held.get(stage, {}).get(k) != wanted[stage].get(k) and k not in _DERIVED)
+        if diff:
+            raise InputError(f"{run_dir} holds a run with a different config ({', '.join(diff[:4])}); "
+                             "use another --out")
+        return
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_json(path, wanted)
+    save_json(run_dir / "versions.json", versions())
+
+
+def stage_simulate(data_dir: Path, sim: SimConfig, progress: bool = True) -> Path:
+    """Generate the dataset unless `data_dir` already holds one made from `sim`."""
+    from nbody.dataset import generate_dataset, load_dataset
+    if (data_dir / "meta.json").exists():
+        held = load_dataset(data_dir)
+        if held.config != sim:
+            raise InputError(f"{data_dir} holds a dataset with a different config; use another --out")
+        print(f"[simulate] {data_dir}: done already, skipped")
+        return data_dir
+    print(f"[simulate] {sim.law} {sim.dim}D n={sim.resolved_n}: {sim.n_sims} simulations x {sim.nt} steps")
+    generate_dataset(sim, data_dir, progress=progress)
+    return data_dir
+
+
+def _model_for_data(model, data_dir: Path):
+    """The model config with dim / features / topology taken from the dataset."""
+    from nbody.dataset import load_dataset
+    from nbody.state import n_features
+    data = load_dataset(data_dir)
+    return dataclasses.replace(model, dim=data.config.dim, n_features=n_features(data.config.dim),
+                               topology=data.law.topology)
+
+
+def stage_train(train_dir: Path, data_dir: Path, model, train_cfg, progress: bool = True) -> Path:
+    """Train (or resume) unless train_dir/metrics.json exists; returns the checkpoint path."""
+    from gnn.train import train
+    if (train_dir / "metrics.json").exists():
+        print(f"[train] {train_dir}: done already, skipped")
+    else:
+        model = _model_for_data(model, data_dir)
+        resumed = " (resuming)" if (train_dir / "last.pt").exists() else ""
+        print(f"[train] {model.strategy} model on {data_dir}{resumed}")
+        train(data_dir, model, train_cfg, train_dir, progress=progress)
+    return train_dir / "checkpoint.pt"
+
+
+def stage_distill(distill_dir: Path, checkpoint: Path, data_dir: Path | None, cfg) -> dict:
+    """Distill the checkpoint unless distill_dir/distill.json exists; returns its results."""
+    from distill.pipeline import distill_checkpoint
+    if (distill_dir / "distill.json").exists():
+        print(f"[distill] {distill_dir}: done already, skipped")
+        return load_json(distill_dir / "distill.json")
+    print(f"[distill] {checkpoint} with {cfg.backend}")
+    return distill_checkpoint(checkpoint, cfg, distill_dir, dataset_path=data_dir)
+
+
+def stage_analyse(target: Path, out_dir: Path | None = None) -> list[Path]:
+    """Tables and figures for a run directory or a sweep of run directories."""
+    from analysis import find_runs, load_run, make_figures, write_tables
+    if not target.is_dir():
+        raise InputError(f"no such run or sweep directory: {target}")
+    runs = [load_run(target)] if (target / "config.json").exists() else find_runs(target)
+    if not runs:
+        raise InputError(f"no runs found under {target}")
+    out_dir = out_dir or target / "analysis"
+    written = list(write_tables(runs, out_dir).values())
+    for run in runs:
+        fig_dir = out_dir if len(runs) == 1 else out_dir / "figures" / run.path.name
+        written += make_figures(run, fig_dir)
+    print(f"[analyse] {len(runs)} run(s): {len(written)} files in {out_dir}")
+    return written
+
+
+def run_all(run_dir: Path, cfg: RunConfig, data_dir: Path | None = None, progress: bool = True) -> dict:
+    """Every stage in order into `run_dir` (data in `data_dir` if shared); returns distill results."""
+    prepare_run_dir(run_dir, cfg)
+    data_dir = stage_simulate(data_dir or run_dir / "data", cfg.sim, progress)
+    checkpoint = stage_train(run_dir / "train", data_dir, cfg.model, cfg.train, progress)
+    result = stage_distill(run_dir / "distill", checkpoint, data_dir, cfg.distill)
+    stage_analyse(run_dir)
+    return result
+
+
+def print_equations(result: dict) -> None:
+    """The rediscovered force law and Newton's second law, a few readable lines."""
+    from distill.pipeline import summary_lines
+    print()
+    for line in summary_lines(result):
+        print(line)
+
+
+# --------------------------------------------------------------------------- #
+# Sweep                                                                        #
+# --------------------------------------------------------------------------- #
+
+def sweep_jobs(cfg: RunConfig, laws, dims, strategies, seeds, out: Path) -> list[tuple]:
+    """(run_dir, RunConfig, data_dir) for every law x dim x strategy x seed."""
+    jobs = []
+    for law in laws:
+        for dim in dims:
+            for seed in seeds:
+                sim = dataclasses.replace(cfg.sim, law=law, dim=dim, seed=seed)
+                data_dir = out / "data" / f"{law}-{dim}d-s{seed}"
+                for strategy in strategies:
+                    run_cfg = dataclasses.replace(
+                        cfg, sim=sim,
+                        model=dataclasses.replace(cfg.model, strategy=strategy, dim=dim,
+                                                  n_features=2 * dim + 2, msg_dim=None),
+                        train=dataclasses.replace(cfg.train, seed=seed),
+                        distill=dataclasses.replace(cfg.distill, seed=seed))
+                    jobs.append((out / f"{law}-{dim}d-{strategy}-s{seed}", run_cfg, data_dir))
+    return jobs
+
+
+def _sweep_job(job: tuple) -> str:
+    run_dir, cfg, data_dir = job
+    threads = os.environ.get("SYMDISTILL_JOB_THREADS")
+    if threads:
+        import torch
+        torch.set_num_threads(int(threads))
+    run_all(run_dir, cfg, data_dir, progress=False)
+    return str(run_dir)
+
+
+def run_sweep(cfg: RunConfig, args: argparse.Namespace) -> None:
+    """Run the sweep's jobs on a local process pool or as a Slurm array (submitit)."""
+    out = Path(args.out)
+    split = lambda text: [v for v in text.split(",") if v]  # noqa: E731
+    try:
+        dims = [int(d) for d in split(args.dims)]
+        seeds = [int(s) for s in split(args.seeds)]
+    except ValueError:
+        raise InputError("--dims and --seeds take comma-separated integers") from None
+    jobs = sweep_jobs(cfg, split(args.laws), dims, split(args.strategies), seeds, out)
+    for _, job_cfg, _ in jobs:   # validate every combination before starting any
+        SimConfig(**{f.name: getattr(job_cfg.sim, f.name) for f in dataclasses.fields(SimConfig)})
+    # Datasets first (each shared by all strategies), so jobs never race to create one.
+    for data_dir, sim in {str(d): (d, c.sim) for _, c, d in jobs}.values():
+        stage_simulate(data_dir, sim)
+    print(f"[sweep] {len(jobs)} jobs with {args.executor}, {args.workers} at a time")
+    if args.executor == "submitit":
+        try:
+            import submitit
+        except ImportError:
+            raise InputError("--executor submitit needs `pip install submitit`") from None
+        executor = submitit.AutoExecutor(folder=out / "slurm")
+        executor.update_parameters(slurm_array_parallelism=args.workers, timeout_min=args.timeout_min)
+        for job in executor.map_array(_sweep_job, jobs):
+            print(f"[sweep] done {job.result()}")
+    else:
+        import concurrent.futures as cf
+        import multiprocessing as mp
+        os.environ["SYMDISTILL_JOB_THREADS"] = str(max(1, (os.cpu_count() or 1) // args.workers))
+        with cf.ProcessPoolExecutor(args.workers, mp_context=mp.get_context("spawn")) as pool:
+            for done in pool.map(_sweep_job, jobs):
+                print(f"[sweep] done {done}")
+    stage_analyse(out)
+
+
+# --------------------------------------------------------------------------- #
+# Command line                                                                 #
+# --------------------------------------------------------------------------- #
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `run.py` argument parser with its six subcommands."""
+    sim_cls, model_cls, train_cls, distill_cls = _stage_classes()
+    parser = argparse.ArgumentParser(prog="run.py", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=__doc__.split("\n\n", 1)[1])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name, text, classes):
+        p = sub.add_parser(name, help=text, description=text)
+        p.add_argument("--preset", default="tiny", choices=("tiny", "paper"),
+                       help="starting values for every config (default: tiny)")
+        p.add_argument("--quiet", action="store_true", help="no progress bars")
+        add_config_flags(p, classes)
+        return p
+
+    def custom_law_flags(p):
+        p.add_argument("--potential", help="register --law NAME with this pair potential U(r, q1, q2, m1, m2), "
+                                           "r the softened distance")
+        p.add_argument("--force", help="register --law NAME with this radial force f(r, q1, q2, m1, m2) = -dU/dr")
+        p.add_argument("--law-dt", type=float, default=1e-2, help="sampling interval of a custom law")
+        p.add_argument("--charges", default="gaussian", choices=("gaussian", "sign"),
+                       help="charges of a custom law: N(0,1) or ±1")
+
+    p = command("simulate", "simulate a dataset (nbody)", [sim_cls])
+    p.add_argument("--out", required=True, help="dataset directory to create (must not exist)")
+    custom_law_flags(p)
+
+    p = command("train", "train a GNN on a dataset (gnn)", [model_cls, train_cls])
+    p.add_argument("--data", required=True, help="dataset directory made by `simulate`")
+    p.add_argument("--out", required=True, help="training output directory (resumed if interrupted)")
+
+    p = command("distill", "distill a trained GNN into equations (distill)", [distill_cls])
+    p.add_argument("--model", required=True, help="checkpoint.pt made by `train`")
+    p.add_argument("--data", help="dataset directory (default: the one the model was trained on)")
+    p.add_argument("--out", help="output directory (default: beside the checkpoint, distill/)")
+
+    p = sub.add_parser("analyse", help="tables and figures of a run or sweep (analysis)")
+    p.add_argument("--run", required=True, help="a run directory or a sweep directory")
+    p.add_argument("--out", help="output directory (default: RUN/analysis)")
+
+    p = command("all", "simulate, train, distill and analyse into one run directory",
+                [sim_cls, model_cls, train_cls, distill_cls])
+    p.add_argument("--out", required=True, help="run directory (finished stages are skipped)")
+    custom_law_flags(p)
+
+    p = command("sweep", "laws x dims x strategies x seeds as independent runs",
+                [sim_cls, model_cls, train_cls, distill_cls])
+    p.add_argument("--out", required=True, help="sweep directory")
+    p.add_argument("--laws", default="spring,r1,r2,charge")
+    p.add_argument("--dims", default="2,3")
+    p.add_argument("--strategies", default="standard,bottleneck,l1,kl")
+    p.add_argument("--seeds", default="0")
+    p.add_argument("--workers", type=int, default=1, help="jobs at a time")
+    p.add_argument("--executor", default="local", choices=("local", "submitit"),
+                   help="local process pool, or a Slurm job array through submitit")
+    p.add_argument("--timeout-min", type=int, default=24 * 60, help="Slurm time limit per job")
+    return parser
+
+
+def dispatch(args: argparse.Namespace) -> None:
+    """Run the subcommand named in `args`."""
+    progress = not getattr(args, "quiet", False)
+    if args.command == "analyse":
+        stage_analyse(Path(args.run), Path(args.out) if args.out else None)
+        return
+    register_custom_law(args)
+    cfg = config_from_args(args)
+    if args.command == "simulate":
+        stage_simulate(Path(args.out), cfg.sim, progress)
+        if Path(args.out, "meta.json").exists():
+            print(f"[simulate] wrote {args.out}")
+    elif args.command == "train":
+        data = Path(args.data)
+        if not (data / "meta.json").exists():
+            raise InputError(f"no dataset at {data} (expected {data / 'meta.json'})")
+        ckpt = stage_train(Path(args.out), data, cfg.model, cfg.train, progress)
+        print(f"[train] metrics: {Path(args.out) / 'metrics.json'}; checkpoint: {ckpt}")
+    elif args.command == "distill":
+        ckpt = Path(args.model)
+        out = Path(args.out) if args.out else ckpt.parent / "distill"
+        print_equations(stage_distill(out, ckpt, Path(args.data) if args.data else None, cfg.distill))
+    elif args.command == "all":
+        print_equations(run_all(Path(args.out), cfg, progress=progress))
+    elif args.command == "sweep":
+        if args.workers < 1:
+            raise InputError("--workers must be at least 1")
+        run_sweep(cfg, args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: returns 0 on success, 2 on bad input, 130 when interrupted."""
+    args = build_parser().parse_args(argv)
+    try:
+        dispatch(args)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: re-run the same command to resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,173 @@
+"""SR backends: pyoperon recovers planted edge and node laws on a small budget (and the judge
+accepts them); the PySR adapter maps settings and output with a mocked `pysr`, and turns a
+missing pysr/Julia into a one-line InputError."""
+import sys
+import types
+from urllib.error import URLError
+
+import numpy as np
+import pandas as pd
+import pytest
+import sympy as sp
+
+from _distill_helpers import states
+from distill import engines
+from distill.candidate import lambdify
+from distill.config import DistillConfig
+from distill.judge import judge_edge, judge_node
+from distill.messages import edge_input_names, edge_inputs, pair_targets, sample_edges
+from distill.operon import allowed_symbols
+from distill.pipeline import fit_target
+from distill.symbolic import node_input_names
+from nbody.errors import InputError
+from nbody.laws import get_law
+
+SMALL = DistillConfig(population_size=400, generations=40, n_threads=2, seed=0)
+SPRING = get_law("spring")
+
+
+def planted_spring_component(X):
+    dx, dy, r = X[:, 0], X[:, 1], X[:, 2]
+    rp = r + 0.01
+    return 0.7 * dx * (rp - 1) / r - 0.3 * dy * (rp - 1) / r
+
+
+def spring_edges(seed, count):
+    x, _ = states(SPRING, 2, 4, 400, seed=seed)
+    s = sample_edges(x, SPRING, count, np.random.default_rng(seed), min_r=0.5)
+    return edge_inputs(s.x_recv, s.x_send, 2), pair_targets(SPRING, s.x_recv, s.x_send, 2, 0.01)
+
+
+def test_operon_recovers_planted_spring_component_and_judge_accepts():
+    X, _ = spring_edges(0, 1500)
+    names = edge_input_names(2)
+    fit = fit_target(X, planted_spring_component(X), names, SMALL)
+    assert fit.final.loss < 1e-3
+    assert fit.final.complexity <= 20
+    assert fit.final.expr.free_symbols == set(sp.symbols("dx dy r", real=True))
+    X_fresh, (force, accel) = spring_edges(1, 3000)
+    j = judge_edge(fit.final.expr, names, X_fresh, force, accel, fit.final.complexity,
+                   fitted=planted_spring_component(X_fresh))
+    assert j["success"] and j["target"] == "force", j
+    assert fit.front[fit.index].complexity <= fit.front[-1].complexity
+    assert all(a.loss > b.loss for a, b in zip(fit.front, fit.front[1:]))
+
+
+def node_rows(seed, count):
+    rng = np.random.default_rng(seed)
+    e = rng.normal(size=(count, 2)) * 2.0
+    m = np.exp(rng.normal(size=count))
+    X = np.column_stack([e, m, rng.normal(size=(count, 3))])   # e1, e2, m1, q1, vx1, vy1
+    return X, e, m, (0.2 * e[:, 0] - 0.5 * e[:, 1] + 0.03) / m
+
+
+def test_operon_recovers_planted_node_law_and_judge_accepts():
+    names = node_input_names(2, 2)
+    X, _, _, y = node_rows(0, 1000)
+    fit = fit_target(X, y, names, SMALL)
+    assert fit.final.expr.free_symbols == set(sp.symbols("e1 e2 m1", real=True))
+    Xf, e, m, yf = node_rows(1, 2000)
+    j = judge_node(fit.final.expr, names, Xf, e, m, fit.final.complexity, fitted=yf)
+    assert j["success"] and j["divided_by_mass"] is True, j
+    np.testing.assert_allclose(lambdify(fit.final.expr, names)(Xf), yf, atol=1e-3)
+
+
+def test_operon_is_deterministic_for_a_seed():
+    X, _, _, y = node_rows(2, 300)
+    cfg = DistillConfig(population_size=100, generations=10, n_threads=2, seed=3)
+    a = engines.fit(X, y, node_input_names(2, 2), cfg)
+    b = engines.fit(X, y, node_input_names(2, 2), cfg)
+    assert [str(c.expr) for c in a] == [str(c.expr) for c in b]
+
+
+def test_allowed_symbols_follow_the_operator_config():
+    assert allowed_symbols(("+", "-", "*", "/")) == "add,sub,mul,div,constant,variable"
+    assert allowed_symbols(("+", "*", "exp")) == "add,mul,exp,constant,variable"
+
+
+def test_unknown_backend_and_operator_are_input_errors():
+    with pytest.raises(InputError, match="unknown SR backend"):
+        DistillConfig(backend="eureqa")
+    with pytest.raises(InputError, match="unknown SR backend"):
+        engines.get_backend("eureqa")
+    with pytest.raises(InputError, match="operators"):
+        DistillConfig(operators=("+", "IF"))
+
+
+def test_nonfinite_data_are_rejected():
+    X = np.ones((5, 2))
+    with pytest.raises(InputError):
+        engines.fit(X, np.array([1, 2, np.nan, 4, 5.0]), ["a", "b"], SMALL)
+
+
+class FakePySR:
+    """Stands in for pysr.PySRRegressor: records its settings, returns a fixed hall of fame."""
+
+    last = None
+
+    def __init__(self, **kwargs):
+        self.kwargs = kwargs
+        FakePySR.last = self
+
+    def fit(self, X, y, variable_names=None):
+        self.variable_names = variable_names
+        self.equations_ = pd.DataFrame({
+            "complexity": [1, 3, 5],
+            "loss": [1.0, 0.5, 0.0],
+            "equation": ["e1", "0.2*e1", "(0.2*e1 - 0.5*e2 + 0.03)/m1"],
+        })
+        return self
+
+
+@pytest.fixture
+def fake_pysr(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pysr", types.SimpleNamespace(PySRRegressor=FakePySR))
+
+
+def test_pysr_adapter_maps_settings_and_parses_hall_of_fame(fake_pysr):
+    cfg = DistillConfig(backend="pysr", operators=("+", "-", "*", "/", "exp"), generations=7,
+                        population_size=33, max_length=21, selection="best", seed=4)
+    names = node_input_names(2, 2)
+    X, _, _, y = node_rows(3, 200)
+    cands = engines.fit(X, y, names, cfg)
+    kw = FakePySR.last.kwargs
+    assert kw["binary_operators"] == ["+", "-", "*", "/"] and kw["unary_operators"] == ["exp"]
+    assert (kw["niterations"], kw["population_size"], kw["maxsize"]) == (7, 33, 21)
+    assert kw["model_selection"] == "best" and kw["random_state"] == 4 and kw["deterministic"]
+    assert "L1" in kw["elementwise_loss"]
+    assert FakePySR.last.variable_names == names
+    best = min(cands, key=lambda c: c.loss)
+    assert best.loss < 1e-9
+    assert best.expr.free_symbols == set(sp.symbols("e1 e2 m1", real=True))
+
+
+@pytest.mark.parametrize("error", [
+    URLError("[Errno -2] Name or service not known"),
+    Exception("could not find Julia 1.10.3 - 1.11"),
+])
+def test_pysr_without_julia_is_a_one_line_input_error(monkeypatch, error):
+    class Broken(FakePySR):
+        def fit(self, *args, **kwargs):
+            raise error
+
+    monkeypatch.setitem(sys.modules, "pysr", types.SimpleNamespace(PySRRegressor=Broken))
+    with pytest.raises(InputError, match="Julia") as info:
+        engines.fit(np.ones((3, 1)), np.ones(3), ["a"], DistillConfig(backend="pysr"))
+    assert "\n" not in str(info.value)
+
+
+def test_pysr_not_installed_is_a_one_line_input_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pysr", None)   # makes `import pysr` raise ImportError
+    with pytest.raises(InputError, match="PySR backend unavailable") as info:
+        engines.fit(np.ones((3, 1)), np.ones(3), ["a"], DistillConfig(backend="pysr"))
+    assert "\n" not in str(info.value)
+
+
+def test_pysr_unrelated_errors_are_not_hidden(monkeypatch):
+    class Broken(FakePySR):
+        def fit(self, *args, **kwargs):
+            raise ZeroDivisionError("bug")
+
+    monkeypatch.setitem(sys.modules, "pysr", types.SimpleNamespace(PySRRegressor=Broken))
+    with pytest.raises(ZeroDivisionError):
+        engines.fit(np.ones((3, 1)), np.ones(3), ["a"], DistillConfig(backend="pysr"))

@@ -1,0 +1,124 @@
+"""Success judgement: accepts the true laws (and the reproduction's published successes),
+rejects near misses (wrong power of r, missing terms, the reproduction's appendix 8.1 failures)."""
+import numpy as np
+import pytest
+
+from _distill_helpers import edge_truth, states
+from distill.candidate import complexity, parse
+from distill.judge import affine_r2, judge_edge, judge_node
+from distill.messages import edge_input_names, edge_inputs, pair_targets, sample_edges
+from distill.symbolic import aggregate, node_input_names, node_inputs
+from nbody import state
+from nbody.laws import get_law
+
+
+def fresh_edges(law_name, dim, seed=5):
+    law = get_law(law_name)
+    x, _ = states(law, dim, 4, 600, seed=seed)
+    s = sample_edges(x, law, 3000, np.random.default_rng(seed), min_r=0.5)
+    force, accel = pair_targets(law, s.x_recv, s.x_send, dim, 0.01)
+    return edge_inputs(s.x_recv, s.x_send, dim), force, accel
+
+
+def verdict(law_name, dim, text, fitted_direction=None):
+    X, force, accel = fresh_edges(law_name, dim)
+    expr = parse(text, edge_input_names(dim))
+    fitted = None if fitted_direction is None else force @ np.asarray(fitted_direction)
+    return judge_edge(expr, edge_input_names(dim), X, force, accel, complexity(expr), fitted)
+
+
+@pytest.mark.parametrize("law_name, dim, text, target", [
+    ("spring", 2, "(0.7*dx - 0.3*dy)*(r - 1)/r", "force"),
+    # vj's published successes (their §5, Spring-2 L1; r^-1 2D KL; r^-2 3D bottleneck; charge 3D)
+    ("spring", 2, "(-0.291 + 0.287/r)*(dx - 0.986*dy) + 0.00118", "force"),
+    ("r1", 2, "-0.273*m2*(dx + dy)/r**2", "acceleration"),
+    ("r1", 2, "m1*m2*(dx - 2*dy)/r**2", "force"),
+    ("r2", 3, "6.06*m2*(-0.713*dx + dy + 2.44*dz)/r**3", "acceleration"),
+    ("r2", 3, "m2*(dx + dy)/(r**2*(r + 0.0308))", "acceleration"),
+    ("charge", 3, "-39.3*q2*(0.273*dx + dy)/(q1*m1*r**3)", "acceleration"),
+    ("charge", 2, "q1*q2*dy/r**3", "force"),
+])
+def test_accepts_true_laws(law_name, dim, text, target):
+    j = verdict(law_name, dim, text)
+    assert j["success"], j
+    assert j["target"] == target
+    assert j["r2"] >= 0.99
+
+
+@pytest.mark.parametrize("law_name, dim, text", [
+    ("spring", 2, "(0.7*dx - 0.3*dy)*(r - 1)"),                 # wrong power of r
+    ("r1", 2, "m2*(dx - 2*dy)/r**3"),                           # 1/r^2 force for an 1/r law
+    ("r1", 2, "(dx - 2*dy)/r**2"),                              # mass factor missing
+    ("r2", 3, "m2*(dx + dy)/r**2"),                             # 1/r for an 1/r^2 law
+    ("charge", 3, "q1*q2*dy/r**2"),                             # wrong power of r
+    # vj appendix 8.1, failed edge reconstructions
+    ("spring", 2, "(dx + dy)/(-r + m1*(0.647 - m1))"),
+    ("charge", 2, "0.351*dy*q2/(r**2*(r + 0.169*m1))"),
+    ("r2", 3, "8.43*m2*(0.26 + (dx - dy + 3.52*dz)/r)/r**2"),
+    ("spring", 2, "0.57*dy + 0.32*dx"),                         # the paper's KL failure, 2D
+])
+def test_rejects_near_misses(law_name, dim, text):
+    j = verdict(law_name, dim, text)
+    assert not j["success"], j
+    assert j["target"] is None
+
+
+def test_missing_dy_term_is_rejected_against_the_fitted_component():
+    direction = [-0.35, 0.15]      # the message 0.7(r-1)/r dx - 0.3(r-1)/r dy, in force units
+    assert verdict("spring", 2, "(0.7*dx - 0.3*dy)*(r - 1)/r", direction)["success"]
+    j = verdict("spring", 2, "0.7*dx*(r - 1)/r", direction)
+    assert j["r2"] > 0.99 and j["cosine"] < 0.95 and not j["success"]
+    assert not verdict("spring", 2, "(-0.7*dx + 0.3*dy)*(r - 1)/r", direction)["success"]  # sign flipped
+
+
+def test_complexity_limit_applies():
+    X, force, accel = fresh_edges("spring", 2)
+    expr = parse("(0.7*dx - 0.3*dy)*(r - 1)/r", edge_input_names(2))
+    assert not judge_edge(expr, edge_input_names(2), X, force, accel, complexity=99, max_complexity=40)["success"]
+
+
+@pytest.fixture(scope="module")
+def node_data():
+    law = get_law("charge")
+    x, _ = states(law, 3, 4, 800, seed=6)
+    mix = np.array([[0.6, 0.1, 0.1], [0.1, 0.6, 0.1], [0.1, 0.1, 0.6]])
+    agg = aggregate(lambda xr, xs: edge_truth(law, xr, xs, 3) @ mix.T, x, law).reshape(-1, 3)
+    flat = x.reshape(-1, 8).astype(np.float64)
+    return node_inputs(flat, agg, 3), agg, state.mass(flat, 3)
+
+
+def node_verdict(node_data, text):
+    X, agg, m = node_data
+    names = node_input_names(3, 3)
+    expr = parse(text, names)
+    return judge_node(expr, names, X, agg, m, complexity(expr))
+
+
+@pytest.mark.parametrize("text, divided", [
+    ("(0.2*e1 - 0.5*e2 + 0.03)/m1", True),
+    ("(0.199*e1 - 0.509*e2 + 0.0316)/m1", True),     # vj Spring-2 L1
+    ("7.76*e1 - e2", False),                          # vj r^-2 2D bottleneck (edge learned accelerations)
+    ("0.147*(e1 + e2)/m1", True),                     # vj charge 3D KL
+])
+def test_node_accepts_newtons_second_law(node_data, text, divided):
+    j = node_verdict(node_data, text)
+    assert j["success"] and j["divided_by_mass"] is divided, j
+
+
+@pytest.mark.parametrize("text", [
+    "e1*e2**2",                                       # vj appendix: charge 3D KL
+    "(0.153 + 0.171/m1)*(e2 + e1 + 1.11)",            # vj appendix: charge 3D bottleneck, "almost correct"
+    "3.62e-5*e1**2",                                  # vj appendix: r^-2 2D standard
+    "0.5*e1/m1**2",                                   # wrong power of the mass
+])
+def test_node_rejects_near_misses(node_data, text):
+    j = node_verdict(node_data, text)
+    assert not j["success"] and j["divided_by_mass"] is None, j
+
+
+def test_affine_r2_handles_constant_and_nonfinite_outputs():
+    basis = np.random.default_rng(0).normal(size=(100, 2))
+    assert affine_r2(np.ones(100), basis)[0] == 0.0
+    y = basis[:, 0].copy()
+    y[3] = np.inf
+    assert affine_r2(y, basis)[0] == 0.0

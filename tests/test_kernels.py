@@ -1,0 +1,151 @@
+"""The Numba CPU and CUDA kernels against the NumPy reference integrator.
+
+The CUDA kernel runs under Numba's CUDA simulator (tests/conftest.py), with few
+threads per block so a handful of simulations spans several blocks.
+"""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from nbody import kernels_cuda
+from nbody.errors import InputError
+from nbody.initial import initial_conditions
+from nbody.integrate import integrate, resolve_backend
+from nbody.laws import accelerations, get_law
+
+# (law, n, dim, official_quirks): damping with the official node weights, and the string
+# chain whose last node feels no gravity under the quirks, cover the non-pairwise terms.
+CASES = [("spring", 4, 2, False), ("damped", 4, 3, True), ("string", 6, 2, True), ("charge", 3, 3, False)]
+SETTINGS = dict(softening=0.01, rtol=1e-9, atol=1e-9, max_substeps=10_000)
+
+
+def _systems(law, n, dim, n_sims, seed=0):
+    return initial_conditions(law, n, dim, n_sims, np.random.default_rng(seed))
+
+
+@pytest.mark.parametrize("name,n,dim,quirks", CASES)
+def test_cpu_kernel_matches_reference(name, n, dim, quirks):
+    law = get_law(name)
+    ics = _systems(law, n, dim, 3)
+    kw = dict(dt=law.dt, nt=15, official_quirks=quirks, **SETTINGS)
+    cpu = integrate(law, *ics, backend="cpu", **kw)
+    ref = integrate(law, *ics, backend="reference", **kw)
+    np.testing.assert_array_equal(cpu.n_steps, ref.n_steps)
+    np.testing.assert_array_equal(cpu.failed, ref.failed)
+    np.testing.assert_allclose(cpu.pos, ref.pos, rtol=1e-10, atol=1e-11)
+    np.testing.assert_allclose(cpu.vel, ref.vel, rtol=1e-10, atol=1e-11)
+    np.testing.assert_allclose(cpu.acc, ref.acc, rtol=1e-9, atol=1e-10)
+    assert not np.allclose(cpu.pos[:, -1], cpu.pos[:, 0])   # the systems actually moved
+    # The kernel's right-hand side is the NumPy physics, evaluated at its own outputs.
+    _, _, q, m = ics
+    spec = accelerations(get_law(name), cpu.pos, cpu.vel, q[:, None], m[:, None], SETTINGS["softening"], quirks)
+    np.testing.assert_allclose(cpu.acc, spec, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("name,n,dim,quirks", [CASES[0], CASES[1]])
+def test_cuda_kernel_matches_cpu_kernel(name, n, dim, quirks, monkeypatch):
+    monkeypatch.setattr(kernels_cuda, "THREADS_PER_BLOCK", 2)
+    law = get_law(name)
+    ics = _systems(law, n, dim, 5)
+    kw = dict(dt=law.dt, nt=6, official_quirks=quirks, **SETTINGS)
+    cpu = integrate(law, *ics, backend="cpu", **kw)
+    gpu = integrate(law, *ics, backend="cuda", **kw)
+    np.testing.assert_array_equal(gpu.n_steps, cpu.n_steps)
+    np.testing.assert_array_equal(gpu.failed, cpu.failed)
+    np.testing.assert_allclose(gpu.pos, cpu.pos, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(gpu.vel, cpu.vel, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(gpu.acc, cpu.acc, rtol=1e-12, atol=1e-13)
+
+
+def test_same_seed_gives_identical_bytes():
+    law = get_law("spring")
+    runs = [integrate(law, *_systems(law, 4, 2, 16, seed=7), dt=law.dt, nt=20, backend="cpu", **SETTINGS)
+            for _ in range(2)]
+    other = integrate(law, *_systems(law, 4, 2, 16, seed=8), dt=law.dt, nt=20, backend="cpu", **SETTINGS)
+    assert runs[0].pos.tobytes() == runs[1].pos.tobytes()
+    assert runs[0].vel.tobytes() == runs[1].vel.tobytes()
+    assert runs[0].pos.tobytes() != other.pos.tobytes()
+
+
+def _close_and_far_pairs():
+    """Sim 0: light opposite charges 0.05 apart (accelerations ~1e4, a close encounter);
+    sim 1: like charges far apart (one step per output interval)."""
+    pos = np.array([[[0.0, 0.0], [0.05, 0.0]], [[0.0, 0.0], [5.0, 0.0]]])
+    vel = np.zeros_like(pos)
+    q = np.array([[1.0, -1.0], [1.0, 1.0]])
+    m = np.array([[0.1, 0.1], [1e-3, 1e-3]])
+    return pos, vel, q, m
+
+
+@pytest.mark.parametrize("backend", ["cpu", "reference"])
+def test_failed_flag_when_max_substeps_is_tiny(backend):
+    law = get_law("charge")
+    kw = dict(dt=law.dt, nt=5, softening=0.01, rtol=1e-9, atol=1e-9, backend=backend)
+    tight = integrate(law, *_close_and_far_pairs(), max_substeps=3, **kw)
+    assert tight.failed.tolist() == [True, False]
+    assert np.isnan(tight.pos[0, -1]).all() and np.isnan(tight.acc[0, -1]).all()
+    assert np.isfinite(tight.pos[1]).all()
+    assert np.isfinite(tight.pos[0, 0]).all()                 # the initial state is kept
+    loose = integrate(law, *_close_and_far_pairs(), max_substeps=100_000, **kw)
+    assert not loose.failed.any()
+    assert loose.n_steps[0] > 3 * (kw["nt"] - 1)               # it did need the extra steps
+
+
+def test_resolve_backend():
+    assert resolve_backend("cpu") == "cpu"
+    assert resolve_backend("reference") == "reference"
+    assert resolve_backend("auto") == "cpu"       # the simulator never counts as a GPU
+    assert resolve_backend("cuda") == "cuda"      # explicit request runs on the simulator
+    with pytest.raises(InputError):
+        resolve_backend("tpu")
+
+
+def test_bad_inputs_raise_input_error():
+    law = get_law("spring")
+    pos, vel, q, m = _systems(law, 4, 2, 2)
+    with pytest.raises(InputError):
+        integrate(law, pos, vel[:, :3], q, m, dt=0.01, nt=3, backend="cpu")
+    with pytest.raises(InputError):
+        integrate(law, pos, vel, q, -m, dt=0.01, nt=3, backend="cpu")
+    with pytest.raises(InputError):
+        integrate(law, pos, vel, q, m, dt=0.0, nt=3, backend="cpu")
+
+
+# The simulator runs the kernel as Python and accepts code the real CUDA target rejects
+# (Numba's built-in CUDA target cannot compile min/max of floats, for one). So compile the
+# kernel for a real GPU too: NVVM is enough, no device needed. The device-function
+# dispatcher asks the current device for its compute capability, so we supply one.
+_PTX_SCRIPT = """
+import sys, types
+import numpy as np
+import numba
+from numba import cuda
+from numba.cuda.cudadrv import nvvm
+if not nvvm.is_available():
+    sys.exit(77)
+import numba.cuda.dispatcher as dispatcher
+dispatcher.get_current_device = lambda: types.SimpleNamespace(compute_capability=(8, 0))
+from nbody.kernels_cuda import cuda_kernel
+from nbody.laws import accelerations, get_law
+for name, n, dim, quirks in [("damped", 4, 3, True), ("string", 6, 2, True)]:
+    kernel = cuda_kernel(get_law(name), n, dim, quirks)
+    arrays = [np.zeros((1, n, dim)), np.zeros((1, n, dim)), np.zeros((1, n)), np.zeros((1, n)),
+              np.zeros((1, 2, n, dim)), np.zeros((1, 2, n, dim)), np.zeros(1, np.int64), np.zeros(1, bool)]
+    sig = tuple(numba.typeof(a) for a in arrays) + (numba.float64, numba.int64, numba.float64,
+                                                     numba.float64, numba.float64, numba.int64)
+    ptx, _ = cuda.compile_ptx(kernel.py_func, sig, cc=(8, 0))
+    assert ".entry" in ptx
+print("compiled")
+"""
+
+
+def test_cuda_kernel_compiles_for_a_real_gpu():
+    env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "0"}
+    proc = subprocess.run([sys.executable, "-c", _PTX_SCRIPT], env=env, capture_output=True, text=True,
+                          timeout=300)
+    if proc.returncode == 77:
+        pytest.skip("NVVM (CUDA compiler library) not available")
+    assert proc.returncode == 0 and "compiled" in proc.stdout, proc.stderr[-3000:]

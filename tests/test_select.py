@@ -1,0 +1,87 @@
+"""Candidates, Pareto front, the paper's "score" rule vs PySR's "best", cleaning and refit."""
+import math
+
+import numpy as np
+import pytest
+import sympy as sp
+
+from distill.candidate import Candidate, clean, complexity, mae, parse
+from distill.refit import refit_constants
+from distill.select import pareto_front, scores, select
+
+NAMES = ["dx", "dy", "r", "m1", "m2", "q1", "q2"]
+
+
+def cand(c, loss, text="dx"):
+    return Candidate(sp.Symbol(text), c, loss)
+
+
+# complexity, loss: the "score" jump is at 5 (log 100 / 2); "best" must stay within 1.5x of
+# the minimum loss (0.0135), so it takes 7 (largest score among 7, 9, 11).
+FRONT = [cand(1, 10.0, "c1"), cand(3, 5.0, "c3"), cand(5, 0.05, "c5"), cand(7, 0.012, "c7"),
+         cand(9, 0.0095, "c9"), cand(11, 0.009, "c11")]
+
+
+def test_pareto_front_drops_dominated_and_keeps_best_per_complexity():
+    noisy = FRONT + [cand(5, 0.5, "worse5"), cand(6, 0.06, "dominated"), cand(13, float("inf"), "inf")]
+    front = pareto_front(list(reversed(noisy)))
+    assert [c.complexity for c in front] == [1, 3, 5, 7, 9, 11]
+    assert front[2].expr == sp.Symbol("c5")
+
+
+def test_scores_are_minus_dlog_loss_over_dcomplexity():
+    s = scores(FRONT)
+    assert s[0] == 0.0
+    assert s[2] == pytest.approx(-math.log(0.05 / 5.0) / 2)
+    assert s[4] == pytest.approx(-math.log(0.0095 / 0.012) / 2)
+
+
+def test_score_rule_takes_the_largest_relative_drop():
+    assert FRONT[select(FRONT, "score")].complexity == 5
+
+
+def test_best_rule_caps_loss_at_1p5_times_minimum():
+    assert FRONT[select(FRONT, "best")].complexity == 7
+    assert FRONT[select(FRONT, "best", best_loss_factor=10.0)].complexity == 5
+
+
+def test_complexity_counts_like_pysr():
+    assert complexity(parse("dx", NAMES)) == 1
+    assert complexity(parse("0.5*dx", NAMES)) == 3
+    assert complexity(parse("dx - dy", NAMES)) == 3
+    assert complexity(parse("(dx + 1)/r", NAMES)) == 5
+    assert complexity(parse("m2*dx/r**3", NAMES)) == 9
+    assert complexity(parse("(0.7*dx - 0.3*dy)*(r - 1)/r", NAMES)) == 13
+
+
+def test_clean_chops_negligible_intercept_and_keeps_values():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(500, 7))
+    raw = parse("1e-9 + 1.0000001*(0.5*dx*(1 + dy) - 0.5*dx)", NAMES)
+    y = 0.5 * X[:, 0] * X[:, 1]
+    cleaned = clean(raw, X, y, NAMES)
+    assert complexity(cleaned) <= 5
+    assert mae(cleaned, X, y, NAMES) < 1e-6
+
+
+def test_refit_recovers_perturbed_constants():
+    rng = np.random.default_rng(1)
+    X = np.abs(rng.normal(size=(800, 7))) + 0.5
+    truth = "(0.7*dx - 0.3*dy)*(r - 1)/r"
+    y = np.array([float(v) for v in sp.lambdify(sp.symbols(NAMES, real=True), parse(truth, NAMES))(*X.T)])
+    perturbed = parse("(0.6*dx - 0.4*dy)*(r - 1.2)/r", NAMES)
+    refitted, loss = refit_constants(perturbed, X, y, NAMES)
+    assert loss < 1e-6 < mae(perturbed, X, y, NAMES)
+    assert complexity(refitted) == complexity(perturbed)
+
+
+def test_refit_never_worsens_and_leaves_constant_free_expressions():
+    X = np.ones((10, 7))
+    expr = parse("dx*dy", NAMES)
+    assert refit_constants(expr, X, np.zeros(10), NAMES)[0] == expr
+
+
+def test_select_rejects_empty_front():
+    from nbody.errors import InputError
+    with pytest.raises(InputError):
+        select([], "score")
