@@ -87,7 +87,7 @@ def preset(name: str) -> RunConfig:
 # Config fields as command-line flags                                          #
 # --------------------------------------------------------------------------- #
 
-# Derived from the dataset, never set by hand.
+# ModelConfig fields derived from the dataset, never set by hand.
 _DERIVED = {"dim", "n_features", "topology"}
 
 
@@ -140,11 +140,11 @@ def add_config_flags(parser: argparse.ArgumentParser, classes) -> None:
         group = parser.add_argument_group(f"{cls.__name__} fields")
         hints, helps = typing.get_type_hints(cls), _field_help(cls)
         for field in dataclasses.fields(cls):
-            if field.name in seen or field.name in _DERIVED:
+            if field.name in seen or (cls.__name__ == "ModelConfig" and field.name in _DERIVED):
                 continue
             seen.add(field.name)
             flag = "--" + field.name.replace("_", "-")
-            text = helps.get(field.name, "")
+            text = helps.get(field.name, "").replace("%", "%%")
             if hints[field.name] is bool:
                 group.add_argument(flag, dest=field.name, action=argparse.BooleanOptionalAction,
                                    default=argparse.SUPPRESS, help=text)
@@ -156,7 +156,9 @@ def add_config_flags(parser: argparse.ArgumentParser, classes) -> None:
 def override(cfg, values: dict):
     """`cfg` with every field present in `values` replaced (validated by the dataclass)."""
     names = {f.name for f in dataclasses.fields(cfg)}
-    changes = {k: v for k, v in values.items() if k in names and k not in _DERIVED}
+    if type(cfg).__name__ == "ModelConfig":
+        names -= _DERIVED
+    changes = {k: v for k, v in values.items() if k in names}
     return dataclasses.replace(cfg, **changes) if changes else cfg
 
 
@@ -293,7 +295,7 @@ def run_all(run_dir: Path, cfg: RunConfig, data_dir: Path | None = None, progres
 
 def print_equations(result: dict) -> None:
     """The rediscovered force law and Newton's second law, a few readable lines."""
-    from distill.pipeline import summary_lines
+    from distill.report import summary_lines
     print()
     for line in summary_lines(result):
         print(line)
@@ -440,9 +442,10 @@ def dispatch(args: argparse.Namespace) -> None:
     register_custom_law(args)
     cfg = config_from_args(args)
     if args.command == "simulate":
+        if Path(args.out).exists():
+            raise InputError(f"output path {args.out} exists; choose a new --out (nothing was overwritten)")
         stage_simulate(Path(args.out), cfg.sim, progress)
-        if Path(args.out, "meta.json").exists():
-            print(f"[simulate] wrote {args.out}")
+        print(f"[simulate] wrote {args.out}")
     elif args.command == "train":
         data = Path(args.data)
         if not (data / "meta.json").exists():

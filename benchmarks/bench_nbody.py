@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 
 from nbody.initial import initial_conditions
-from nbody.integrate import _real_gpu_present, integrate
+from nbody.integrate import integrate, real_gpu_available
 from nbody.laws import get_law
 
 SETTINGS = dict(softening=0.01, rtol=1e-9, atol=1e-9, max_substeps=100_000)
-needs_gpu = pytest.mark.skipif(not _real_gpu_present(), reason="no real CUDA GPU (or CUDA simulator on)")
+needs_gpu = pytest.mark.skipif(not real_gpu_available(), reason="no real CUDA GPU (or CUDA simulator on)")
 
 
 def _bench(benchmark, law_name, n, dim, n_sims, nt, backend, rounds):

@@ -66,7 +66,7 @@ class DistillConfig:
     seed: int = 0
     operators: tuple[str, ...] = ("+", "-", "*", "/")
     population_size: int = 500
-    generations: int = 100
+    generations: int = 50
     max_length: int = 30
     max_time: float = 120.0
     optimizer_iterations: int = 10

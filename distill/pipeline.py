@@ -64,6 +64,7 @@ class FitResult:
     index: int
     final: Candidate
     refitted: bool
+    seconds: float
 
 
 def fit_target(X: np.ndarray, y: np.ndarray, names: list[str], cfg: DistillConfig) -> FitResult:
@@ -72,8 +73,10 @@ def fit_target(X: np.ndarray, y: np.ndarray, names: list[str], cfg: DistillConfi
     Args:
         X: [N, d] inputs; y: [N] target; names: column names; cfg: the stage config.
     Returns:
-        FitResult (final = the selected equation, refitted when cfg.refit and it helps).
+        FitResult (final = the selected equation, refitted when cfg.refit and it helps;
+        seconds = wall time of search, selection and refit).
     """
+    start = time.perf_counter()
     front = pareto_front(engines.fit(X, y, names, cfg))
     index = select(front, cfg.selection, cfg.best_loss_factor)
     chosen = front[index]
@@ -81,7 +84,7 @@ def fit_target(X: np.ndarray, y: np.ndarray, names: list[str], cfg: DistillConfi
     if cfg.refit:
         expr, loss = refit_constants(chosen.expr, X, y, names, cfg.precision)
         final = Candidate(expr, complexity(expr), loss)
-    return FitResult(front, scores(front), index, final, final.expr != chosen.expr)
+    return FitResult(front, scores(front), index, final, final.expr != chosen.expr, time.perf_counter() - start)
 
 
 def _nearest(x: np.ndarray, law: Law, dim: int) -> np.ndarray:

@@ -40,7 +40,7 @@ def equation_entry(fit, cfg: DistillConfig, judgement: dict, **keys: Any) -> dic
     return {**keys, "expr": expr, "equation": str(expr), "latex": sp.latex(round_floats(expr, LATEX_DIGITS)),
             "complexity": fit.final.complexity, "loss": fit.final.loss, "selected_by": cfg.selection,
             "refit": fit.refitted, "selected_equation": str(fit.front[fit.index].expr),
-            "selected_loss": fit.front[fit.index].loss, "judgement": judgement}
+            "selected_loss": fit.front[fit.index].loss, "seconds": fit.seconds, "judgement": judgement}
 
 
 def public(entry: dict) -> dict:

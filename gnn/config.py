@@ -99,7 +99,7 @@ class TrainConfig:
         amp: bf16 autocast of the hidden layers on CUDA (ignored on CPU, which is float32).
         compile: torch.compile the model for training on CUDA (ignored on CPU).
         eval_batch_size: graphs per forward pass during evaluation.
-        max_train_graphs: use only the first N training graphs (None: all).
+        max_train_graphs: train on a random subset of N training graphs, fixed by `seed` (None: all).
         checkpoint_every: steps between resume points (last.pt); also written every epoch.
         log_every: steps between progress-bar loss updates (each one syncs the device).
     """

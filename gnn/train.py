@@ -118,8 +118,9 @@ def load_splits(data: Any, model_cfg: ModelConfig) -> tuple[dict[str, tuple[np.n
     splits = {}
     n = None
     for name, (x, a) in raw.items():
-        x = np.ascontiguousarray(x, dtype=np.float32)
-        a = np.ascontiguousarray(a, dtype=np.float32)
+        # Copies read-only memory maps: torch tensors made from NumPy arrays must be writable.
+        x = np.require(x, dtype=np.float32, requirements=("C", "W"))
+        a = np.require(a, dtype=np.float32, requirements=("C", "W"))
         if x.ndim != 3 or a.ndim != 3 or x.shape[:2] != a.shape[:2]:
             raise InputError(f"{name}: expected x [G, n, F] and a [G, n, dim], got {list(x.shape)} and {list(a.shape)}")
         if x.shape[2] != model_cfg.n_features or a.shape[2] != model_cfg.dim:
@@ -262,8 +263,10 @@ def train(data: Any, model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: st
     out_dir = Path(out_dir)
     splits, dataset_info = load_splits(data, model_cfg)
     x_np, a_np = splits["train"]
-    if cfg.max_train_graphs is not None:
-        x_np, a_np = x_np[:cfg.max_train_graphs], a_np[:cfg.max_train_graphs]
+    if cfg.max_train_graphs is not None and cfg.max_train_graphs < len(x_np):
+        # A seeded random subset: a dataset's leading graphs may all come from a few simulations.
+        keep = np.sort(np.random.default_rng(cfg.seed).choice(len(x_np), cfg.max_train_graphs, replace=False))
+        x_np, a_np = x_np[keep], a_np[keep]
     n_train = len(x_np)
     batch = min(cfg.batch_size, n_train)
     batches_per_pass = n_train // batch

@@ -41,7 +41,8 @@ class SimConfig:
         official_quirks: reproduce the official code's node-order-dependent damping and
             string gravity (see `nbody.laws.external_weights`).
         backend: "auto" (CUDA if a real GPU, else CPU), "cpu", "cuda" or "reference" (NumPy).
-        rtol, atol: error tolerances of the adaptive integrator.
+        rtol: relative error tolerance of the adaptive integrator.
+        atol: absolute error tolerance of the adaptive integrator.
         max_substeps: adaptive steps allowed per output interval before a simulation is
             marked failed (never silently inaccurate, unlike odeint's mxstep).
     """

@@ -49,7 +49,8 @@ def _cuda_simulated() -> bool:
     return bool(config.ENABLE_CUDASIM)
 
 
-def _real_gpu_present() -> bool:
+def real_gpu_available() -> bool:
+    """True when a real CUDA GPU is usable (never under NUMBA_ENABLE_CUDASIM=1)."""
     if _cuda_simulated():
         return False
     from numba import cuda
@@ -72,8 +73,8 @@ def resolve_backend(name: str) -> str:
     if name not in BACKEND_NAMES:
         raise InputError(f"backend must be one of {BACKEND_NAMES}, got {name!r}")
     if name == "auto":
-        return "cuda" if _real_gpu_present() else "cpu"
-    if name == "cuda" and not (_cuda_simulated() or _real_gpu_present()):
+        return "cuda" if real_gpu_available() else "cpu"
+    if name == "cuda" and not (_cuda_simulated() or real_gpu_available()):
         raise InputError("backend 'cuda' requested but no CUDA GPU is available "
                          "(use backend 'cpu' or 'auto')")
     return name
@@ -140,7 +141,7 @@ def integrate(law: Law, pos: np.ndarray, vel: np.ndarray, q: np.ndarray, m: np.n
         from . import kernels_cuda
         kernel = kernels_cuda.cuda_kernel(law, n, dim, bool(official_quirks))
         d_in = [cuda.to_device(a) for a in (pos, vel, q, m)]
-        d_out = [cuda.to_device(a) for a in (out_pos, out_vel, out_acc, steps, failed)]
+        d_out = [cuda.device_array_like(a) for a in (out_pos, out_vel, out_acc, steps, failed)]
         tpb = kernels_cuda.THREADS_PER_BLOCK
         kernel[(S + tpb - 1) // tpb, tpb](*d_in, *d_out, *args)
         cuda.synchronize()

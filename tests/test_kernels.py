@@ -133,7 +133,8 @@ from nbody.laws import accelerations, get_law
 for name, n, dim, quirks in [("damped", 4, 3, True), ("string", 6, 2, True)]:
     kernel = cuda_kernel(get_law(name), n, dim, quirks)
     arrays = [np.zeros((1, n, dim)), np.zeros((1, n, dim)), np.zeros((1, n)), np.zeros((1, n)),
-              np.zeros((1, 2, n, dim)), np.zeros((1, 2, n, dim)), np.zeros(1, np.int64), np.zeros(1, bool)]
+              np.zeros((1, 2, n, dim)), np.zeros((1, 2, n, dim)), np.zeros((1, 2, n, dim)),
+              np.zeros(1, np.int64), np.zeros(1, bool)]
     sig = tuple(numba.typeof(a) for a in arrays) + (numba.float64, numba.int64, numba.float64,
                                                      numba.float64, numba.float64, numba.int64)
     ptx, _ = cuda.compile_ptx(kernel.py_func, sig, cc=(8, 0))

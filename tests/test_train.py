@@ -109,6 +109,22 @@ def test_resume_from_last_pt_matches_an_uninterrupted_run(tmp_path, strategy):
         assert got == pytest.approx(want)
 
 
+def test_trains_from_a_dataset_directory(tmp_path):
+    from nbody.config import SimConfig
+    from nbody.dataset import generate_dataset
+
+    path = generate_dataset(SimConfig(law="spring", n_sims=5, nt=20, backend="reference"), tmp_path / "data",
+                            progress=False)
+    result = train(str(path), ModelConfig(hidden=8, n_hidden_layers=1),
+                   TrainConfig(epochs=1, batch_size=16, device="cpu"), tmp_path / "run", progress=False)
+    assert result.metrics["test"]["n_graphs"] > 0
+    _, meta = load_model(tmp_path / "run")
+    assert meta["dataset"]["path"] == str(path) and meta["dataset"]["meta"]["config"]["law"] == "spring"
+    with pytest.raises(InputError, match="topology"):
+        train(path, ModelConfig(topology="chain"), TrainConfig(epochs=1, device="cpu"), tmp_path / "x",
+              progress=False)
+
+
 def test_last_pt_from_other_configs_is_rejected(tmp_path):
     data = spring_data(64, n_test=16)
     model_cfg = ModelConfig(strategy="l1", hidden=8, n_hidden_layers=1)
