@@ -70,7 +70,7 @@ def trained_case(law_name: str, dim: int = 2):
                          data_dir, progress=False)
     dataset = load_dataset(data_dir)
     if not (model_dir / "checkpoint.pt").exists():
-        train(dataset, ModelConfig(strategy="bottleneck", dim=dim),
+        train(data_dir, ModelConfig(strategy="bottleneck", dim=dim),
               TrainConfig(epochs=10, steps_per_epoch=1000, device="cpu", seed=0), model_dir, progress=False)
     model, _ = load_model(model_dir)
     return model, dataset
