@@ -58,7 +58,9 @@ class RunConfig:
 def preset(name: str) -> RunConfig:
     """The named starting point.
 
-    tiny:  spring, 2D, 4 bodies, bottleneck model; minutes on a laptop CPU.
+    tiny:  spring, 2D, 4 bodies, bottleneck model (128-wide, 2 hidden layers, OneCycle peak
+           lr 3e-3), 1,000 simulations x 500 steps keeping every 5th; about 4 minutes on
+           2 CPU cores, and it rediscovers the force law and Newton's second law.
     paper: the facts sheet's full-size settings (10,000 simulations x 1,000 steps, the
            demo's 100 kept snapshots per simulation, 300-wide 3-hidden-layer MLPs,
            batch 64, ~1.2M optimiser steps, the larger SR budget).
@@ -67,9 +69,9 @@ def preset(name: str) -> RunConfig:
     if name == "tiny":
         return RunConfig(
             preset=name,
-            sim=sim_cls(law="spring", dim=2, n=4, n_sims=400, nt=250, keep_every=5, seed=0),
+            sim=sim_cls(law="spring", dim=2, n=4, n_sims=1000, nt=500, keep_every=5, seed=0),
             model=model_cls(strategy="bottleneck", dim=2, n_features=6, hidden=128, n_hidden_layers=2),
-            train=train_cls(batch_size=32, epochs=12, seed=0),
+            train=train_cls(batch_size=32, epochs=25, lr=3e-3, seed=0),
             distill=distill_cls(),
         )
     if name == "paper":

@@ -1,0 +1,133 @@
+"""run.py end to end: the `tiny` preset, resume/skip behaviour, and bad input.
+
+The tiny preset is the README's main job; here it must rediscover the spring force law
+with the bottleneck strategy, write tables that parse and figures that are PNGs, and a
+re-run must skip every finished stage.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import run
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "run.py"), *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    out = tmp_path_factory.mktemp("tiny") / "run"
+    proc = _cli("all", "--preset", "tiny", "--quiet", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return out, proc
+
+
+@pytest.mark.slow
+def test_tiny_preset_rediscovers_the_spring_law(tiny_run):
+    out, proc = tiny_run
+    result = json.loads((out / "distill" / "distill.json").read_text())
+    assert result["law"] == "spring" and result["strategy"] == "bottleneck"
+    assert result["edge_success"], [e["judgement"] for e in result["edge"]]
+    assert result["node_success"], [e["judgement"] for e in result["node"]]
+    assert min(result["r2_force_mean"], 1.0) > 0.95
+    assert "force law FOUND" in proc.stdout and "Newton's 2nd law FOUND" in proc.stdout
+
+
+@pytest.mark.slow
+def test_tiny_run_directory_holds_configs_tables_and_figures(tiny_run):
+    out, _ = tiny_run
+    config = json.loads((out / "config.json").read_text())
+    assert config["preset"] == "tiny" and config["sim"]["law"] == "spring"
+    assert json.loads((out / "versions.json").read_text())["torch"].startswith("2.")
+    tables = out / "analysis"
+    with open(tables / "test_mae.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert any(row.get("sim", "").startswith("spring-2") for row in rows), rows
+    markdown = (tables / "test_mae.md").read_text().splitlines()
+    assert any(line.startswith("| spring-2") for line in markdown), markdown
+    pngs = sorted(tables.glob("*.png"))
+    assert len(pngs) >= 4
+    for png in pngs:
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_rerun_skips_finished_stages_and_redoes_only_the_missing_one(tiny_run):
+    out, _ = tiny_run
+    checkpoint = out / "train" / "checkpoint.pt"
+    data_meta = out / "data" / "meta.json"
+    before = (checkpoint.stat().st_mtime_ns, data_meta.stat().st_mtime_ns)
+    (out / "distill" / "distill.json").unlink()   # as if distillation had been interrupted
+    proc = _cli("all", "--preset", "tiny", "--quiet", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "[simulate]" in proc.stdout and "done already, skipped" in proc.stdout
+    assert (checkpoint.stat().st_mtime_ns, data_meta.stat().st_mtime_ns) == before
+    assert (out / "distill" / "distill.json").exists()
+
+
+@pytest.mark.slow
+def test_changed_config_in_an_existing_run_directory_is_refused(tiny_run):
+    out, _ = tiny_run
+    proc = _cli("all", "--preset", "tiny", "--quiet", "--epochs", "1", "--out", str(out))
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "different config" in proc.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["simulate", "--law", "nope", "--out", "{tmp}/d"], "unknown law"),
+    (["simulate", "--n", "1", "--out", "{tmp}/d"], "n must be"),
+    (["simulate", "--dim", "4", "--out", "{tmp}/d"], "dim must be 2 or 3"),
+    (["simulate", "--dt", "-0.1", "--out", "{tmp}/d"], "dt must be positive"),
+    (["simulate", "--out", "{tmp}"], "exists"),
+    (["train", "--data", "{tmp}/missing", "--out", "{tmp}/t"], "no dataset"),
+    (["train", "--data", "{tmp}", "--strategy", "nope", "--out", "{tmp}/t"], "strategy"),
+    (["distill", "--model", "{tmp}/missing.pt"], "checkpoint"),
+    (["distill", "--model", "{tmp}/garbage.pt"], ""),
+    (["all", "--backend", "gpu", "--out", "{tmp}/r"], "backend"),
+    (["analyse", "--run", "{tmp}/missing"], "no such run"),
+])
+def test_bad_input_gives_one_line_and_exit_code_2(tmp_path, args, message):
+    (tmp_path / "meta.json").write_text("{}")
+    (tmp_path / "garbage.pt").write_bytes(b"not a checkpoint")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    code = run.main([a.replace("{tmp}", str(tmp_path)) for a in args])
+    assert code == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == before   # nothing written or lost
+
+
+def test_bad_input_message_is_a_single_line(tmp_path):
+    proc = _cli("simulate", "--law", "nope", "--out", str(tmp_path / "d"))
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: unknown law") and proc.stderr.count("\n") == 1
+    assert "Traceback" not in proc.stderr
+
+
+def test_every_config_field_is_a_flag_and_overrides_the_preset():
+    parser = run.build_parser()
+    args = parser.parse_args(["all", "--out", "x", "--law", "r2", "--dim", "3", "--strategy", "kl",
+                              "--epochs", "3", "--generations", "7", "--no-refit", "--n", "none"])
+    cfg = run.config_from_args(args)
+    assert (cfg.sim.law, cfg.sim.dim, cfg.sim.n) == ("r2", 3, None)
+    assert (cfg.model.strategy, cfg.train.epochs, cfg.distill.generations) == ("kl", 3, 7)
+    assert cfg.distill.refit is False
+    assert cfg.train.seed == cfg.sim.seed == cfg.distill.seed == 0
+
+
+def test_sweep_jobs_cover_the_grid_and_share_datasets(tmp_path):
+    cfg = run.preset("tiny")
+    jobs = run.sweep_jobs(cfg, ["spring", "r1"], [2, 3], ["l1", "bottleneck"], [0, 1], tmp_path)
+    assert len(jobs) == 16
+    assert len({str(job[0]) for job in jobs}) == 16
+    assert len({str(job[2]) for job in jobs}) == 8        # one dataset per law x dim x seed
+    bottleneck_3d = [c for d, c, _ in jobs if c.model.strategy == "bottleneck" and c.sim.dim == 3]
+    assert all(c.model.resolved_msg_dim == 3 for c in bottleneck_3d)
