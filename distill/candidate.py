@@ -137,12 +137,44 @@ def round_floats(expr: sp.Expr, digits: int) -> sp.Expr:
     return expr.xreplace(table)
 
 
+def _monic_product(term: sp.Expr) -> sp.Expr:
+    """c * (a x + b y) * (d r - e) / r  ->  (c d a x + c d b y) * (r - e/d) / r.
+
+    Each sum factor is scaled so its first variable term has coefficient 1, and the
+    collected scale goes into a sum factor without a constant term (a linear combination
+    of variables) when there is one. Same value, fewer and more telling constants.
+    """
+    coeff, factors = term.as_coeff_mul()
+    new = []
+    for factor in factors:
+        base, power = factor.as_base_exp()
+        if base.is_Add and power.is_Integer:
+            lead = next((t.as_coeff_Mul()[0] for t in base.as_ordered_terms() if not t.is_Number), None)
+            if lead is not None and lead != 0:
+                base = sp.expand(base / lead)
+                coeff *= lead ** power
+        new.append((base, power))
+    target = next((i for i, (b, p) in enumerate(new) if p == 1 and b.is_Add
+                   and not any(t.is_Number for t in b.args)), None)
+    if target is not None:
+        new[target] = (sp.expand(coeff * new[target][0]), 1)
+        coeff = sp.Integer(1)
+    return coeff * sp.Mul(*(b ** p for b, p in new))
+
+
+def monic_factors(expr: sp.Expr) -> sp.Expr:
+    """`_monic_product` applied to a product or to each product of a sum."""
+    if expr.is_Add:
+        return sp.Add(*(_monic_product(t) if t.is_Mul else t for t in expr.args))
+    return _monic_product(expr) if expr.is_Mul else expr
+
+
 def clean(expr: sp.Expr, X: np.ndarray, y: np.ndarray, names: Sequence[str], digits: int = 5) -> sp.Expr:
     """Readable, value-preserving form of an engine's expression.
 
     Rounds constants to `digits` significant digits, drops top-level additive terms whose
     RMS contribution on X is below CHOP_FRACTION * std(y), and returns the least complex
-    of the raw, cancelled, factored and together-ed forms.
+    of the raw, cancelled, factored, together-ed and monic-factor forms.
 
     Args:
         expr: expression over `names`.
@@ -159,7 +191,7 @@ def clean(expr: sp.Expr, X: np.ndarray, y: np.ndarray, names: Sequence[str], dig
                 if np.sqrt(np.mean(lambdify(t, names)(X) ** 2)) >= CHOP_FRACTION * scale]
         expr = sp.Add(*kept) if kept else sp.Integer(0)
     forms = [expr]
-    for transform in (sp.cancel, sp.factor, sp.together):
+    for transform in (sp.cancel, sp.factor, sp.together, monic_factors):
         try:
             forms.append(round_floats(transform(expr), digits))
         except (sp.PolynomialError, TypeError, ValueError):

@@ -85,3 +85,15 @@ def test_select_rejects_empty_front():
     from nbody.errors import InputError
     with pytest.raises(InputError):
         select([], "score")
+
+
+def test_clean_makes_sum_factors_monic_and_keeps_values():
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(400, 7))
+    X[:, 2] = np.hypot(X[:, 0], X[:, 1])
+    raw = parse("-0.057112 + 2816.8*(-0.053477*dx + 0.037882*dy)*(0.010352*r - 0.010248)/r", NAMES)
+    y = sp.lambdify(sp.symbols(NAMES), raw)(*X.T)
+    cleaned = clean(raw, X, y, NAMES)
+    assert "r - 0.98995" in str(cleaned)          # the spring's (r - 1) shows as such
+    assert complexity(cleaned) < complexity(raw)
+    assert mae(cleaned, X, y, NAMES) < 1e-3
