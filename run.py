@@ -369,6 +369,8 @@ def run_sweep(cfg: RunConfig, args: argparse.Namespace) -> None:
             for done in pool.map(_sweep_job, jobs):
                 print(f"[sweep] done {done}")
     stage_analyse(out)
+    for table in ("test_mae", "edge_reconstruction", "node_reconstruction"):
+        print("\n" + (out / "analysis" / f"{table}.md").read_text())
 
 
 # --------------------------------------------------------------------------- #
