@@ -166,11 +166,12 @@ def override(cfg, values: dict):
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     """The preset named by --preset with every given flag applied."""
+    from nbody.laws import get_law
     base = preset(args.preset)
     values = vars(args)
+    sim = override(base.sim, values)
     return dataclasses.replace(
-        base,
-        sim=override(base.sim, values), model=override(base.model, values),
+        base, sim=sim, model=model_for(override(base.model, values), sim.dim, get_law(sim.law).topology),
         train=override(base.train, values), distill=override(base.distill, values))
 
 
@@ -236,13 +237,17 @@ def stage_simulate(data_dir: Path, sim: SimConfig, progress: bool = True) -> Pat
     return data_dir
 
 
-def _model_for_data(model, data_dir: Path):
-    """The model config with dim / features / topology taken from the dataset."""
-    from nbody.dataset import load_dataset
+def model_for(model, dim: int, topology: str):
+    """The model config with the fields that follow from the data: dim, features, topology."""
     from nbody.state import n_features
+    return dataclasses.replace(model, dim=dim, n_features=n_features(dim), topology=topology)
+
+
+def _model_for_data(model, data_dir: Path):
+    """The model config matched to the dataset in `data_dir`."""
+    from nbody.dataset import load_dataset
     data = load_dataset(data_dir)
-    return dataclasses.replace(model, dim=data.config.dim, n_features=n_features(data.config.dim),
-                               topology=data.law.topology)
+    return model_for(model, data.config.dim, data.law.topology)
 
 
 def stage_train(train_dir: Path, data_dir: Path, model, train_cfg, progress: bool = True) -> Path:
@@ -309,6 +314,7 @@ def print_equations(result: dict) -> None:
 
 def sweep_jobs(cfg: RunConfig, laws, dims, strategies, seeds, out: Path) -> list[tuple]:
     """(run_dir, RunConfig, data_dir) for every law x dim x strategy x seed."""
+    from nbody.laws import get_law
     jobs = []
     for law in laws:
         for dim in dims:
@@ -318,8 +324,8 @@ def sweep_jobs(cfg: RunConfig, laws, dims, strategies, seeds, out: Path) -> list
                 for strategy in strategies:
                     run_cfg = dataclasses.replace(
                         cfg, sim=sim,
-                        model=dataclasses.replace(cfg.model, strategy=strategy, dim=dim,
-                                                  n_features=2 * dim + 2, msg_dim=None),
+                        model=model_for(dataclasses.replace(cfg.model, strategy=strategy, msg_dim=None),
+                                        dim, get_law(law).topology),
                         train=dataclasses.replace(cfg.train, seed=seed),
                         distill=dataclasses.replace(cfg.distill, seed=seed))
                     jobs.append((out / f"{law}-{dim}d-{strategy}-s{seed}", run_cfg, data_dir))
@@ -345,9 +351,8 @@ def run_sweep(cfg: RunConfig, args: argparse.Namespace) -> None:
         seeds = [int(s) for s in split(args.seeds)]
     except ValueError:
         raise InputError("--dims and --seeds take comma-separated integers") from None
+    # Every combination is validated here (replace() re-runs each config's checks), before any job starts.
     jobs = sweep_jobs(cfg, split(args.laws), dims, split(args.strategies), seeds, out)
-    for _, job_cfg, _ in jobs:   # validate every combination before starting any
-        SimConfig(**{f.name: getattr(job_cfg.sim, f.name) for f in dataclasses.fields(SimConfig)})
     # Datasets first (each shared by all strategies), so jobs never race to create one.
     for data_dir, sim in {str(d): (d, c.sim) for _, c, d in jobs}.values():
         stage_simulate(data_dir, sim)

@@ -30,6 +30,7 @@ from gnn.config import ModelConfig, TrainConfig
 from gnn.model import mlp
 from gnn.train import train
 from nbody.laws import accelerations, get_law
+from nbody.state import pack
 
 N, DIM = 4, 2
 MODEL = ModelConfig(strategy="l1", dim=DIM)  # the paper's sizes
@@ -47,7 +48,7 @@ def spring_arrays(n_graphs: int) -> tuple[np.ndarray, np.ndarray]:
     pos, vel = rng.normal(size=(2, n_graphs, N, DIM))
     q, m = rng.normal(size=(n_graphs, N)), np.exp(rng.normal(size=(n_graphs, N)))
     a = accelerations(get_law("spring"), pos, vel, q, m, 0.01)
-    x = np.concatenate([pos, vel, q[..., None], m[..., None]], axis=-1)
+    x = pack(pos, vel, q, m)
     return x.astype(np.float32), a.astype(np.float32)
 
 

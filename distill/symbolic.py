@@ -132,7 +132,7 @@ def ood_states(law: Law, dim: int, n: int, count: int, softening: float, rng: np
         (x [count, n, 2*dim+2] float32, true accelerations [count, n, dim] float64).
     """
     pos, vel, q, m = initial_conditions(law, n, dim, count, rng)
-    x = np.concatenate([pos * spread, vel, q[..., None], m[..., None]], axis=-1).astype(np.float32)
+    x = state.pack(pos * spread, vel, q, m).astype(np.float32)
     # Accelerations of the float32 states the models will see, not of the float64 draw.
     x64 = x.astype(np.float64)
     acc = accelerations(law, state.pos(x64, dim), state.vel(x64, dim), state.charge(x64, dim),

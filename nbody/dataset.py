@@ -46,7 +46,7 @@ from .integrate import integrate
 from .io import config_from_dict, load_json, replace_dir, save_json, save_npy
 from .laws import Law, get_law, law_from_dict
 from .plot import plot_trajectories
-from .state import feature_names, n_features
+from .state import feature_names, n_features, pack
 
 FORMAT_VERSION = 1
 SPLIT_NAMES = ("train", "val", "test")
@@ -219,7 +219,7 @@ def _simulate_job(cfg: SimConfig, law: Law, ics, targets, bar) -> int:
         qs = np.broadcast_to(q[lo:hi][ok][:, None, :], pos.shape[:3])
         ms = np.broadcast_to(m[lo:hi][ok][:, None, :], pos.shape[:3])
         acc = result.acc[ok, ::cfg.keep_every].astype(np.float32)
-        states = np.concatenate([pos, vel, qs[..., None], ms[..., None]], axis=-1).astype(np.float32)
+        states = pack(pos, vel, qs, ms).astype(np.float32)
         for writer, window in targets:
             writer.append(states[:, window], acc[:, window])
         bar.update(hi - lo)

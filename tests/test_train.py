@@ -19,6 +19,7 @@ from gnn.model import GNN, ModelOutput
 from gnn.train import augment, batch_loss, completed_metrics, evaluate, train
 from nbody.errors import InputError
 from nbody.laws import accelerations, get_law, pair_force
+from nbody.state import pack
 
 SPRING = get_law("spring")
 SOFTENING = 0.01
@@ -31,7 +32,7 @@ def spring_graphs(rng, n_graphs, n=4, dim=2, mass_sigma=0.3):
     q = rng.normal(size=(n_graphs, n))
     m = np.exp(mass_sigma * rng.normal(size=(n_graphs, n)))
     a = accelerations(SPRING, pos, vel, q, m, SOFTENING)
-    x = np.concatenate([pos, vel, q[..., None], m[..., None]], axis=-1)
+    x = pack(pos, vel, q, m)
     return x.astype(np.float32), a.astype(np.float32)
 
 
