@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 import platform
 import subprocess
 import sys
+import time
 import types
 import typing
 from dataclasses import dataclass
@@ -29,7 +31,8 @@ from pathlib import Path
 
 from nbody.config import SimConfig
 from nbody.errors import InputError
-from nbody.io import load_json, save_json, to_jsonable
+from nbody import rundir
+from nbody.io import load_json, remove_stale_temps, save_json, to_jsonable
 
 ROOT = Path(__file__).resolve().parent
 
@@ -128,39 +131,70 @@ def _converter(hint):
         if optional and text.lower() == "none":
             return None
         try:
-            return convert(text)
+            value = convert(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"invalid value {text!r}") from None
+        if any(isinstance(v, float) and not math.isfinite(v) for v in (value if isinstance(value, tuple) else (value,))):
+            raise argparse.ArgumentTypeError(f"invalid value {text!r}: must be a finite number")
+        return value
     parse.__name__ = getattr(base, "__name__", "value")
     return parse
 
 
+# Flag prefix of each stage's config, for field names that several stages share.
+STAGE_PREFIX = {"SimConfig": "sim", "ModelConfig": "model", "TrainConfig": "train", "DistillConfig": "distill"}
+
+
+def _settable_fields(cls) -> list[dataclasses.Field]:
+    return [f for f in dataclasses.fields(cls) if not (cls.__name__ == "ModelConfig" and f.name in _DERIVED)]
+
+
 def add_config_flags(parser: argparse.ArgumentParser, classes) -> None:
-    """Add one `--field-name` flag per config field (a shared name sets every stage's field)."""
-    seen = set()
+    """Add one `--field-name` flag per config field.
+
+    A name that several of `classes` share (e.g. `seed`) gets one flag per stage,
+    `--sim-seed`, `--train-seed`, `--distill-seed` (dest "sim:seed", ...), plus the
+    plain `--seed`, which sets all of them.
+    """
+    counts: dict[str, int] = {}
+    for cls in classes:
+        for field in _settable_fields(cls):
+            counts[field.name] = counts.get(field.name, 0) + 1
+    shared_done = set()
     for cls in classes:
         group = parser.add_argument_group(f"{cls.__name__} fields")
         hints, helps = typing.get_type_hints(cls), _field_help(cls)
-        for field in dataclasses.fields(cls):
-            if field.name in seen or (cls.__name__ == "ModelConfig" and field.name in _DERIVED):
-                continue
-            seen.add(field.name)
-            flag = "--" + field.name.replace("_", "-")
+        for field in _settable_fields(cls):
             text = helps.get(field.name, "").replace("%", "%%")
-            if hints[field.name] is bool:
-                group.add_argument(flag, dest=field.name, action=argparse.BooleanOptionalAction,
-                                   default=argparse.SUPPRESS, help=text)
-            else:
-                group.add_argument(flag, dest=field.name, type=_converter(hints[field.name]),
-                                   default=argparse.SUPPRESS, metavar=field.name.upper(), help=text)
+            names = [(field.name, text)]
+            if counts[field.name] > 1:
+                prefix = STAGE_PREFIX[cls.__name__]
+                names = [(f"{prefix}:{field.name}", f"({prefix} stage only) {text}")]
+                if field.name not in shared_done:
+                    shared_done.add(field.name)
+                    names.append((field.name, f"sets --*-{field.name.replace('_', '-')} of every stage"))
+            for dest, help_text in names:
+                flag = "--" + dest.replace(":", "-").replace("_", "-")
+                if hints[field.name] is bool:
+                    group.add_argument(flag, dest=dest, action=argparse.BooleanOptionalAction,
+                                       default=argparse.SUPPRESS, help=help_text)
+                else:
+                    group.add_argument(flag, dest=dest, type=_converter(hints[field.name]),
+                                       default=argparse.SUPPRESS, metavar=field.name.upper(), help=help_text)
 
 
 def override(cfg, values: dict):
-    """`cfg` with every field present in `values` replaced (validated by the dataclass)."""
-    names = {f.name for f in dataclasses.fields(cfg)}
-    if type(cfg).__name__ == "ModelConfig":
-        names -= _DERIVED
-    changes = {k: v for k, v in values.items() if k in names}
+    """`cfg` with every field given in `values` replaced (validated by the dataclass).
+
+    A stage-prefixed key ("train:seed") wins over the shared one ("seed").
+    """
+    prefix = STAGE_PREFIX.get(type(cfg).__name__, "")
+    changes = {}
+    for field in _settable_fields(type(cfg)):
+        for key in (f"{prefix}:{field.name}", field.name):
+            if key in values:
+                changes[field.name] = values[key]
+                break
     return dataclasses.replace(cfg, **changes) if changes else cfg
 
 
@@ -179,6 +213,8 @@ def register_custom_law(args: argparse.Namespace) -> None:
     """Register `--law NAME` with `--potential EXPR` or `--force EXPR` (and optional --law-dt)."""
     if getattr(args, "potential", None) is None and getattr(args, "force", None) is None:
         return
+    if getattr(args, "law", None) is None:
+        raise InputError("--potential and --force name a new law: give it a name with --law NAME")
     from nbody.laws import Law, register_law
     register_law(Law(name=args.law, potential=args.potential, force=args.force,
                      dt=args.law_dt, charges=args.charges), overwrite=True)
@@ -243,20 +279,27 @@ def model_for(model, dim: int, topology: str):
     return dataclasses.replace(model, dim=dim, n_features=n_features(dim), topology=topology)
 
 
-def _model_for_data(model, data_dir: Path):
-    """The model config matched to the dataset in `data_dir`."""
-    from nbody.dataset import load_dataset
-    data = load_dataset(data_dir)
-    return model_for(model, data.config.dim, data.law.topology)
-
-
 def stage_train(train_dir: Path, data_dir: Path, model, train_cfg, progress: bool = True) -> Path:
-    """Train (or resume) unless train_dir/metrics.json exists; returns the checkpoint path."""
+    """Train (or resume) unless train_dir/metrics.json exists; returns the checkpoint path.
+
+    A finished run made with other configs or another dataset is refused (InputError)
+    instead of skipped; `gnn.train.train` refuses to resume such a run.
+    """
     from gnn.train import train
+    from nbody.dataset import load_dataset
+    dataset = load_dataset(data_dir)
+    model = model_for(model, dataset.config.dim, dataset.law.topology)
     if (train_dir / "metrics.json").exists():
+        wanted = rundir.record({"model": model, "train": train_cfg},
+                               {"dataset": rundir.dataset_identity(dataset.meta)})
+        trained_on = load_json(train_dir / "metrics.json").get("dataset") or {}
+        held = rundir.record({"model": load_json(train_dir / "model_config.json"),
+                              "train": load_json(train_dir / "train_config.json")},
+                             {"dataset": rundir.dataset_identity(trained_on.get("meta") or {})})
+        rundir.check_record(held, wanted, train_dir)
         print(f"[train] {train_dir}: done already, skipped")
     else:
-        model = _model_for_data(model, data_dir)
+        remove_stale_temps(train_dir)
         resumed = " (resuming)" if (train_dir / "last.pt").exists() else ""
         print(f"[train] {model.strategy} model on {data_dir}{resumed}")
         train(data_dir, model, train_cfg, train_dir, progress=progress)
@@ -264,12 +307,20 @@ def stage_train(train_dir: Path, data_dir: Path, model, train_cfg, progress: boo
 
 
 def stage_distill(distill_dir: Path, checkpoint: Path, data_dir: Path | None, cfg) -> dict:
-    """Distill the checkpoint unless distill_dir/distill.json exists; returns its results."""
-    from distill.pipeline import distill_checkpoint
+    """Distill the checkpoint unless distill_dir/distill.json exists; returns its results.
+
+    A finished distillation made with another config, checkpoint or dataset is refused.
+    """
+    from distill.pipeline import distill_checkpoint, distill_inputs
     if (distill_dir / "distill.json").exists():
+        held = load_json(distill_dir / "distill.json")
+        data = data_dir or Path(held.get("dataset") or "")      # default: the dataset it was made from
+        rundir.check_record(rundir.record(load_json(distill_dir / "distill_config.json"), held.get("inputs")),
+                            rundir.record(cfg, distill_inputs(checkpoint, data)), distill_dir)
         print(f"[distill] {distill_dir}: done already, skipped")
-        return load_json(distill_dir / "distill.json")
-    print(f"[distill] {checkpoint} with {cfg.backend}")
+        return held
+    remove_stale_temps(distill_dir.parent, distill_dir.name)
+    print(f"[distill] {checkpoint} with {cfg.sr_engine}")
     return distill_checkpoint(checkpoint, cfg, distill_dir, dataset_path=data_dir)
 
 
@@ -291,12 +342,33 @@ def stage_analyse(target: Path, out_dir: Path | None = None) -> list[Path]:
 
 
 def run_all(run_dir: Path, cfg: RunConfig, data_dir: Path | None = None, progress: bool = True) -> dict:
-    """Every stage in order into `run_dir` (data in `data_dir` if shared); returns distill results."""
-    prepare_run_dir(run_dir, cfg)
-    data_dir = stage_simulate(data_dir or run_dir / "data", cfg.sim, progress)
-    checkpoint = stage_train(run_dir / "train", data_dir, cfg.model, cfg.train, progress)
-    result = stage_distill(run_dir / "distill", checkpoint, data_dir, cfg.distill)
-    stage_analyse(run_dir)
+    """Every stage in order into `run_dir` (data in `data_dir` if shared); returns distill results.
+
+    The run directory is locked for the whole run: a second run on it exits at once.
+    RUN/timings.json records the wall seconds of each stage this run directory ran itself
+    (a shared dataset is not counted; a skipped stage keeps its earlier figure).
+    """
+    with rundir.locked(run_dir):
+        prepare_run_dir(run_dir, cfg)
+        timings_path = run_dir / "timings.json"
+        timings = load_json(timings_path) if timings_path.exists() else {}
+
+        def timed(name: str | None, done: Path, stage, *args):
+            start, skipped = time.perf_counter(), done.exists()
+            out = stage(*args)
+            if name and not skipped:
+                timings[name] = round(time.perf_counter() - start, 2)
+                save_json(timings_path, timings)
+            return out
+
+        own_data = data_dir is None
+        data_dir = data_dir or run_dir / "data"
+        timed("simulate" if own_data else None, data_dir / "meta.json", stage_simulate, data_dir, cfg.sim, progress)
+        checkpoint = timed("train", run_dir / "train" / "metrics.json", stage_train,
+                           run_dir / "train", data_dir, cfg.model, cfg.train, progress)
+        result = timed("distill", run_dir / "distill" / "distill.json", stage_distill,
+                       run_dir / "distill", checkpoint, data_dir, cfg.distill)
+        stage_analyse(run_dir)
     return result
 
 
@@ -342,9 +414,8 @@ def _sweep_job(job: tuple) -> str:
     return str(run_dir)
 
 
-def run_sweep(cfg: RunConfig, args: argparse.Namespace) -> None:
-    """Run the sweep's jobs on a local process pool or as a Slurm array (submitit)."""
-    out = Path(args.out)
+def run_sweep(cfg: RunConfig, out: Path, args: argparse.Namespace) -> None:
+    """Run the sweep's jobs into `out` on a local process pool or as a Slurm array (submitit)."""
     split = lambda text: [v for v in text.split(",") if v]  # noqa: E731
     try:
         dims = [int(d) for d in split(args.dims)]
@@ -382,10 +453,17 @@ def run_sweep(cfg: RunConfig, args: argparse.Namespace) -> None:
 # Command line                                                                 #
 # --------------------------------------------------------------------------- #
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (no usage block): `error: ...` and exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {self.prog}: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The `run.py` argument parser with its six subcommands."""
     sim_cls, model_cls, train_cls, distill_cls = _stage_classes()
-    parser = argparse.ArgumentParser(prog="run.py", description=__doc__.split("\n\n")[0],
+    parser = _Parser(prog="run.py", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog=__doc__.split("\n\n", 1)[1])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -402,7 +480,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--potential", help="register --law NAME with this pair potential U(r, q1, q2, m1, m2), "
                                            "r the softened distance")
         p.add_argument("--force", help="register --law NAME with this radial force f(r, q1, q2, m1, m2) = -dU/dr")
-        p.add_argument("--law-dt", type=float, default=1e-2, help="sampling interval of a custom law")
+        p.add_argument("--law-dt", type=_converter(float), default=1e-2, help="sampling interval of a custom law")
         p.add_argument("--charges", default="gaussian", choices=("gaussian", "sign"),
                        help="charges of a custom law: N(0,1) or ±1")
 
@@ -451,26 +529,33 @@ def dispatch(args: argparse.Namespace) -> None:
     register_custom_law(args)
     cfg = config_from_args(args)
     if args.command == "simulate":
-        if Path(args.out).exists():
-            raise InputError(f"output path {args.out} exists; choose a new --out (nothing was overwritten)")
-        stage_simulate(Path(args.out), cfg.sim, progress)
-        print(f"[simulate] wrote {args.out}")
+        out = rundir.output_path(args.out)
+        with rundir.locked(out.parent):
+            if out.exists():
+                raise InputError(f"output path {out} exists; choose a new --out (nothing was overwritten)")
+            stage_simulate(out, cfg.sim, progress)
+        print(f"[simulate] wrote {out}")
     elif args.command == "train":
-        data = Path(args.data)
+        data, out = Path(args.data), rundir.output_path(args.out)
         if not (data / "meta.json").exists():
             raise InputError(f"no dataset at {data} (expected {data / 'meta.json'})")
-        ckpt = stage_train(Path(args.out), data, cfg.model, cfg.train, progress)
-        print(f"[train] metrics: {Path(args.out) / 'metrics.json'}; checkpoint: {ckpt}")
+        with rundir.locked(out):
+            ckpt = stage_train(out, data, cfg.model, cfg.train, progress)
+        print(f"[train] metrics: {out / 'metrics.json'}; checkpoint: {ckpt}")
     elif args.command == "distill":
         ckpt = Path(args.model)
-        out = Path(args.out) if args.out else ckpt.parent / "distill"
-        print_equations(stage_distill(out, ckpt, Path(args.data) if args.data else None, cfg.distill))
+        out = rundir.output_path(args.out) if args.out is not None else ckpt.parent / "distill"
+        with rundir.locked(out.parent):
+            result = stage_distill(out, ckpt, Path(args.data) if args.data else None, cfg.distill)
+        print_equations(result)
     elif args.command == "all":
-        print_equations(run_all(Path(args.out), cfg, progress=progress))
+        print_equations(run_all(rundir.output_path(args.out), cfg, progress=progress))
     elif args.command == "sweep":
         if args.workers < 1:
             raise InputError("--workers must be at least 1")
-        run_sweep(cfg, args)
+        out = rundir.output_path(args.out)
+        with rundir.locked(out):
+            run_sweep(cfg, out, args)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -480,6 +565,10 @@ def main(argv: list[str] | None = None) -> int:
         dispatch(args)
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # unwritable or full output location, a folder where a file should be, ...
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: re-run the same command to resume", file=sys.stderr)

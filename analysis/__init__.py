@@ -16,6 +16,8 @@ Notebook use:
 from . import published
 from .figures import make_figures
 from .runs import Run, find_runs, load_run
+from .summary import summary_rows, to_summary_csv
 from .tables import build_tables, write_tables
 
-__all__ = ["Run", "build_tables", "find_runs", "load_run", "make_figures", "published", "write_tables"]
+__all__ = ["Run", "build_tables", "find_runs", "load_run", "make_figures", "published", "summary_rows",
+           "to_summary_csv", "write_tables"]

@@ -3,7 +3,7 @@
 In:  RUN/ with any subset of
        config.json            {"sim": {"law", "dim", "seed", ...}, "model": {"strategy", ...},
                                "train": {"seed", ...}, "distill": {...}, "preset"}
-       versions.json
+       versions.json, timings.json {stage: wall seconds}
        data/meta.json         {"config": {"law", "dim", "n", ...}, "law": {"name", ...}}
        data/{split}_states.npy [S, T, n, 2*dim+2] float32 (pos, vel, q, m)
        data/{split}_accel.npy  [S, T, n, dim]
@@ -96,6 +96,7 @@ class Run:
         model_config: train/model_config.json ({} if absent).
         distill: distill/distill.json ({} if absent).
         versions: versions.json ({} if absent).
+        timings: timings.json, wall seconds per stage run ({} if absent).
         law, dim, strategy, seed: identity, None where no file states it.
     """
 
@@ -106,6 +107,7 @@ class Run:
     model_config: dict
     distill: dict
     versions: dict
+    timings: dict
     law: str | None
     dim: int | None
     strategy: str | None
@@ -230,6 +232,7 @@ def load_run(path: str | os.PathLike) -> Run:
         model_config=model_config,
         distill=distill,
         versions=_optional_json(path / "versions.json"),
+        timings=_optional_json(path / "timings.json"),
         law=_first(dig(distill, "law"), dig(config, "sim", "law"), dig(meta, "config", "law"),
                    dig(meta, "law", "name"), _string(dig(meta, "law"))),
         dim=None if dim is None else int(dim),

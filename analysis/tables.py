@@ -31,6 +31,7 @@ from nbody.io import atomic_write_text
 
 from . import published as pub
 from .runs import Run, dig
+from .summary import summary_rows, to_summary_csv
 
 STRATEGIES = ("standard", "bottleneck", "l1", "kl")
 STRATEGY_TITLES = {"standard": "Standard", "bottleneck": "Bottleneck", "l1": "L1", "kl": "KL", "flathgn": "FlatHGN"}
@@ -182,6 +183,19 @@ def _reconstruction(part: str) -> Measure:
     return measure
 
 
+def _success_rate(runs: list[Run]):
+    """Runs (seeds) that found the force law, Newton's law, and both, out of the distilled runs."""
+    done = [r for r in runs if dig(r.distill, "edge_success") is not None]
+    if not done:
+        return None
+    force = sum(bool(dig(r.distill, "edge_success")) for r in done)
+    newton = sum(bool(dig(r.distill, "node_success")) for r in done)
+    both = sum(bool(dig(r.distill, "edge_success")) and bool(dig(r.distill, "node_success")) for r in done)
+    n = len(done)
+    return ({"value": both / n, "both": both, "force": force, "newton": newton, "n_runs": n},
+            f"{both}/{n} (force {force}/{n}, Newton {newton}/{n})")
+
+
 def _pair_text(sym, net) -> str:
     return f"sym {_text(sym) if sym else MISSING} / NN {_text(net) if net else MISSING}"
 
@@ -281,6 +295,11 @@ SPECS = (
               _reconstruction("edge"),
               _published(("paper", "edge_success", lambda v: "✓" if v else "✗"),
                          ("repro", "edge_success", lambda v: f"{v['success']}/{v['total']}"))),
+    TableSpec("success_rate", "Success over seeds: force law and Newton's second law both recovered",
+              "Ours: runs whose distill.json has edge_success and node_success, out of the distilled "
+              "runs of the cell (seeds); force and Newton counted separately in brackets. "
+              "Paper: Table 5 (✓/✗, one run).",
+              _success_rate, _published(("paper", "edge_success", lambda v: "✓" if v else "✗"))),
     TableSpec("node_reconstruction", "Node model: outputs reconstructed as Newton's second law",
               "Ours: successes/outputs over distill.json node[], ✓ if node_success. Repro: Table 7.",
               _reconstruction("node"),
@@ -449,7 +468,8 @@ def write_tables(runs: list[Run], out_dir: str | os.PathLike) -> dict[str, Path]
         out_dir: created if needed; files are written atomically.
     Returns:
         {file name: path}: "{table}.md" and "{table}.csv" per table, "tables.md" (all
-        tables and the sources' citations) and "tables_long.csv" (every cell with numbers).
+        tables and the sources' citations), "tables_long.csv" (every cell with numbers)
+        and "summary.csv" (one row per run, `analysis.summary`).
     """
     out_dir = Path(out_dir)
     tables = build_tables(runs)
@@ -467,4 +487,5 @@ def write_tables(runs: list[Run], out_dir: str | os.PathLike) -> dict[str, Path]
         put(f"{name}.csv", to_csv(rows))
     put("tables.md", "# Results vs published numbers\n\n" + "\n".join(markdown) + "\n" + _sources_footer())
     put("tables_long.csv", to_long_csv(tables))
+    put("summary.csv", to_summary_csv(summary_rows(runs)))
     return written

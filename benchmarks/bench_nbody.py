@@ -23,16 +23,16 @@ SETTINGS = dict(softening=0.01, rtol=1e-9, atol=1e-9, max_substeps=100_000)
 needs_gpu = pytest.mark.skipif(not real_gpu_available(), reason="no real CUDA GPU (or CUDA simulator on)")
 
 
-def _bench(benchmark, law_name, n, dim, n_sims, nt, backend, rounds):
+def _bench(benchmark, law_name, n, dim, n_sims, nt, integrator, rounds):
     law = get_law(law_name)
     pos, vel, q, m = initial_conditions(law, n, dim, n_sims, np.random.default_rng(0))
-    kw = dict(dt=law.dt, nt=nt, backend=backend, **SETTINGS)
+    kw = dict(dt=law.dt, nt=nt, integrator=integrator, **SETTINGS)
     integrate(law, pos[:2], vel[:2], q[:2], m[:2], **{**kw, "nt": 3})   # compile outside the timing
     result = benchmark.pedantic(integrate, args=(law, pos, vel, q, m), kwargs=kw, rounds=rounds,
                                 iterations=1, warmup_rounds=0)
     assert not result.failed.any()
     seconds = benchmark.stats.stats.mean
-    benchmark.extra_info.update(law=law_name, n=n, dim=dim, n_sims=n_sims, nt=nt, backend=backend,
+    benchmark.extra_info.update(law=law_name, n=n, dim=dim, n_sims=n_sims, nt=nt, integrator=integrator,
                                 seconds=seconds, sim_steps_per_s=n_sims * nt / seconds,
                                 mean_steps_per_output=float(result.n_steps.mean() / (nt - 1)))
 
@@ -40,23 +40,23 @@ def _bench(benchmark, law_name, n, dim, n_sims, nt, backend, rounds):
 @pytest.mark.parametrize("dim", [2, 3])
 @pytest.mark.parametrize("n", [4, 8])
 def test_cpu_throughput(benchmark, n, dim):
-    _bench(benchmark, "spring", n, dim, n_sims=2000, nt=500, backend="cpu", rounds=3)
+    _bench(benchmark, "spring", n, dim, n_sims=2000, nt=500, integrator="cpu", rounds=3)
 
 
 @needs_gpu
 @pytest.mark.parametrize("dim", [2, 3])
 @pytest.mark.parametrize("n", [4, 8])
 def test_cuda_throughput(benchmark, n, dim):
-    _bench(benchmark, "spring", n, dim, n_sims=20_000, nt=500, backend="cuda", rounds=3)
+    _bench(benchmark, "spring", n, dim, n_sims=20_000, nt=500, integrator="cuda", rounds=3)
 
 
 def test_reference_throughput(benchmark):
     """Compare with test_cpu_throughput[4-2] (same law, n, dim) for the speed ratio."""
-    _bench(benchmark, "spring", 4, 2, n_sims=4, nt=100, backend="reference", rounds=1)
+    _bench(benchmark, "spring", 4, 2, n_sims=4, nt=100, integrator="reference", rounds=1)
 
 
-@pytest.mark.parametrize("backend", ["cpu", pytest.param("cuda", marks=needs_gpu)])
+@pytest.mark.parametrize("integrator", ["cpu", pytest.param("cuda", marks=needs_gpu)])
 @pytest.mark.parametrize("law_name", ["spring", "r2", "charge"])
-def test_paper_scale(benchmark, law_name, backend):
+def test_paper_scale(benchmark, law_name, integrator):
     """The paper's dataset size (App. B): 10,000 simulations x 1,000 steps, n=4, 2D."""
-    _bench(benchmark, law_name, 4, 2, n_sims=10_000, nt=1000, backend=backend, rounds=1)
+    _bench(benchmark, law_name, 4, 2, n_sims=10_000, nt=1000, integrator=integrator, rounds=1)

@@ -20,7 +20,7 @@ refit -> judgement on fresh edges/nodes -> composed symbolic predictor vs networ
 distribution and on two OOD sets (positions spread x2; n + 4 particles).
 
 distill.json schema (floats that are not finite are null):
-    strategy, law, dim, backend, seconds, sparsity,
+    strategy, law, dim, sr_engine, seconds, sparsity,
     component_std [k], component_score [k] (std or mean KL), top_components [dim],
     r2_force [dim], r2_force_mean, r2_accel [dim], r2_accel_mean,
     r2_affine_force / r2_affine_accel [dim][dim+1] (raw vector -> standardised component),
@@ -41,11 +41,11 @@ distill.json schema (floats that are not finite are null):
 """
 from .candidate import Candidate, complexity
 from .config import DistillConfig
-from .engines import get_backend, register_backend
+from .engines import get_engine, register_engine
 from .pipeline import DistillData, distill_checkpoint, distill_model, distill_network, fit_target
 from .report import summary_lines
 from .symbolic import Network
 
 __all__ = ["Candidate", "DistillConfig", "DistillData", "Network", "complexity", "distill_checkpoint",
-           "distill_model", "distill_network", "fit_target", "get_backend", "register_backend",
+           "distill_model", "distill_network", "fit_target", "get_engine", "register_engine",
            "summary_lines"]

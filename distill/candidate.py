@@ -1,4 +1,4 @@
-"""Candidate equations: sympy expressions with a backend-independent complexity and loss.
+"""Candidate equations: sympy expressions with a engine-independent complexity and loss.
 
 In:  expressions (sympy or infix strings) over named input columns, data X [N, d], y [N].
 Out: `Candidate(expr, complexity, loss)`; `complexity` counts operators, constants and

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from nbody.errors import InputError
+from nbody.errors import InputError, require_finite
 
-BACKENDS = ("operon", "pysr")
+SR_ENGINES = ("operon", "pysr")
 SELECTIONS = ("score", "best")
 NODE_TARGETS = ("network", "true")
-# Operators both backends understand; the SR search uses the ones listed in `operators`.
+# Operators both SR engines understand; the SR search uses the ones listed in `operators`.
 OPERATORS = ("+", "-", "*", "/", "^", "exp", "log", "sqrt", "square")
 
 
@@ -21,7 +21,7 @@ class DistillConfig:
     """One distillation run.
 
     Attributes:
-        backend: symbolic-regression engine, "operon" (embedded default) or "pysr" (needs Julia).
+        sr_engine: symbolic-regression engine, "operon" (embedded default) or "pysr" (needs Julia).
         n_edges: edges sampled for each SR fit, for the message analysis and for judging
             (paper: 5000).
         n_nodes: nodes sampled for each node-model SR fit and for judging it.
@@ -60,7 +60,7 @@ class DistillConfig:
         precision: significant digits kept in stored equations.
     """
 
-    backend: str = "operon"
+    sr_engine: str = "operon"
     n_edges: int = 5000
     n_nodes: int = 5000
     seed: int = 0
@@ -87,8 +87,9 @@ class DistillConfig:
     precision: int = 5
 
     def __post_init__(self):
-        if self.backend not in BACKENDS:
-            raise InputError(f"unknown SR backend {self.backend!r}; choose one of {', '.join(BACKENDS)}")
+        require_finite(self)
+        if self.sr_engine not in SR_ENGINES:
+            raise InputError(f"unknown SR engine {self.sr_engine!r}; choose one of {', '.join(SR_ENGINES)}")
         if self.selection not in SELECTIONS:
             raise InputError(f"selection must be one of {SELECTIONS}, got {self.selection!r}")
         if self.node_target not in NODE_TARGETS:

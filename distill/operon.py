@@ -1,4 +1,4 @@
-"""pyoperon backend: multi-objective GP (r2 + length) with Levenberg-Marquardt constants.
+"""pyoperon SR engine: multi-objective GP (r2 + length) with Levenberg-Marquardt constants.
 
 In:  X [N, d], y [N], names, `DistillConfig` (operators, budget, seed, threads).
 Out: Operon's Pareto front as `Candidate`s.
@@ -43,7 +43,7 @@ def fit(X: np.ndarray, y: np.ndarray, names: Sequence[str], cfg: DistillConfig) 
     try:
         from pyoperon.sklearn import SymbolicRegressor
     except ImportError as exc:
-        raise InputError(f"the operon backend needs pyoperon>=0.6.1 ({exc}); try backend='pysr'") from None
+        raise InputError(f"the operon SR engine needs pyoperon>=0.6.1 ({exc}); try sr_engine='pysr'") from None
     reg = SymbolicRegressor(
         allowed_symbols=allowed_symbols(cfg.operators),
         objectives=["r2", "length"],

@@ -12,6 +12,8 @@ judgement uses fresh test edges/nodes (never the fit rows); the MAE comparison u
 """
 from __future__ import annotations
 
+import dataclasses
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +23,8 @@ import sympy as sp
 
 from nbody import state
 from nbody.errors import InputError
-from nbody.io import save_json
+from nbody.io import load_json, replace_dir, save_json, temp_dir_beside
+from nbody.rundir import dataset_identity, file_sha256
 from nbody.laws import R, Law, get_law
 
 from . import engines, report
@@ -121,18 +124,31 @@ def distill_network(net: Network, data: DistillData, cfg: DistillConfig, out_dir
                     info: dict | None = None) -> dict:
     """Distill a message-passing model given as callables; write every output to out_dir.
 
+    The outputs are written to a temporary sibling folder that replaces out_dir only when
+    everything succeeded: a failed or interrupted run leaves no partial folder behind.
+
     Args:
         net: the model (wrapped GNN or planted callables).
         data: law, dimension, softening and train/test states.
         cfg: stage config.
-        out_dir: output folder (created).
-        info: extra top-level entries for distill.json (e.g. checkpoint path).
+        out_dir: output folder (replaced as a whole).
+        info: extra top-level entries for distill.json (e.g. checkpoint path, inputs).
     Returns:
         the distill.json dict.
     """
-    start = time.perf_counter()
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    tmp = temp_dir_beside(out)
+    try:
+        result = _distill_into(tmp, net, data, cfg, info)
+        replace_dir(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return result
+
+
+def _distill_into(out: Path, net: Network, data: DistillData, cfg: DistillConfig, info: dict | None) -> dict:
+    start = time.perf_counter()
     rng = np.random.default_rng(cfg.seed)
     law, dim = data.law, data.dim
 
@@ -178,7 +194,7 @@ def distill_network(net: Network, data: DistillData, cfg: DistillConfig, out_dir
     mae = _compare(net, sym, data, cfg, rng)
 
     result = {
-        "strategy": net.strategy, "law": law.name, "dim": dim, "backend": cfg.backend,
+        "strategy": net.strategy, "law": law.name, "dim": dim, "sr_engine": cfg.sr_engine,
         "seconds": time.perf_counter() - start,
         "sparsity": msg.sparsity, "component_std": np.std(messages, axis=0).tolist(),
         "component_score": msg.scores.tolist(), "top_components": [int(k) for k in top],
@@ -264,7 +280,7 @@ def network_from_model(model, batch: int = 8192) -> Network:
         strategy=strategy)
 
 
-def distill_model(model, dataset, cfg: DistillConfig, out_dir: str | Path) -> dict:
+def distill_model(model, dataset, cfg: DistillConfig, out_dir: str | Path, info: dict | None = None) -> dict:
     """Distill a trained GNN on its dataset.
 
     Args:
@@ -272,6 +288,7 @@ def distill_model(model, dataset, cfg: DistillConfig, out_dir: str | Path) -> di
         dataset: `nbody.dataset.Dataset` (.config, .law, .split(name).graphs()).
         cfg: stage config.
         out_dir: output folder.
+        info: extra top-level entries for distill.json.
     Returns:
         the distill.json dict.
     Raises:
@@ -285,7 +302,7 @@ def distill_model(model, dataset, cfg: DistillConfig, out_dir: str | Path) -> di
     train_x, train_a = dataset.split("train").graphs()
     test_x, test_a = dataset.split("test").graphs()
     data = DistillData(law, dim, float(dataset.config.softening), train_x, train_a, test_x, test_a)
-    return distill_network(net, data, cfg, out_dir)
+    return distill_network(net, data, cfg, out_dir, info)
 
 
 def distill_checkpoint(path: str | Path, cfg: DistillConfig, out_dir: str | Path,
@@ -298,9 +315,10 @@ def distill_checkpoint(path: str | Path, cfg: DistillConfig, out_dir: str | Path
         out_dir: output folder.
         dataset_path: dataset folder; default: the one recorded in the checkpoint.
     Returns:
-        the distill.json dict (plus "checkpoint" and "dataset" entries).
+        the distill.json dict (plus "checkpoint", "dataset" and "inputs" entries).
     Raises:
-        InputError: missing checkpoint, not a GNN checkpoint, no dataset.
+        InputError: missing checkpoint, not a GNN checkpoint, no dataset, or a dataset of
+        another law, dimension or topology than the one the model was trained on.
     """
     path = Path(path)
     if not path.exists():
@@ -320,7 +338,29 @@ def distill_checkpoint(path: str | Path, cfg: DistillConfig, out_dir: str | Path
     if not dataset_path:
         raise InputError(f"checkpoint {path} names no dataset; pass dataset_path")
     dataset = load_dataset(dataset_path)
-    result = distill_model(model, dataset, cfg, out_dir)
-    result.update(checkpoint=str(path), dataset=str(dataset_path))
-    save_json(Path(out_dir) / "distill.json", result)
-    return result
+    _check_same_physics(recorded.get("meta") if isinstance(recorded, dict) else None, dataset)
+    info = {"checkpoint": str(path), "dataset": str(dataset_path),
+            "inputs": distill_inputs(path, Path(dataset_path))}
+    return distill_model(model, dataset, cfg, out_dir, info)
+
+
+def distill_inputs(checkpoint: Path, dataset_path: Path) -> dict:
+    """Identities of a distillation's inputs: the checkpoint's hash and the dataset's identity."""
+    return {"checkpoint_sha256": file_sha256(checkpoint),
+            "dataset": dataset_identity(load_json(Path(dataset_path) / "meta.json"))}
+
+
+def _check_same_physics(trained_on: dict | None, dataset) -> None:
+    """InputError when the dataset's law, dimension or topology differ from the training data's.
+
+    `trained_on` is the training dataset's meta.json as the checkpoint recorded it (None or
+    empty for a model trained on in-memory arrays: nothing to compare).
+    """
+    if not trained_on:
+        return
+    law = trained_on.get("law") or {}
+    theirs = (law.get("name"), trained_on.get("dim"), law.get("topology"))
+    ours = (dataset.law.name, dataset.config.dim, dataset.law.topology)
+    if theirs != ours or law != dataclasses.asdict(dataset.law):
+        raise InputError(f"the model was trained on law {theirs[0]!r} ({theirs[1]}D, {theirs[2]} topology) but the "
+                         f"dataset holds law {ours[0]!r} ({ours[1]}D, {ours[2]} topology); distill on matching data")

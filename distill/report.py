@@ -108,7 +108,7 @@ def write_equations_md(path: str | Path, result: dict) -> None:
     dim = result["dim"]
     edge_cols = ", ".join([f"d{a}" for a in "xyz"[:dim]] + ["r", "m1", "m2", "q1", "q2"])
     out = [f"# Distilled equations: {result['strategy']} GNN, law {result['law']}, {dim}D",
-           "", f"Backend {result['backend']}, selection by {result['edge'][0]['selected_by'] if result['edge'] else '-'}; "
+           "", f"SR engine {result['sr_engine']}, selection by {result['edge'][0]['selected_by'] if result['edge'] else '-'}; "
            f"{result['seconds']:.1f} s. Message sparsity {_fmt(result['sparsity'])} "
            f"(variance share of the top {dim} components {result['top_components']}).",
            "", f"True radial force on the receiver: f = {result.get('expected_force', '?')} "

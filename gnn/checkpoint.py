@@ -84,7 +84,8 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> t
         (model in eval mode, meta dict with "model_config", "train_config", "dataset",
         "step", "metrics").
     Raises:
-        InputError: missing, corrupt or wrong-kind file, or weights that do not fit the config.
+        InputError: missing, corrupt or wrong-kind file, weights that do not fit the config,
+            or weights that are not finite.
     """
     path = Path(path)
     if path.is_dir():
@@ -93,9 +94,16 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> t
     meta = obj.get("meta")
     if not isinstance(meta, dict) or not isinstance(meta.get("model_config"), dict):
         raise InputError(f"{path} carries no model_config")
+    weights = obj.get("model")
+    if not isinstance(weights, dict):
+        raise InputError(f"{path} carries no weights")
+    bad = next((name for name, value in weights.items() if torch.is_tensor(value)
+                and value.is_floating_point() and not bool(torch.isfinite(value).all())), None)
+    if bad is not None:
+        raise InputError(f"{path} holds non-finite weights (NaN or inf in {bad}); it cannot be used")
     model = GNN(config_from_dict(ModelConfig, meta["model_config"]))
     try:
-        model.load_state_dict(obj["model"])
+        model.load_state_dict(weights)
     except (RuntimeError, KeyError, TypeError) as exc:
         raise InputError(f"{path}: weights do not match its model_config ({type(exc).__name__})") from None
     return model.to(device).eval(), meta

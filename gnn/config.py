@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from nbody.errors import InputError
+from nbody.errors import InputError, require_finite
 from nbody.laws import TOPOLOGIES
 from nbody.state import n_features as layout_width
 
@@ -51,6 +51,7 @@ class ModelConfig:
     logvar_clamp: float = 10.0
 
     def __post_init__(self):
+        require_finite(self)
         if self.strategy not in STRATEGIES:
             raise InputError(f"unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
         if not _is_int(self.dim) or self.dim < 1:
@@ -123,6 +124,7 @@ class TrainConfig:
     log_every: int = 50
 
     def __post_init__(self):
+        require_finite(self)
         for name in ("batch_size", "epochs", "eval_batch_size", "checkpoint_every", "log_every"):
             value = getattr(self, name)
             if not _is_int(value) or value < 1:

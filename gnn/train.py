@@ -41,10 +41,11 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from nbody.errors import InputError
 from nbody.io import load_json, save_json
+from nbody.progress import progress_bar
+from nbody.rundir import meta_fingerprint
 
 from .checkpoint import RESUME_KIND, load_torch, save_model, save_torch
 from .config import ModelConfig, TrainConfig
@@ -246,7 +247,7 @@ def train(data: Any, model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: st
         model_cfg, train_cfg: the configs (saved to out_dir; a last.pt written under other
             configs is an InputError).
         out_dir: output folder (created).
-        progress: show a tqdm bar with the running loss.
+        progress: show a progress bar (plain lines when not on a terminal) with the running loss.
         stop_at_step: stop after this global step as if interrupted, leaving last.pt (for
             time-limited jobs and tests); None trains to the end.
     Returns:
@@ -290,6 +291,8 @@ def train(data: Any, model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: st
         state = load_torch(resume_path, RESUME_KIND, map_location=device)
         if state["model_config"] != _as_json(model_cfg) or state["train_config"] != _as_json(cfg):
             raise InputError(f"{resume_path} was written with different configs; delete it or use another out_dir")
+        if state.get("dataset") != meta_fingerprint(dataset_info["meta"]):
+            raise InputError(f"{resume_path} was written for another dataset; give the same --data or another out_dir")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -308,12 +311,15 @@ def train(data: Any, model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: st
             "scheduler": scheduler.state_dict(), "rng": {"cpu": torch.get_rng_state(), "cuda": rng_cuda},
             "step": step, "history": history, "train_seconds": train_seconds,
             "epoch_loss": [epoch_loss.item(), n_epoch],
-            "model_config": _as_json(model_cfg), "train_config": _as_json(cfg)})
+            "model_config": _as_json(model_cfg), "train_config": _as_json(cfg),
+            "dataset": meta_fingerprint(dataset_info["meta"])})
 
     val = splits.get("val")
-    bar = tqdm(total=total_steps, initial=step, disable=not progress, desc=f"train {model_cfg.strategy}",
-               dynamic_ncols=True)
+    bar = progress_bar(total_steps, f"train {model_cfg.strategy}", enabled=progress, initial=step, unit="step")
     running, n_running = torch.zeros((), device=device), 0
+    # First step whose loss was not finite (-1: none yet); updated on the device, read only
+    # at log and checkpoint points, so that a NaN never reaches last.pt and costs no sync.
+    bad_step = torch.full((), -1, dtype=torch.long, device=device)
     epoch_loss = torch.tensor(epoch_loss_sum, device=device)
     perm, perm_pass = None, -1
     model.train()
@@ -333,18 +339,21 @@ def train(data: Any, model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: st
         optimizer.step()
         scheduler.step()
         step += 1
+        bad_step = torch.where((bad_step < 0) & ~torch.isfinite(loss.detach()), step, bad_step)
         running += loss.detach()
         epoch_loss += loss.detach()
         n_running += 1
         n_epoch += 1
 
-        if step % cfg.log_every == 0 or step == total_steps:
+        end_of_epoch = step % steps_per_epoch == 0
+        checkpoint_now = end_of_epoch or step % cfg.checkpoint_every == 0 or step == stop_at_step
+        if checkpoint_now or step % cfg.log_every == 0 or step == total_steps:
+            _stop_if_not_finite(int(bad_step), resume_path, bar)
             bar.set_postfix(loss=f"{running.item() / n_running:.4g}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
             bar.update(step - bar.n)
             running.zero_()
             n_running = 0
-        end_of_epoch = step % steps_per_epoch == 0
-        if end_of_epoch or step % cfg.checkpoint_every == 0 or step == stop_at_step:
+        if checkpoint_now:
             _sync(device)
             train_seconds += time.perf_counter() - tick
             if end_of_epoch:
@@ -379,6 +388,15 @@ def train(data: Any, model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: st
         "step": step, "metrics": {k: metrics[k] for k in ("test", "val", "baseline_mae_per_node")}})
     save_json(out_dir / "metrics.json", metrics)
     return TrainResult(model, metrics, out_dir, finished=True)
+
+
+def _stop_if_not_finite(bad_step: int, resume_path: Path, bar) -> None:
+    """InputError naming the first step whose loss was NaN or infinite (bad_step > 0)."""
+    if bad_step > 0:
+        bar.close()
+        kept = f"; the last good resume point {resume_path} is kept" if resume_path.exists() else ""
+        raise InputError(f"training loss became non-finite at step {bad_step} (try a lower --lr or "
+                         f"check the data){kept}")
 
 
 def _permutation(n: int, seed: int, pass_index: int) -> Tensor:

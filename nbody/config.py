@@ -2,17 +2,18 @@
 
 In:  field values (from run.py flags, a preset, or a saved config.json).
 Out: a frozen, validated config; `resolved_n` / `resolved_dt` fill law defaults.
-Bad values raise `InputError` with a one-line message.
+Bad values (wrong type, NaN or infinite, out of range) raise `InputError` with a
+one-line message.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import InputError
+from .errors import InputError, require_finite, require_types
+from .integrate import INTEGRATORS
 from .laws import get_law
 
 SPLITS = ("seed", "time")
-BACKENDS = ("auto", "cpu", "cuda", "reference")
 
 
 @dataclass(frozen=True)
@@ -40,11 +41,14 @@ class SimConfig:
             outlier pruning); None keeps everything.
         official_quirks: reproduce the official code's node-order-dependent damping and
             string gravity (see `nbody.laws.external_weights`).
-        backend: "auto" (CUDA if a real GPU, else CPU), "cpu", "cuda" or "reference" (NumPy).
+        integrator: "auto" (CUDA if a real GPU, else CPU), "cpu", "cuda" or "reference" (NumPy).
         rtol: relative error tolerance of the adaptive integrator.
         atol: absolute error tolerance of the adaptive integrator.
         max_substeps: adaptive steps allowed per output interval before a simulation is
             marked failed (never silently inaccurate, unlike odeint's mxstep).
+        max_failed_fraction: largest share of failed simulations (0..1) a dataset may have;
+            above it generation is refused and nothing is written (failures are dropped,
+            so many of them bias the data toward the easy systems).
     """
 
     law: str = "spring"
@@ -62,31 +66,36 @@ class SimConfig:
     test_fraction: float = 0.25
     prune_percentile: float | None = None
     official_quirks: bool = False
-    backend: str = "auto"
+    integrator: str = "auto"
     rtol: float = 1e-9
     atol: float = 1e-9
     max_substeps: int = 100_000
+    max_failed_fraction: float = 0.05
 
     def __post_init__(self):
+        require_types(self)
+        require_finite(self)
         law = get_law(self.law)
-        if self.n is not None and (not isinstance(self.n, int) or self.n < 2):
+        if self.n is not None and self.n < 2:
             raise InputError(f"n must be an integer >= 2, got {self.n}")
         if self.dim not in (2, 3):
             raise InputError(f"dim must be 2 or 3, got {self.dim}")
         if law.gravity and self.dim < 2:
             raise InputError("gravity needs dim >= 2")
-        if not isinstance(self.n_sims, int) or self.n_sims < 1:
+        if self.n_sims < 1:
             raise InputError(f"n_sims must be a positive integer, got {self.n_sims}")
-        if self.n_test_sims is not None and (not isinstance(self.n_test_sims, int) or self.n_test_sims < 1):
+        if self.n_test_sims is not None and self.n_test_sims < 1:
             raise InputError(f"n_test_sims must be a positive integer, got {self.n_test_sims}")
-        if not isinstance(self.nt, int) or self.nt < 2:
+        if self.nt < 2:
             raise InputError(f"nt must be an integer >= 2, got {self.nt}")
         if self.dt is not None and not (self.dt > 0):
             raise InputError(f"dt must be positive, got {self.dt}")
-        if not isinstance(self.keep_every, int) or self.keep_every < 1 or self.keep_every >= self.nt:
+        if not 1 <= self.keep_every < self.nt:
             raise InputError(f"keep_every must be an integer in [1, nt), got {self.keep_every}")
-        if not (self.softening >= 0):
+        if self.softening < 0:
             raise InputError(f"softening must be >= 0, got {self.softening}")
+        if self.seed < 0:
+            raise InputError(f"seed must be >= 0, got {self.seed}")
         if self.split not in SPLITS:
             raise InputError(f"split must be one of {SPLITS}, got {self.split!r}")
         if not (0 <= self.val_fraction < 1) or not (0 < self.test_fraction < 1):
@@ -95,10 +104,14 @@ class SimConfig:
             raise InputError("val_fraction + test_fraction must be < 1 for split='time'")
         if self.prune_percentile is not None and not (50 < self.prune_percentile < 100):
             raise InputError(f"prune_percentile must be in (50, 100), got {self.prune_percentile}")
-        if self.backend not in BACKENDS:
-            raise InputError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
+        if self.integrator not in INTEGRATORS:
+            raise InputError(f"integrator must be one of {INTEGRATORS}, got {self.integrator!r}")
         if not (self.rtol > 0 and self.atol > 0):
             raise InputError("rtol and atol must be positive")
+        if self.max_substeps < 1:
+            raise InputError(f"max_substeps must be at least 1, got {self.max_substeps}")
+        if not (0 <= self.max_failed_fraction <= 1):
+            raise InputError(f"max_failed_fraction must be in [0, 1], got {self.max_failed_fraction}")
 
     @property
     def resolved_n(self) -> int:

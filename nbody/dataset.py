@@ -21,7 +21,15 @@ val are disjoint simulations of one random stream (val = the last `val_fraction`
 `resolved_n_test_sims` simulations from a second stream; "time" (the official demo): one set
 of simulations whose kept steps are cut in time order into train / val / test (the last
 `test_fraction`). Streams are `SeedSequence([seed, k])`, so they never overlap.
-Simulations the integrator marks failed are dropped and counted.
+Simulations the integrator marks failed (or whose states are not finite) are dropped,
+counted and reported; more than `max_failed_fraction` of them refuses the dataset.
+Before anything is allocated the size is priced (`nbody.resources`) and a dataset that
+cannot fit in memory or on disk is refused; a killed run's temporary folder is removed
+by the next run that writes the same output.
+
+Every refusal is an `InputError` and leaves nothing behind. `load_dataset` treats the
+folder as untrusted data: a malformed meta.json, a law outside the expression whitelist
+(or redefining a built-in one) and NaN or infinite values in the arrays are refused.
 
 `load_dataset(path).split(name).graphs()` gives (x [G, n, F], a [G, n, dim]) float32 over
 the kept (sim, step) pairs, sim-major: what the GNN trainer and the distiller consume.
@@ -29,7 +37,6 @@ the kept (sim, step) pairs, sim-major: what the GNN trainer and the distiller co
 from __future__ import annotations
 
 import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from importlib import metadata
@@ -37,21 +44,23 @@ from pathlib import Path
 
 import numpy as np
 from numpy.lib.format import open_memmap
-from tqdm import tqdm
 
 from .config import SimConfig
 from .errors import InputError
 from .initial import initial_conditions
 from .integrate import integrate
-from .io import config_from_dict, load_json, replace_dir, save_json, save_npy
+from .io import (config_from_dict, load_json, remove_stale_temps, replace_dir, save_json, save_npy,
+                 temp_dir_beside)
 from .laws import Law, get_law, law_from_dict
 from .plot import plot_trajectories
+from .progress import progress_bar
+from .resources import check_resources, chunk_sims
 from .state import feature_names, n_features, pack
 
 FORMAT_VERSION = 1
 SPLIT_NAMES = ("train", "val", "test")
-# float64 bytes of integrator output per chunk; bounds peak memory whatever n_sims is.
-CHUNK_BYTES = 1 << 28
+# Elements checked for NaN/inf at once when a dataset is loaded.
+FINITE_CHECK_BLOCK = 1 << 24
 
 
 @dataclass(frozen=True)
@@ -107,15 +116,15 @@ class Dataset:
         info = self.meta["splits"][name]
         n, dim = self.meta["n"], self.meta["dim"]
         S, T = info["n_sims"], info["n_steps"]
-        states = _open_npy(self.path / f"{name}_states.npy", (S, T, n, n_features(dim)))
-        accel = _open_npy(self.path / f"{name}_accel.npy", (S, T, n, dim))
+        states = _open_npy(self.path / f"{name}_states.npy", (S, T, n, n_features(dim)), np.float32)
+        accel = _open_npy(self.path / f"{name}_accel.npy", (S, T, n, dim), np.float32)
         mask = None
         if self.config.prune_percentile is not None:
-            mask = _open_npy(self.path / f"{name}_mask.npy", (S, T))
+            mask = _open_npy(self.path / f"{name}_mask.npy", (S, T), np.bool_)
         return Split(name, states, accel, mask)
 
 
-def _open_npy(path: Path, shape: tuple) -> np.ndarray:
+def _open_npy(path: Path, shape: tuple, dtype: type) -> np.ndarray:
     if not path.is_file():
         raise InputError(f"missing file: {path}")
     try:
@@ -124,6 +133,8 @@ def _open_npy(path: Path, shape: tuple) -> np.ndarray:
         raise InputError(f"corrupt file {path}: {exc}") from None
     if array.shape != tuple(shape):
         raise InputError(f"{path} has shape {array.shape}, expected {tuple(shape)}")
+    if array.dtype != dtype:
+        raise InputError(f"{path} holds {array.dtype}, expected {np.dtype(dtype)}")
     return array
 
 
@@ -133,29 +144,65 @@ def load_dataset(path: str | Path) -> Dataset:
     Args:
         path: the dataset directory.
     Returns:
-        Dataset; every split file is checked (exists, parses, has the recorded shape).
+        Dataset; meta.json is validated field by field and every split file is checked
+        (exists, parses, has the recorded shape, holds only finite numbers).
     Raises:
-        InputError: missing directory or file, corrupt file, or another format_version.
+        InputError: missing directory or file, corrupt or malformed file, another
+            format_version, a stored law that is not allowed, or NaN / inf in the data.
     """
     path = Path(path)
     if not path.is_dir():
         raise InputError(f"no dataset directory at {path}")
     meta = load_json(path / "meta.json")
+    where = f"{path}/meta.json"
     if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION:
         found = meta.get("format_version") if isinstance(meta, dict) else None
-        raise InputError(f"{path}/meta.json: format_version {found!r}, this version reads {FORMAT_VERSION}")
+        raise InputError(f"{where}: format_version {found!r}, this version reads {FORMAT_VERSION}")
     missing = [key for key in ("config", "law", "splits", "n", "dim") if key not in meta]
     if missing:
-        raise InputError(f"{path}/meta.json is incomplete: missing {', '.join(missing)}")
+        raise InputError(f"{where} is incomplete: missing {', '.join(missing)}")
     try:
+        _check_layout(meta)
         law = law_from_dict(meta["law"])
         config = config_from_dict(SimConfig, meta["config"])
-    except (KeyError, TypeError) as exc:
-        raise InputError(f"{path}/meta.json has a malformed law or config: {exc}") from None
+        if (config.law, config.resolved_n, config.dim) != (law.name, meta["n"], meta["dim"]):
+            raise InputError(f"config (law {config.law}, n {config.resolved_n}, dim {config.dim}) does not "
+                             f"match the recorded law {law.name}, n {meta['n']}, dim {meta['dim']}")
+    except (InputError, TypeError) as exc:
+        raise InputError(f"{where}: {exc}") from None
     dataset = Dataset(path, config, law, meta)
     for name in meta["splits"]:
-        dataset.split(name)
+        split = dataset.split(name)
+        _require_finite(split.states, path / f"{name}_states.npy")
+        _require_finite(split.accel, path / f"{name}_accel.npy")
     return dataset
+
+
+def _check_layout(meta: dict) -> None:
+    """InputError unless n, dim and splits of meta.json have the types and ranges written."""
+    n, dim, splits = meta["n"], meta["dim"], meta["splits"]
+    if not _is_int(n) or n < 2:
+        raise InputError(f"n must be an integer >= 2, got {n!r}")
+    if not _is_int(dim) or dim not in (2, 3):
+        raise InputError(f"dim must be 2 or 3, got {dim!r}")
+    if not isinstance(splits, dict) or not splits or not set(splits) <= set(SPLIT_NAMES):
+        raise InputError(f"splits must map some of {SPLIT_NAMES} to their sizes, got {splits!r:.80}")
+    for name, info in splits.items():
+        if not isinstance(info, dict) or not all(_is_int(info.get(k)) and info[k] >= 0
+                                                 for k in ("n_sims", "n_steps")):
+            raise InputError(f"splits.{name} needs integers n_sims and n_steps >= 0, got {info!r:.80}")
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _require_finite(array: np.ndarray, path: Path) -> None:
+    """InputError naming `path` if `array` holds a NaN or an infinity (checked in blocks)."""
+    rows = max(1, FINITE_CHECK_BLOCK // max(1, int(np.prod(array.shape[1:]))))
+    for lo in range(0, len(array), rows):
+        if not np.isfinite(array[lo:lo + rows]).all():
+            raise InputError(f"{path} contains NaN or infinite values; the dataset is damaged, regenerate it")
 
 
 # --------------------------------------------------------------------------- #
@@ -200,20 +247,22 @@ def _stream(cfg: SimConfig, k: int) -> np.random.Generator:
 def _simulate_job(cfg: SimConfig, law: Law, ics, targets, bar) -> int:
     """Integrate the systems `ics` in chunks and append each time window to its writer.
 
-    `targets` is a list of (writer, slice over kept steps). Returns the failed count.
+    `targets` is a list of (writer, slice over kept steps). Returns the failed count: systems
+    the integrator marked failed or whose trajectory is not finite.
     """
     pos0, vel0, q, m = ics
-    n, dim = cfg.resolved_n, cfg.dim
-    chunk = max(1, CHUNK_BYTES // (24 * cfg.nt * n * dim))     # pos, vel, acc in float64
+    chunk = chunk_sims(cfg.resolved_n, cfg.dim, cfg.nt)
     failed_total = 0
     for lo in range(0, len(pos0), chunk):
         hi = min(lo + chunk, len(pos0))
         result = integrate(law, pos0[lo:hi], vel0[lo:hi], q[lo:hi], m[lo:hi], dt=cfg.resolved_dt,
                            nt=cfg.nt, softening=cfg.softening, rtol=cfg.rtol, atol=cfg.atol,
                            max_substeps=cfg.max_substeps, official_quirks=cfg.official_quirks,
-                           backend=cfg.backend)
-        ok = ~result.failed
-        failed_total += int(result.failed.sum())
+                           integrator=cfg.integrator)
+        with np.errstate(invalid="ignore"):
+            finite = [np.isfinite(a).all(axis=(1, 2, 3)) for a in (result.pos, result.vel, result.acc)]
+        ok = ~result.failed & np.logical_and.reduce(finite)
+        failed_total += int((~ok).sum())
         pos = result.pos[ok, ::cfg.keep_every]                      # [c, T, n, dim]
         vel = result.vel[ok, ::cfg.keep_every]
         qs = np.broadcast_to(q[lo:hi][ok][:, None, :], pos.shape[:3])
@@ -247,6 +296,18 @@ def _prune(cfg: SimConfig, directory: Path, names: list[str]) -> tuple[dict, dic
     return kept, {key: value.tolist() for key, value in bounds.items()}
 
 
+def _check_failures(failed: int, total: int, cfg: SimConfig) -> None:
+    """Report failed simulations on the console; InputError past `cfg.max_failed_fraction`."""
+    if not failed:
+        return
+    summary = f"{failed} of {total} simulations failed ({100 * failed / total:.1f} %)"
+    print(f"[simulate] {summary}", flush=True)
+    if failed > cfg.max_failed_fraction * total:
+        raise InputError(f"{summary}, more than max_failed_fraction {cfg.max_failed_fraction}; the law may "
+                         "be singular or undefined somewhere (raise max_substeps or max_failed_fraction "
+                         "to keep the survivors)")
+
+
 def _package_version() -> str:
     try:
         return metadata.version("symdistill")
@@ -260,11 +321,13 @@ def generate_dataset(cfg: SimConfig, out_dir: str | Path, *, progress: bool = Tr
     Args:
         cfg: the dataset description.
         out_dir: directory to create; must not exist yet.
-        progress: show a tqdm progress bar over simulations.
+        progress: show a progress bar over simulations (`nbody.progress`).
     Returns:
         The dataset directory (`out_dir`).
     Raises:
-        InputError: `out_dir` exists (it is left untouched), or the splits would be empty.
+        InputError: `out_dir` exists (it is left untouched), the dataset would not fit in
+            memory or on disk, more than `cfg.max_failed_fraction` of the simulations
+            failed, or the splits would be empty. Nothing is left behind.
     """
     start = time.perf_counter()
     out_dir = Path(out_dir)
@@ -273,8 +336,9 @@ def generate_dataset(cfg: SimConfig, out_dir: str | Path, *, progress: bool = Tr
     law = get_law(cfg.law)
     n, dim, nt = cfg.resolved_n, cfg.dim, cfg.nt
     n_kept = len(range(0, nt, cfg.keep_every))
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.", suffix=".tmp"))
+    remove_stale_temps(out_dir.parent, out_dir.name)
+    check_resources(cfg, out_dir)
+    tmp = temp_dir_beside(out_dir)
     try:
         if cfg.split == "seed":
             n_val = round(cfg.val_fraction * cfg.n_sims)
@@ -307,11 +371,12 @@ def generate_dataset(cfg: SimConfig, out_dir: str | Path, *, progress: bool = Tr
         # all three splits share the same simulations, hence the same count).
         failed = {}
         total = sum(len(ics[0]) for ics, _ in jobs)
-        with tqdm(total=total, desc=f"simulate {law.name}", unit="sim", disable=not progress) as bar:
+        with progress_bar(total, f"simulate {law.name}", enabled=progress, unit="sim") as bar:
             for ics, targets in jobs:
                 n_failed = _simulate_job(cfg, law, ics, targets, bar)
                 failed.update({writer.name: n_failed for writer, _ in targets})
         failed_total = sum(failed.values()) if cfg.split == "seed" else failed["train"]
+        _check_failures(failed_total, total, cfg)
         counts = {name: writer.close() for name, writer in writers.items()}
         splits = {name: {"n_sims": counts[name], "n_steps": steps[name],
                          "kept_graphs": counts[name] * steps[name], "failed_sims": failed[name]}
@@ -333,7 +398,6 @@ def generate_dataset(cfg: SimConfig, out_dir: str | Path, *, progress: bool = Tr
         meta["package_version"] = _package_version()
         meta["seconds"] = round(time.perf_counter() - start, 3)
         save_json(tmp / "meta.json", meta)
-        tmp.chmod(0o755)  # mkdtemp makes it owner-only; a dataset is meant to be shared
         replace_dir(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -6,7 +6,7 @@ Out: float64 arrays pos [S, n, dim], vel [S, n, dim], q [S, n], m [S, n].
 
 Draws happen in one fixed order (one standard-normal block [S, n, 2*dim+2] laid out as
 the node features pos, vel, q, m), so the same generator state gives byte-identical
-arrays on every machine and backend.
+arrays on every machine and integrator.
 """
 from __future__ import annotations
 

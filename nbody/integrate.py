@@ -1,4 +1,4 @@
-"""Integrate many N-body systems on one backend: the single entry point for simulation.
+"""Integrate many N-body systems with one integrator: the single entry point for simulation.
 
 In:  a `Law`; float64 initial states pos, vel [S, n, dim], charges q and masses m [S, n];
      output spacing dt and count nt; softening eps; integrator tolerances.
@@ -8,8 +8,8 @@ Out: `IntegrationResult` with pos, vel and the accelerations acc at those states
 
 Backends: "cpu" (Numba, parallel over simulations), "cuda" (Numba CUDA, one thread per
 simulation) and "reference" (NumPy, slow, the specification). All three run the same
-Dormand–Prince 5(4) algorithm (`nbody.integrator_core`). `resolve_backend` is the one
-place that decides which backend "auto" means.
+Dormand–Prince 5(4) algorithm (`nbody.integrator_core`). `resolve_integrator` is the one
+place that decides which integrator "auto" means.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ import numpy as np
 from .errors import InputError
 from .laws import Law
 
-BACKEND_NAMES = ("auto", "cpu", "cuda", "reference")
+INTEGRATORS = ("auto", "cpu", "cuda", "reference")
 
 
 @dataclass(frozen=True)
@@ -60,8 +60,8 @@ def real_gpu_available() -> bool:
         return False
 
 
-def resolve_backend(name: str) -> str:
-    """Map a backend request to "cpu", "cuda" or "reference".
+def resolve_integrator(name: str) -> str:
+    """Map an integrator request to "cpu", "cuda" or "reference".
 
     "auto" picks "cuda" only when a real GPU is usable (never under the CUDA simulator,
     NUMBA_ENABLE_CUDASIM=1), else "cpu". An explicit "cuda" is honoured on a real GPU or
@@ -70,13 +70,13 @@ def resolve_backend(name: str) -> str:
     Raises:
         InputError: unknown name, or "cuda" with neither a GPU nor the simulator.
     """
-    if name not in BACKEND_NAMES:
-        raise InputError(f"backend must be one of {BACKEND_NAMES}, got {name!r}")
+    if name not in INTEGRATORS:
+        raise InputError(f"integrator must be one of {INTEGRATORS}, got {name!r}")
     if name == "auto":
         return "cuda" if real_gpu_available() else "cpu"
     if name == "cuda" and not (_cuda_simulated() or real_gpu_available()):
-        raise InputError("backend 'cuda' requested but no CUDA GPU is available "
-                         "(use backend 'cpu' or 'auto')")
+        raise InputError("integrator 'cuda' requested but no CUDA GPU is available "
+                         "(use integrator 'cpu' or 'auto')")
     return name
 
 
@@ -100,7 +100,7 @@ def _check_inputs(pos, vel, q, m, dt, nt, softening, rtol, atol, max_substeps):
 def integrate(law: Law, pos: np.ndarray, vel: np.ndarray, q: np.ndarray, m: np.ndarray, *,
               dt: float, nt: int, softening: float = 0.01, rtol: float = 1e-9, atol: float = 1e-9,
               max_substeps: int = 100_000, official_quirks: bool = False,
-              backend: str = "auto") -> IntegrationResult:
+              integrator: str = "auto") -> IntegrationResult:
     """Integrate S independent systems from their initial states.
 
     Args:
@@ -113,12 +113,12 @@ def integrate(law: Law, pos: np.ndarray, vel: np.ndarray, q: np.ndarray, m: np.n
         rtol, atol: local error tolerances of the adaptive step control.
         max_substeps: attempted steps allowed per output interval before `failed`.
         official_quirks: the official code's damping/gravity node weights.
-        backend: "auto", "cpu", "cuda" or "reference" (see `resolve_backend`).
+        integrator: "auto", "cpu", "cuda" or "reference" (see `resolve_integrator`).
     Returns:
         IntegrationResult (pos, vel, acc [S, nt, n, dim] float64, n_steps [S], failed [S]).
     """
     pos, vel, q, m = _check_inputs(pos, vel, q, m, dt, nt, softening, rtol, atol, max_substeps)
-    which = resolve_backend(backend)
+    which = resolve_integrator(integrator)
     S, n, dim = pos.shape
     args = (float(dt), int(nt), float(softening), float(rtol), float(atol), int(max_substeps))
     if which == "reference":

@@ -1,4 +1,4 @@
-"""The per-simulation integrator, written once and compiled for every Numba backend.
+"""The per-simulation integrator, written once and compiled for every Numba target (CPU, CUDA).
 
 In:  a `Law`, n, dim, `official_quirks` and a decorator `jit` (`numba.njit` for the CPU
      kernel, `numba.cuda.jit(device=True)` for the CUDA kernel).
@@ -21,7 +21,8 @@ Output times are t_k = k * dt exactly, k = 0..nt-1 (the official code's
 paper quotes). Each output interval is split into ceil(remaining / h) equal steps, so
 steps land exactly on t_k without sliver steps, and the proposed h carries over between
 intervals. A simulation is marked `failed` (and its remaining outputs set to NaN) when
-one interval needs more than `max_substeps` attempted steps or the step size underflows;
+one interval needs more than `max_substeps` attempted steps or the step size underflows
+(below float resolution at the interval end t_k, so also in the first interval);
 it is never silently inaccurate as odeint is past `mxstep`.
 
 Why DOPRI5 at rtol = atol = 1e-9 (measured on 2 CPU cores, n=4, 2D, 1,000 steps):
@@ -252,7 +253,7 @@ def build_core(law: Law, n: int, dim: int, official_quirks: bool, jit: Callable)
                         y[c] = yt[c]
                         k1[c] = k7[c]
                 h = hs * next_factor(err)
-                if t + h == t:
+                if t_end + h == t_end:
                     failed = True       # the step size underflowed: give up, do not stall
             if failed:
                 fill_nan(out_pos, out_vel, out_acc, kout, nt)

@@ -1,4 +1,4 @@
-"""Pairwise force laws: the physics, written once and shared by every backend.
+"""Pairwise force laws: the physics, written once and shared by every integrator.
 
 A law is a pair potential U(r, q1, q2, m1, m2) (or its radial force) as a
 sympy expression, where "1" is the receiving particle and r is the *softened*
@@ -21,12 +21,17 @@ plus non-pairwise terms needed by two of the paper's laws: velocity damping
 tests and the analysis; the fast kernels compile `radial_scalar`.
 
 Users add laws with `register_law(Law(name=..., potential="..."))` (or
-`force=...`); `run.py simulate --law NAME --potential EXPR` does the same.
+`force=...`); `run.py simulate --law NAME --potential EXPR` does the same. Law text is
+untrusted: it is parsed by the whitelist of `nbody.expr` (never evaluated as Python), a
+stored law (`law_from_dict`) is checked field by field, and a built-in law cannot be
+redefined.
 """
 from __future__ import annotations
 
 import dataclasses
 import functools
+import math
+import numbers
 from dataclasses import dataclass
 from typing import Callable
 
@@ -34,40 +39,46 @@ import numpy as np
 import sympy as sp
 
 from .errors import InputError
+from .expr import R, SYMBOLS, parse_text, require_finite_expr
 
-R, Q1, Q2, M1, M2 = SYMBOLS = sp.symbols("r q1 q2 m1 m2", real=True)
 _SYMBOL_NAMES = {s.name: s for s in SYMBOLS}
-_SWAP = {Q1: Q2, Q2: Q1, M1: M2, M2: M1}
 
 TOPOLOGIES = ("full", "chain")
 CHARGE_MODES = ("gaussian", "sign")
 INITS = ("gaussian", "string")
+# sp.integrate of a force-only law is not attempted above this many operations (it can hang).
+INTEGRATE_MAX_OPS = 40
 
 
 def parse_expression(text: str | sp.Expr | Callable, what: str = "expression") -> sp.Expr:
-    """Parse a law written as a string, sympy expression or callable of (r, q1, q2, m1, m2).
+    """Parse a law written as text, a sympy expression or a callable of (r, q1, q2, m1, m2).
 
-    Raises InputError if it does not parse or uses other symbols.
+    Text goes through the whitelist parser `nbody.expr.parse_text` (never `eval`), so it
+    may come from a user or a file. Raises InputError if it is not allowed, does not
+    parse, is not finite or uses other symbols.
     """
+    if isinstance(text, str):
+        return parse_text(text, what)
     if callable(text) and not isinstance(text, sp.Basic):
         try:
-            expr = sp.sympify(text(*SYMBOLS))
+            value = text(*SYMBOLS)
+            expr = parse_text(value, what) if isinstance(value, str) else sp.sympify(value, strict=True)
+        except InputError:
+            raise
         except Exception as exc:  # a user callable may raise anything
             raise InputError(f"{what}: callable must accept sympy symbols (r, q1, q2, m1, m2): {exc}") from None
     elif isinstance(text, sp.Basic):
         expr = text
     else:
-        try:
-            expr = sp.sympify(str(text), locals=dict(_SYMBOL_NAMES))
-        except (sp.SympifyError, SyntaxError, TypeError) as exc:
-            raise InputError(f"{what} {text!r} does not parse: {exc}") from None
+        raise InputError(f"{what} must be text, a sympy expression or a callable, got {type(text).__name__}")
     if not isinstance(expr, sp.Expr):
-        raise InputError(f"{what} {text!r} is not an expression")
+        raise InputError(f"{what} {expr!r} is not an expression")
     # Re-bind any plain symbols with the same names to our real-valued symbols.
     expr = expr.xreplace({s: _SYMBOL_NAMES[s.name] for s in expr.free_symbols if s.name in _SYMBOL_NAMES})
     extra = {s.name for s in expr.free_symbols} - set(_SYMBOL_NAMES)
     if extra:
-        raise InputError(f"{what} {text!r} uses unknown symbols {sorted(extra)}; allowed: r q1 q2 m1 m2")
+        raise InputError(f"{what} {expr} uses unknown symbols {sorted(extra)}; allowed: r q1 q2 m1 m2")
+    require_finite_expr(expr, what)
     return expr
 
 
@@ -101,33 +112,41 @@ class Law:
     default_n: int = 4
 
     def __post_init__(self):
-        if not self.name or not self.name.replace("_", "").isalnum():
-            raise InputError(f"law name {self.name!r} must be alphanumeric (underscores allowed)")
+        if (not isinstance(self.name, str) or not self.name.isascii() or len(self.name) > 64
+                or not self.name.replace("_", "").isalnum()):
+            raise InputError(f"law name {self.name!r} must be 1-64 ASCII letters, digits or underscores")
+        for value, what in ((self.potential, "potential"), (self.force, "force")):
+            if value is not None and not isinstance(value, str):
+                raise InputError(f"law {self.name!r}: {what} must be text, got {type(value).__name__}")
         if self.potential is None and self.force is None:
             raise InputError(f"law {self.name!r} needs a potential or a force")
-        if not (self.dt > 0):
+        for value, what in ((self.dt, "dt"), (self.damping, "damping"), (self.gravity, "gravity")):
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+                raise InputError(f"law {self.name!r}: {what} must be a finite number, got {value!r}")
+        if not self.dt > 0:
             raise InputError(f"law {self.name!r}: dt must be positive, got {self.dt}")
+        if isinstance(self.default_n, bool) or not isinstance(self.default_n, int) or self.default_n < 2:
+            raise InputError(f"law {self.name!r}: default_n must be an integer >= 2, got {self.default_n!r}")
         for value, allowed, what in ((self.charges, CHARGE_MODES, "charges"),
                                      (self.topology, TOPOLOGIES, "topology"),
                                      (self.init, INITS, "init")):
-            if value not in allowed:
+            if not isinstance(value, str) or value not in allowed:
                 raise InputError(f"law {self.name!r}: {what} must be one of {allowed}, got {value!r}")
         # Parse now so that a bad expression fails at registration, not in a kernel.
         if self.potential is not None:
             parse_expression(self.potential, f"potential of {self.name}")
-        if self.force is not None:
-            parse_expression(self.force, f"force of {self.name}")
-        f = self.force_expr
-        if sp.simplify(f - f.xreplace(_SWAP)) != 0:
-            raise InputError(f"law {self.name!r} is not symmetric under swapping particles 1 and 2; "
-                             "a pair law must be (Newton's third law)")
+        _check_force(self.name, self.force_expr)
 
     @functools.cached_property
     def potential_expr(self) -> sp.Expr | None:
-        """U(r, q1, q2, m1, m2), or -∫f dr when only the force was given (None if sympy cannot)."""
+        """U(r, q1, q2, m1, m2), or -∫f dr when only the force was given (None if sympy cannot,
+        or the force is too large, over INTEGRATE_MAX_OPS operations, to try)."""
         if self.potential is not None:
             return parse_expression(self.potential, f"potential of {self.name}")
-        integral = sp.integrate(-parse_expression(self.force), R)
+        force = parse_expression(self.force, f"force of {self.name}")
+        if sp.count_ops(force) > INTEGRATE_MAX_OPS:
+            return None
+        integral = sp.integrate(-force, R)
         return None if integral.has(sp.Integral) else integral
 
     @functools.cached_property
@@ -135,7 +154,11 @@ class Law:
         """Radial force f(r, q1, q2, m1, m2) = -dU/dr on the receiver (positive = repulsive)."""
         if self.force is not None:
             return parse_expression(self.force, f"force of {self.name}")
-        return sp.simplify(-sp.diff(self.potential_expr, R))
+        # A step in U (Heaviside) exerts no impulse, as sympy's derivative of a Piecewise jump
+        # (the discontinuous law) has none: drop its DiracDelta, which no integrator could run.
+        force = (-sp.diff(self.potential_expr, R)).replace(sp.DiracDelta, lambda *args: sp.S.Zero)
+        # factor_terms, not sp.simplify: it tidies as well on these laws and never takes minutes.
+        return sp.factor_terms(sp.piecewise_fold(force))
 
     @property
     def conservative(self) -> bool:
@@ -161,6 +184,35 @@ class Law:
         return sp.lambdify(SYMBOLS, sp.Float(1.0) * self.force_expr, modules="math")
 
 
+def _check_force(name: str, f: sp.Expr) -> None:
+    """InputError unless f is real, not identically zero and symmetric under 1 <-> 2.
+
+    Checked by evaluating f at fixed sample points (cheap at any expression size, unlike
+    sp.simplify), r spanning 0.01 .. 100 and charges/masses of both signs and scales.
+    """
+    require_finite_expr(f, f"force of {name}")
+    rng = np.random.default_rng(0)
+    r = np.geomspace(0.01, 100.0, 64)
+    q1, q2 = rng.uniform(-2, 2, (2, 64))
+    m1, m2 = rng.uniform(0.1, 3, (2, 64))
+    raw = sp.lambdify(SYMBOLS, f, modules="numpy")
+    try:
+        with np.errstate(all="ignore"):
+            value = np.broadcast_to(raw(r, q1, q2, m1, m2), r.shape)
+            swapped = np.broadcast_to(raw(r, q2, q1, m2, m1), r.shape)
+    except (ArithmeticError, NameError, TypeError, ValueError) as exc:
+        raise InputError(f"law {name!r}: the force cannot be evaluated ({type(exc).__name__})") from None
+    if np.iscomplexobj(value) and np.any(np.imag(value) != 0):
+        raise InputError(f"law {name!r}: the force is not real (e.g. a root of a negative number)")
+    value, swapped = np.real(value), np.real(swapped)
+    if f == 0 or np.all(value == 0):
+        raise InputError(f"law {name!r}: the radial force is identically zero (a constant potential "
+                         "exerts no force)")
+    if not np.allclose(value, swapped, rtol=1e-9, atol=0.0, equal_nan=True):
+        raise InputError(f"law {name!r} is not symmetric under swapping particles 1 and 2; "
+                         "a pair law must be (Newton's third law)")
+
+
 def _lambdify_numpy(expr: sp.Expr) -> Callable[..., np.ndarray]:
     raw = sp.lambdify(SYMBOLS, expr, modules="numpy")
 
@@ -173,10 +225,20 @@ def _lambdify_numpy(expr: sp.Expr) -> Callable[..., np.ndarray]:
 
 
 _REGISTRY: dict[str, Law] = {}
+_BUILT_IN: dict[str, Law] = {}
 
 
 def register_law(law: Law, overwrite: bool = False) -> Law:
-    """Make `law` available by name to every stage (`get_law`, run.py, kernels)."""
+    """Make `law` available by name to every stage (`get_law`, run.py, kernels).
+
+    A built-in law is never redefined, even with `overwrite`; another law of an existing
+    name needs `overwrite=True`. Both refusals are InputErrors. Registering a law equal to
+    the registered one returns the registered object (its compiled functions are kept).
+    """
+    if _REGISTRY.get(law.name) == law:
+        return _REGISTRY[law.name]
+    if law.name in _BUILT_IN and _BUILT_IN[law.name] != law:
+        raise InputError(f"{law.name!r} is a built-in law and cannot be redefined; give yours another name")
     if law.name in _REGISTRY and not overwrite and _REGISTRY[law.name] != law:
         raise InputError(f"a different law named {law.name!r} is already registered")
     _REGISTRY[law.name] = law
@@ -187,7 +249,7 @@ def get_law(name: str) -> Law:
     """The registered law called `name`; InputError listing the known names otherwise."""
     try:
         return _REGISTRY[name]
-    except KeyError:
+    except (KeyError, TypeError):
         raise InputError(f"unknown law {name!r}; known: {', '.join(sorted(_REGISTRY))}") from None
 
 
@@ -197,11 +259,19 @@ def law_names() -> list[str]:
 
 
 def law_from_dict(data: dict) -> Law:
-    """Rebuild (and register, if new) a law stored in dataset metadata."""
-    law = Law(**{f.name: data[f.name] for f in dataclasses.fields(Law) if f.name in data})
-    if law.name in _REGISTRY and _REGISTRY[law.name] == law:
-        return _REGISTRY[law.name]
-    return register_law(law)
+    """Rebuild (and register, if new) a law stored in dataset metadata.
+
+    The dict is untrusted data: unknown or missing keys, wrong types and expressions
+    outside the whitelist are InputErrors, and it cannot redefine a built-in law.
+    """
+    if not isinstance(data, dict):
+        raise InputError(f"a stored law must be a JSON object, got {type(data).__name__}")
+    unknown = set(data) - {f.name for f in dataclasses.fields(Law)}
+    if unknown:
+        raise InputError(f"unknown law fields: {', '.join(sorted(map(str, unknown)))}")
+    if "name" not in data:
+        raise InputError("a stored law has no name")
+    return register_law(Law(**data))
 
 
 # The paper's laws (paper_facts §1.3, dt from §1.4).
@@ -216,7 +286,7 @@ for _law in (
     Law("string", potential="(r - 1)**2", dt=1e-2, topology="chain", gravity=1.0,
         init="string", default_n=30),
 ):
-    register_law(_law)
+    _BUILT_IN[_law.name] = register_law(_law)
 
 
 # --------------------------------------------------------------------------- #

@@ -68,7 +68,7 @@ def integrate_reference(law: Law, pos: np.ndarray, vel: np.ndarray, q: np.ndarra
                     t = t_end if n_sub == 1 else t + hs
                     y, k[0] = y_new, k[6]
                 h = hs * step_factor(err)
-                failed[s] |= t + h == t
+                failed[s] |= t_end + h == t_end      # underflow (t_end > 0: also at t = 0)
             if failed[s]:
                 break
             out[s, kout] = y[0], y[1], k[0][1]

@@ -102,7 +102,7 @@ def _write_distill(out: Path, law, dim, strategy, rng, msg_dim, layout) -> None:
              "judgement": {"success": True, "divided_by_mass": False, "r2": 0.99}} for axis in "xy"]
     ood = {"spread": {"network": 0.05, "symbolic": 0.03}, "more_particles": {"network": 0.07, "symbolic": 0.04}}
     _write_json(out / "distill.json", {
-        "strategy": strategy, "law": law, "dim": dim, "backend": "fake", "seconds": 1.0, "sparsity": 0.95,
+        "strategy": strategy, "law": law, "dim": dim, "sr_engine": "fake", "seconds": 1.0, "sparsity": 0.95,
         "component_std": component_std.tolist(), "top_components": top.tolist(),
         "r2_force": [0.98, 0.96], "r2_force_mean": 0.97, "r2_accel": [0.5, 0.4], "r2_accel_mean": 0.45,
         "edge": edge, "node": node, "edge_success": False, "node_success": True,
@@ -277,8 +277,8 @@ def test_identity_survives_schema_drift(tmp_path):
 
 def test_tables_of_one_run(tmp_path):
     tables = build_tables([load_run(make_run(tmp_path, "spring-2d-l1-s0"))])
-    assert set(tables) == {"test_mae", "r2", "sparsity", "edge_reconstruction", "node_reconstruction",
-                           "symbolic_vs_network", "ood"}
+    assert set(tables) == {"test_mae", "r2", "sparsity", "edge_reconstruction", "success_rate",
+                           "node_reconstruction", "symbolic_vs_network", "ood"}
     cell = {(r["table"], r["strategy"]): r for rows in tables.values() for r in rows if r["sim"] == "spring-2"}
     mae = cell[("test_mae", "l1")]
     assert mae["value"] == 0.018 and mae["spread"] == pytest.approx(0.0018) and mae["n_runs"] == 1
@@ -288,6 +288,7 @@ def test_tables_of_one_run(tmp_path):
     assert cell[("sparsity", "l1")]["cell"] == "0.950 (repro 1.000)"
     assert cell[("edge_reconstruction", "l1")]["cell"] == "1/2 ✗ (paper ✓, repro 2/2)"
     assert cell[("node_reconstruction", "l1")]["cell"] == "2/2 ✓ (repro 2/2)"
+    assert cell[("success_rate", "l1")]["cell"] == "0/1 (force 0/1, Newton 1/1) (paper ✓)"
     assert cell[("symbolic_vs_network", "l1")]["cell"] == "sym 0.0250 ± 0.00300 / NN 0.0200 ± 0.00200"
     assert cell[("ood", "l1")]["value"] is None and cell[("ood", "l1")]["spread_symbolic"] == 0.03
     # Strategies without runs still show the published numbers.
@@ -329,6 +330,16 @@ def test_markdown_and_csv_of_a_sweep(tmp_path):
     assert float(mae["value"]) == pytest.approx(0.02) and float(mae["spread"]) == pytest.approx(0.01)
     assert json.loads(mae["runs"]) == ["spring-2d-l1-s0", "spring-2d-l1-s1", "spring-2d-l1-s2"]
     assert "Cranmer" in written["tables.md"].read_text(encoding="utf-8")
+
+    summary = list(csv.DictReader(io.StringIO(written["summary.csv"].read_text(encoding="utf-8"))))
+    assert list(summary[0])[:11] == ["law", "dim", "strategy", "seed", "force_law_found", "newton_found",
+                                     "edge_target", "r2_force", "r2_accel", "test_mae_network",
+                                     "test_mae_symbolic"]
+    assert [(r["law"], r["dim"], r["strategy"], r["seed"]) for r in summary] == [
+        ("r1", "3", "bottleneck", "0"), ("spring", "2", "l1", "0"), ("spring", "2", "l1", "1"),
+        ("spring", "2", "l1", "2")]
+    assert {r["force_law_found"] for r in summary} <= {"true", "false"}
+    assert {r["newton_found"] for r in summary} <= {"true", "false"}
 
 
 def test_missing_stages_leave_cells_empty(tmp_path):

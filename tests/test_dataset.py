@@ -10,7 +10,7 @@ from nbody.dataset import generate_dataset, load_dataset
 from nbody.errors import InputError
 from nbody.laws import Law, accelerations, register_law
 
-TINY = dict(law="spring", n=4, dim=2, n_sims=10, n_test_sims=4, nt=30, keep_every=3, backend="cpu")
+TINY = dict(law="spring", n=4, dim=2, n_sims=10, n_test_sims=4, nt=30, keep_every=3, integrator="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +104,7 @@ def test_same_seed_same_bytes_other_seed_other_data(tiny, tmp_path):
 
 def test_custom_law_survives_reload(tmp_path, monkeypatch):
     law = register_law(Law("test_dataset_custom", potential="(r - 2)**2 / 2", dt=0.02))
-    cfg = SimConfig(law=law.name, n=3, n_sims=3, n_test_sims=1, nt=5, backend="reference")
+    cfg = SimConfig(law=law.name, n=3, n_sims=3, n_test_sims=1, nt=5, integrator="reference")
     path = generate_dataset(cfg, tmp_path / "custom", progress=False)
     monkeypatch.delitem(laws._REGISTRY, law.name)         # a fresh process would not know it
     data = load_dataset(path)

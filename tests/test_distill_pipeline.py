@@ -22,7 +22,7 @@ from nbody.laws import get_law
 SPRING = get_law("spring")
 FAST = dict(population_size=300, generations=30, n_threads=2, n_edges=1500, n_nodes=1000,
             n_eval_graphs=200, n_ood_graphs=100)
-TOP_KEYS = {"strategy", "law", "dim", "backend", "seconds", "sparsity", "component_std", "top_components",
+TOP_KEYS = {"strategy", "law", "dim", "sr_engine", "seconds", "sparsity", "component_std", "top_components",
             "r2_force", "r2_force_mean", "r2_accel", "r2_accel_mean", "edge", "node", "edge_success",
             "node_success", "mae"}
 
@@ -58,7 +58,7 @@ def test_distill_json_schema_and_files(planted_run):
     result, out = planted_run
     stored = json.loads((out / "distill.json").read_text())
     assert TOP_KEYS <= set(stored)
-    assert stored["strategy"] == "planted" and stored["law"] == "spring" and stored["backend"] == "operon"
+    assert stored["strategy"] == "planted" and stored["law"] == "spring" and stored["sr_engine"] == "operon"
     assert len(stored["top_components"]) == len(stored["r2_force"]) == len(stored["edge"]) == 2
     for e in stored["edge"]:
         assert {"component", "equation", "latex", "complexity", "loss", "selected_by", "judgement"} <= set(e)

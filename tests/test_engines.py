@@ -1,4 +1,4 @@
-"""SR backends: pyoperon recovers planted edge and node laws on a small budget (and the judge
+"""SR engines: pyoperon recovers planted edge and node laws on a small budget (and the judge
 accepts them); the PySR adapter maps settings and output with a mocked `pysr`, and turns a
 missing pysr/Julia into a one-line InputError."""
 import sys
@@ -85,11 +85,11 @@ def test_allowed_symbols_follow_the_operator_config():
     assert allowed_symbols(("+", "*", "exp")) == "add,mul,exp,constant,variable"
 
 
-def test_unknown_backend_and_operator_are_input_errors():
-    with pytest.raises(InputError, match="unknown SR backend"):
-        DistillConfig(backend="eureqa")
-    with pytest.raises(InputError, match="unknown SR backend"):
-        engines.get_backend("eureqa")
+def test_unknown_engine_and_operator_are_input_errors():
+    with pytest.raises(InputError, match="unknown SR engine"):
+        DistillConfig(sr_engine="eureqa")
+    with pytest.raises(InputError, match="unknown SR engine"):
+        engines.get_engine("eureqa")
     with pytest.raises(InputError, match="operators"):
         DistillConfig(operators=("+", "IF"))
 
@@ -125,7 +125,7 @@ def fake_pysr(monkeypatch):
 
 
 def test_pysr_adapter_maps_settings_and_parses_hall_of_fame(fake_pysr):
-    cfg = DistillConfig(backend="pysr", operators=("+", "-", "*", "/", "exp"), generations=7,
+    cfg = DistillConfig(sr_engine="pysr", operators=("+", "-", "*", "/", "exp"), generations=7,
                         population_size=33, max_length=21, selection="best", seed=4)
     names = node_input_names(2, 2)
     X, _, _, y = node_rows(3, 200)
@@ -152,14 +152,14 @@ def test_pysr_without_julia_is_a_one_line_input_error(monkeypatch, error):
 
     monkeypatch.setitem(sys.modules, "pysr", types.SimpleNamespace(PySRRegressor=Broken))
     with pytest.raises(InputError, match="Julia") as info:
-        engines.fit(np.ones((3, 1)), np.ones(3), ["a"], DistillConfig(backend="pysr"))
+        engines.fit(np.ones((3, 1)), np.ones(3), ["a"], DistillConfig(sr_engine="pysr"))
     assert "\n" not in str(info.value)
 
 
 def test_pysr_not_installed_is_a_one_line_input_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "pysr", None)   # makes `import pysr` raise ImportError
-    with pytest.raises(InputError, match="PySR backend unavailable") as info:
-        engines.fit(np.ones((3, 1)), np.ones(3), ["a"], DistillConfig(backend="pysr"))
+    with pytest.raises(InputError, match="PySR engine unavailable") as info:
+        engines.fit(np.ones((3, 1)), np.ones(3), ["a"], DistillConfig(sr_engine="pysr"))
     assert "\n" not in str(info.value)
 
 
@@ -170,4 +170,4 @@ def test_pysr_unrelated_errors_are_not_hidden(monkeypatch):
 
     monkeypatch.setitem(sys.modules, "pysr", types.SimpleNamespace(PySRRegressor=Broken))
     with pytest.raises(ZeroDivisionError):
-        engines.fit(np.ones((3, 1)), np.ones(3), ["a"], DistillConfig(backend="pysr"))
+        engines.fit(np.ones((3, 1)), np.ones(3), ["a"], DistillConfig(sr_engine="pysr"))

@@ -13,7 +13,7 @@ import pytest
 from nbody import kernels_cuda
 from nbody.errors import InputError
 from nbody.initial import initial_conditions
-from nbody.integrate import integrate, resolve_backend
+from nbody.integrate import integrate, resolve_integrator
 from nbody.laws import accelerations, get_law
 
 # (law, n, dim, official_quirks): damping with the official node weights, and the string
@@ -31,8 +31,8 @@ def test_cpu_kernel_matches_reference(name, n, dim, quirks):
     law = get_law(name)
     ics = _systems(law, n, dim, 3)
     kw = dict(dt=law.dt, nt=15, official_quirks=quirks, **SETTINGS)
-    cpu = integrate(law, *ics, backend="cpu", **kw)
-    ref = integrate(law, *ics, backend="reference", **kw)
+    cpu = integrate(law, *ics, integrator="cpu", **kw)
+    ref = integrate(law, *ics, integrator="reference", **kw)
     np.testing.assert_array_equal(cpu.n_steps, ref.n_steps)
     np.testing.assert_array_equal(cpu.failed, ref.failed)
     np.testing.assert_allclose(cpu.pos, ref.pos, rtol=1e-10, atol=1e-11)
@@ -51,8 +51,8 @@ def test_cuda_kernel_matches_cpu_kernel(name, n, dim, quirks, monkeypatch):
     law = get_law(name)
     ics = _systems(law, n, dim, 5)
     kw = dict(dt=law.dt, nt=6, official_quirks=quirks, **SETTINGS)
-    cpu = integrate(law, *ics, backend="cpu", **kw)
-    gpu = integrate(law, *ics, backend="cuda", **kw)
+    cpu = integrate(law, *ics, integrator="cpu", **kw)
+    gpu = integrate(law, *ics, integrator="cuda", **kw)
     np.testing.assert_array_equal(gpu.n_steps, cpu.n_steps)
     np.testing.assert_array_equal(gpu.failed, cpu.failed)
     np.testing.assert_allclose(gpu.pos, cpu.pos, rtol=1e-12, atol=1e-13)
@@ -62,9 +62,9 @@ def test_cuda_kernel_matches_cpu_kernel(name, n, dim, quirks, monkeypatch):
 
 def test_same_seed_gives_identical_bytes():
     law = get_law("spring")
-    runs = [integrate(law, *_systems(law, 4, 2, 16, seed=7), dt=law.dt, nt=20, backend="cpu", **SETTINGS)
+    runs = [integrate(law, *_systems(law, 4, 2, 16, seed=7), dt=law.dt, nt=20, integrator="cpu", **SETTINGS)
             for _ in range(2)]
-    other = integrate(law, *_systems(law, 4, 2, 16, seed=8), dt=law.dt, nt=20, backend="cpu", **SETTINGS)
+    other = integrate(law, *_systems(law, 4, 2, 16, seed=8), dt=law.dt, nt=20, integrator="cpu", **SETTINGS)
     assert runs[0].pos.tobytes() == runs[1].pos.tobytes()
     assert runs[0].vel.tobytes() == runs[1].vel.tobytes()
     assert runs[0].pos.tobytes() != other.pos.tobytes()
@@ -80,10 +80,10 @@ def _close_and_far_pairs():
     return pos, vel, q, m
 
 
-@pytest.mark.parametrize("backend", ["cpu", "reference"])
-def test_failed_flag_when_max_substeps_is_tiny(backend):
+@pytest.mark.parametrize("integrator", ["cpu", "reference"])
+def test_failed_flag_when_max_substeps_is_tiny(integrator):
     law = get_law("charge")
-    kw = dict(dt=law.dt, nt=5, softening=0.01, rtol=1e-9, atol=1e-9, backend=backend)
+    kw = dict(dt=law.dt, nt=5, softening=0.01, rtol=1e-9, atol=1e-9, integrator=integrator)
     tight = integrate(law, *_close_and_far_pairs(), max_substeps=3, **kw)
     assert tight.failed.tolist() == [True, False]
     assert np.isnan(tight.pos[0, -1]).all() and np.isnan(tight.acc[0, -1]).all()
@@ -94,24 +94,24 @@ def test_failed_flag_when_max_substeps_is_tiny(backend):
     assert loose.n_steps[0] > 3 * (kw["nt"] - 1)               # it did need the extra steps
 
 
-def test_resolve_backend():
-    assert resolve_backend("cpu") == "cpu"
-    assert resolve_backend("reference") == "reference"
-    assert resolve_backend("auto") == "cpu"       # the simulator never counts as a GPU
-    assert resolve_backend("cuda") == "cuda"      # explicit request runs on the simulator
+def test_resolve_integrator():
+    assert resolve_integrator("cpu") == "cpu"
+    assert resolve_integrator("reference") == "reference"
+    assert resolve_integrator("auto") == "cpu"       # the simulator never counts as a GPU
+    assert resolve_integrator("cuda") == "cuda"      # explicit request runs on the simulator
     with pytest.raises(InputError):
-        resolve_backend("tpu")
+        resolve_integrator("tpu")
 
 
 def test_bad_inputs_raise_input_error():
     law = get_law("spring")
     pos, vel, q, m = _systems(law, 4, 2, 2)
     with pytest.raises(InputError):
-        integrate(law, pos, vel[:, :3], q, m, dt=0.01, nt=3, backend="cpu")
+        integrate(law, pos, vel[:, :3], q, m, dt=0.01, nt=3, integrator="cpu")
     with pytest.raises(InputError):
-        integrate(law, pos, vel, q, -m, dt=0.01, nt=3, backend="cpu")
+        integrate(law, pos, vel, q, -m, dt=0.01, nt=3, integrator="cpu")
     with pytest.raises(InputError):
-        integrate(law, pos, vel, q, m, dt=0.0, nt=3, backend="cpu")
+        integrate(law, pos, vel, q, m, dt=0.0, nt=3, integrator="cpu")
 
 
 # The simulator runs the kernel as Python and accepts code the real CUDA target rejects

@@ -87,7 +87,7 @@ def test_custom_law_registers_and_integrates():
     assert "test_quartic_custom" in law_names() and get_law("test_quartic_custom") is law
     assert law.conservative        # sympy integrated the force into a potential
     pos, vel, q, m = _states(law, 3, 2, n_sims=8)
-    result = integrate(law, pos, vel, q, m, dt=law.dt, nt=300, softening=EPS, backend="cpu")
+    result = integrate(law, pos, vel, q, m, dt=law.dt, nt=300, softening=EPS, integrator="cpu")
     assert not result.failed.any()
     e = energy(law, result.pos, result.vel, q[:, None], m[:, None], EPS)
     np.testing.assert_allclose(e[:, -1], e[:, 0], rtol=1e-6, atol=1e-6)

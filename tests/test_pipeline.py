@@ -93,7 +93,7 @@ def test_changed_config_in_an_existing_run_directory_is_refused(tiny_run):
     (["train", "--data", "{tmp}", "--strategy", "nope", "--out", "{tmp}/t"], "strategy"),
     (["distill", "--model", "{tmp}/missing.pt"], "checkpoint"),
     (["distill", "--model", "{tmp}/garbage.pt"], ""),
-    (["all", "--backend", "gpu", "--out", "{tmp}/r"], "backend"),
+    (["all", "--integrator", "gpu", "--out", "{tmp}/r"], "integrator"),
     (["analyse", "--run", "{tmp}/missing"], "no such run"),
 ])
 def test_bad_input_gives_one_line_and_exit_code_2(tmp_path, args, message):

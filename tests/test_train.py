@@ -114,7 +114,7 @@ def test_trains_from_a_dataset_directory(tmp_path):
     from nbody.config import SimConfig
     from nbody.dataset import generate_dataset
 
-    path = generate_dataset(SimConfig(law="spring", n_sims=5, nt=20, backend="reference"), tmp_path / "data",
+    path = generate_dataset(SimConfig(law="spring", n_sims=5, nt=20, integrator="reference"), tmp_path / "data",
                             progress=False)
     result = train(str(path), ModelConfig(hidden=8, n_hidden_layers=1),
                    TrainConfig(epochs=1, batch_size=16, device="cpu"), tmp_path / "run", progress=False)

@@ -1,4 +1,4 @@
-"""PySR backend (optional): SymbolicRegression.jl through PySR, which needs a Julia runtime.
+"""PySR SR engine (optional): SymbolicRegression.jl through PySR, which needs a Julia runtime.
 
 In:  X [N, d], y [N], names, `DistillConfig`.
 Out: PySR's hall of fame as `Candidate`s, re-scored with the project's complexity and MAE
@@ -21,7 +21,7 @@ from .candidate import Candidate, make_candidate
 from .config import DistillConfig
 
 _BINARY = ("+", "-", "*", "/", "^")
-_HINT = "PySR backend unavailable ({}); it needs Julia (pip install pysr, then run `python -c 'import pysr'` once with internet) - or use backend='operon'"
+_HINT = "PySR engine unavailable ({}); it needs Julia (pip install pysr, then run `python -c 'import pysr'` once with internet) - or use sr_engine='operon'"
 
 
 def _julia_missing(exc: BaseException) -> bool:
