@@ -67,18 +67,22 @@ def _fmt(value: Any, digits: int = 4) -> str:
     return "n/a" if value is None else f"{value:.{digits}g}"
 
 
+def _target(j: dict) -> str:
+    """A judgement's target name, with its receiver factor g when it has one."""
+    return f"{j['target']} (g = {j['receiver_factor']})" if j.get("receiver_factor") else j["target"]
+
+
 def _edge_verdict(e: dict) -> str:
     j = e["judgement"]
     if j["success"]:
-        return f"reconstructed: affine in the true pair {j['target']} (R² = {_fmt(j['r2'])})"
+        return f"reconstructed: affine in the true pair {_target(j)} (R² = {_fmt(j['r2'])})"
     return f"not reconstructed (best R² = {_fmt(j['r2'])}, complexity {e['complexity']})"
 
 
 def _node_verdict(e: dict) -> str:
     j = e["judgement"]
     if j["success"]:
-        form = "(a·ē + b)/m1" if j["divided_by_mass"] else "a·ē + b (edge learned accelerations)"
-        return f"Newton's second law: {form} (R² = {_fmt(j['r2'])})"
+        return f"Newton's second law: undoes the edge's {_target(j)} (R² = {_fmt(j['r2'])})"
     return f"not reconstructed (best R² = {_fmt(j['r2'])}, complexity {e['complexity']})"
 
 

@@ -45,7 +45,7 @@ def test_planted_spring_is_rediscovered(planted_run):
     result, _ = planted_run
     assert result["edge_success"] and result["node_success"], json.dumps(result["edge"] + result["node"], indent=1)
     assert all(e["judgement"]["target"] == "force" for e in result["edge"])
-    assert all(e["judgement"]["divided_by_mass"] is True for e in result["node"])
+    assert all(e["judgement"]["target"] == "force" for e in result["node"])
     assert min(result["r2_force"]) > 0.999
     assert result["sparsity"] == pytest.approx(1.0)
     mae = result["mae"]
@@ -66,7 +66,7 @@ def test_distill_json_schema_and_files(planted_run):
         assert len(e["judgement"]["affine"]) == 3
     for e in stored["node"]:
         assert {"output", "equation", "latex", "complexity", "loss", "judgement"} <= set(e)
-        assert {"success", "divided_by_mass", "r2"} <= set(e["judgement"])
+        assert {"success", "target", "r2"} <= set(e["judgement"])
     assert {"network", "symbolic", "network_std", "symbolic_std", "ood"} <= set(stored["mae"])
     assert set(stored["mae"]["ood"]) == {"spread", "more_particles"}
     for k in stored["top_components"]:
