@@ -141,16 +141,16 @@ def distill_network(net: Network, data: DistillData, cfg: DistillConfig, out_dir
     messages = np.asarray(net.edge(rec.x_recv, rec.x_send), dtype=np.float64)
     logvar = None if net.logvar is None else np.asarray(net.logvar(rec.x_recv, rec.x_send), dtype=np.float64)
     msg = analyse_messages(messages, logvar, rec, law, dim, data.softening)
-    save_messages(out / "messages.npz", messages, rec, msg, dim)
+    save_messages(out / "messages.npz", messages, rec, msg, dim, data.softening)
     top = msg.top
 
     # 2. Edge model: one fit per significant component on training edges, judged on fresh test edges.
     names_e = edge_input_names(dim)
     fit_edges = sample_edges(data.train_x, law, cfg.n_edges, rng, cfg.min_r)
     fresh_edges = sample_edges(data.test_x, law, cfg.n_edges, rng, cfg.min_r)
-    X_fit = edge_inputs(fit_edges.x_recv, fit_edges.x_send, dim)
+    X_fit = edge_inputs(fit_edges.x_recv, fit_edges.x_send, dim, data.softening)
     y_fit = np.asarray(net.edge(fit_edges.x_recv, fit_edges.x_send), dtype=np.float64)
-    X_fresh = edge_inputs(fresh_edges.x_recv, fresh_edges.x_send, dim)
+    X_fresh = edge_inputs(fresh_edges.x_recv, fresh_edges.x_send, dim, data.softening)
     force = pair_targets(law, fresh_edges.x_recv, fresh_edges.x_send, dim, data.softening)[0]
     y_fresh = np.asarray(net.edge(fresh_edges.x_recv, fresh_edges.x_send), dtype=np.float64)
     edge_entries = []
@@ -177,7 +177,8 @@ def distill_network(net: Network, data: DistillData, cfg: DistillConfig, out_dir
         node_entries.append(report.equation_entry(fit, cfg, verdict, output=axis, index=j))
 
     # 4. Symbolic model vs network, in distribution and out of distribution.
-    sym = symbolic_network([e["expr"] for e in edge_entries], [e["expr"] for e in node_entries], dim)
+    sym = symbolic_network([e["expr"] for e in edge_entries], [e["expr"] for e in node_entries], dim,
+                           data.softening)
     mae = _compare(net, sym, data, cfg, rng)
 
     result = {

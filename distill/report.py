@@ -110,7 +110,7 @@ def summary_lines(result: dict) -> list[str]:
 def write_equations_md(path: str | Path, result: dict) -> None:
     """Human-readable equations.md: each selected equation as LaTeX and sympy text, with its verdict."""
     dim = result["dim"]
-    edge_cols = ", ".join([f"d{a}" for a in "xyz"[:dim]] + ["r", "m1", "m2", "q1", "q2"])
+    edge_cols = ", ".join([f"d{a}" for a in "xyz"[:dim]] + ["r", "rs", "m1", "m2", "q1", "q2"])
     out = [f"# Distilled equations: {result['strategy']} GNN, law {result['law']}, {dim}D",
            "", f"Backend {result['backend']}, selection by {result['edge'][0]['selected_by'] if result['edge'] else '-'}; "
            f"{result['seconds']:.1f} s. Message sparsity {_fmt(result['sparsity'])} "
@@ -118,7 +118,7 @@ def write_equations_md(path: str | Path, result: dict) -> None:
            "", f"True radial force on the receiver: f = {result.get('expected_force', '?')} "
            "(r' = r + softening) along (x1 - x2)/r.", "",
            "## Edge model (messages)", "",
-           f"Inputs: {edge_cols}; \"1\" = receiver, \"2\" = sender, dx = x1 - x2.", ""]
+           f"Inputs: {edge_cols}; \"1\" = receiver, \"2\" = sender, dx = x1 - x2, rs = r + softening.", ""]
     for e in result["edge"]:
         out += [f"### φ{e['rank']} (message component {e['component']})", "",
                 f"$$\\phi_{{{e['rank']}}} = {e['latex']}$$", "", f"    {e['equation']}", "",

@@ -35,7 +35,7 @@ def planted_spring_component(X):
 def spring_edges(seed, count):
     x, _ = states(SPRING, 2, 4, 400, seed=seed)
     s = sample_edges(x, SPRING, count, np.random.default_rng(seed), min_r=0.5)
-    return edge_inputs(s.x_recv, s.x_send, 2), pair_targets(SPRING, s.x_recv, s.x_send, 2, 0.01)
+    return edge_inputs(s.x_recv, s.x_send, 2, 0.01), pair_targets(SPRING, s.x_recv, s.x_send, 2, 0.01)
 
 
 def test_operon_recovers_planted_spring_component_and_judge_accepts():

@@ -18,7 +18,7 @@ def fresh_edges(law_name, dim, seed=5):
     x, _ = states(law, dim, 4, 600, seed=seed)
     s = sample_edges(x, law, 3000, np.random.default_rng(seed), min_r=0.5)
     force, _ = pair_targets(law, s.x_recv, s.x_send, dim, 0.01)
-    return edge_inputs(s.x_recv, s.x_send, dim), force
+    return edge_inputs(s.x_recv, s.x_send, dim, 0.01), force
 
 
 def verdict(law_name, dim, text, fitted_direction=None):
@@ -34,6 +34,7 @@ def verdict(law_name, dim, text, fitted_direction=None):
     ("spring", 2, "(-0.291 + 0.287/r)*(dx - 0.986*dy) + 0.00118", "force"),
     ("r1", 2, "-0.273*m2*(dx + dy)/r**2", "acceleration"),
     ("r1", 2, "m1*m2*(dx - 2*dy)/r**2", "force"),
+    ("r1", 2, "m2*(dx - 2*dy)/(r*rs)", "acceleration"),         # exact, with the softened distance
     ("r2", 3, "6.06*m2*(-0.713*dx + dy + 2.44*dz)/r**3", "acceleration"),
     ("r2", 3, "m2*(dx + dy)/(r**2*(r + 0.0308))", "acceleration"),
     ("charge", 3, "-39.3*q2*(0.273*dx + dy)/(q1*m1*r**3)", "acceleration"),
