@@ -26,7 +26,8 @@ distill.json schema (floats that are not finite are null):
     r2_affine_force / r2_affine_accel [dim][dim+1] (raw vector -> standardised component),
     edge: [{component, rank, equation, latex, complexity, loss, selected_by, refit,
             selected_equation, selected_loss, seconds,
-            judgement: {success, target: "force"|"acceleration"|"field"|"field/m1", or one of
+            judgement: {success, target: "force"|"acceleration"|"field"|"field/m1"|"force+field"|
+                        "force+field/m1", or one of
                         these with "·g" (times the equation's receiver factor g(q1, m1))
                         |null, best, receiver_factor (g as text, or null), r2,
                         affine [dim+1], rel_error, cosine, complexity_ok, r2_targets {name: R²},

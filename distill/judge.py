@@ -14,7 +14,10 @@ Targets (the receiver-factor family). A message may carry the pair force scaled 
 factor of the receiver's own properties (q1, m1), because the node model, which sees q1 and
 m1, can multiply it back; the composed model is then still Newton's law. Tried in order:
     force F;  acceleration F/m1;  field F/q1 (charge: the sender's field; the node multiplies
-    by q1/m1);  field/m1 F/(q1 m1);  then, when the equation has one, each of these times
+    by q1/m1);  field/m1 F/(q1 m1);  force+field and force+field/m1, affine in F and F/q1
+    together (a bottleneck component may carry the field along one axis and the force along
+    another: for charges ±1 any factor of q1 is α + β/q1, so this is every q1 factor, and the
+    node, which knows q1, can still undo it);  then, when the equation has one, each of these times
     its own receiver factor g(q1, m1) ("force·g", ...): the factor is read off the equation
     (expr = g(q1, m1)·h(rest) + b after factoring numerator and denominator), so it is
     identified exactly, e.g. 1/(m1 + 0.7). A factor mixing r with m1, like the
@@ -53,35 +56,38 @@ RECEIVER = ("q1", "m1")
 
 @dataclass(frozen=True)
 class Target:
-    """One member of the receiver-factor family: the pair force times
-    s = (1/q1 if charge) · (1/m1 if mass) · g(q1, m1) (g = `factor`, or 1).
+    """One member of the receiver-factor family: the span of the pair force times each
+    s = (1/q1 if charge) · (1/m1 if mass) · g(q1, m1), charge in `charges` (g = `factor`, or 1).
 
     Attributes:
         name: label written to distill.json ("force", "acceleration", "field", "field·g", ...).
-        charge: divide by the receiver charge q1.
+        charges: for each part of the span, whether it divides by the receiver charge q1.
         mass: divide by the receiver mass m1.
         factor: g as sympy text over q1 and m1, or None.
     """
 
     name: str
-    charge: bool = False
+    charges: tuple[bool, ...] = (False,)
     mass: bool = False
     factor: str | None = None
 
-    def scale(self, q1: np.ndarray, m1: np.ndarray) -> np.ndarray:
-        """s(q1, m1) [N]."""
+    def scales(self, q1: np.ndarray, m1: np.ndarray) -> list[np.ndarray]:
+        """s(q1, m1) [N] of each part."""
         s = np.ones(len(m1))
-        if self.charge:
-            s = s / q1
         if self.mass:
             s = s / m1
         if self.factor is not None:
             s = s * lambdify(parse(self.factor, RECEIVER), RECEIVER)(np.column_stack([q1, m1]))
-        return s
+        return [s / q1 if charge else s for charge in self.charges]
+
+    def basis(self, force: np.ndarray, q1: np.ndarray, m1: np.ndarray) -> np.ndarray:
+        """Edge basis [N, dim · parts]: the force times each part's s."""
+        return np.hstack([force * s[:, None] for s in self.scales(q1, m1)])
 
 
-FIXED_TARGETS = (Target("force"), Target("acceleration", mass=True), Target("field", charge=True),
-                 Target("field/m1", charge=True, mass=True))
+FIXED_TARGETS = (Target("force"), Target("acceleration", mass=True), Target("field", (True,)),
+                 Target("field/m1", (True,), mass=True), Target("force+field", (False, True)),
+                 Target("force+field/m1", (False, True), mass=True))
 
 
 def receiver_factor(expr: sp.Expr) -> sp.Expr | None:
@@ -144,16 +150,17 @@ def _assess(out: np.ndarray, basis: np.ndarray, fitted: np.ndarray | None, n_dir
             "cosine": cosine, "complexity_ok": complexity <= thresholds["max_complexity"]}
 
 
-def _judge(out: np.ndarray, bases: dict[Target, np.ndarray], fitted: np.ndarray | None, n_dir: int,
+def _judge(out: np.ndarray, bases: dict[Target, tuple[np.ndarray, int]], fitted: np.ndarray | None,
            complexity: int, thresholds: dict) -> dict:
-    """The first target (in the order of `bases`) whose basis passes, else the best-R² one.
+    """The first target (in the order of `bases`: target -> (basis, n_dir)) whose basis
+    passes, else the best-R² one.
 
     Returns:
         the `_assess` dict of that target plus "target" (its name when successful, else None),
         "best" (its name either way), "receiver_factor" (its g, or None) and "r2_targets"
         {name: R²}.
     """
-    assessed = {t: _assess(out, basis, fitted, n_dir, complexity, thresholds) for t, basis in bases.items()}
+    assessed = {t: _assess(out, basis, fitted, n_dir, complexity, thresholds) for t, (basis, n_dir) in bases.items()}
     passed = [t for t, a in assessed.items() if a["success"]]
     chosen = passed[0] if passed else max(assessed, key=lambda t: assessed[t]["r2"])
     j = assessed[chosen]
@@ -187,9 +194,9 @@ def judge_edge(expr: sp.Expr, names: Sequence[str], X: np.ndarray, force: np.nda
     q1, m1 = _column(X, names, "q1"), _column(X, names, "m1")
     g = receiver_factor(expr)
     targets = list(FIXED_TARGETS) + ([] if g is None else [
-        Target(f"{t.name}·g", t.charge, t.mass, str(g)) for t in FIXED_TARGETS])
-    bases = {t: force * t.scale(q1, m1)[:, None] for t in targets}
-    j = _judge(out, bases, fitted, force.shape[1], complexity,
+        Target(f"{t.name}·g", t.charges, t.mass, str(g)) for t in FIXED_TARGETS])
+    bases = {t: (basis, basis.shape[1]) for t in targets for basis in [t.basis(force, q1, m1)]}
+    j = _judge(out, bases, fitted, complexity,
                dict(success_r2=success_r2, max_complexity=max_complexity, max_rel_error=max_rel_error,
                     min_cosine=min_cosine))
     return {**j, "r2_force": j["r2_targets"]["force"], "r2_accel": j["r2_targets"]["acceleration"]}
@@ -198,7 +205,7 @@ def judge_edge(expr: sp.Expr, names: Sequence[str], X: np.ndarray, force: np.nda
 def edge_target(judgement: dict) -> Target:
     """The `Target` an edge judgement matched (its best one when it failed)."""
     base = next(t for t in FIXED_TARGETS if judgement["best"] in (t.name, f"{t.name}·g"))
-    return Target(judgement["best"], base.charge, base.mass, judgement["receiver_factor"])
+    return Target(judgement["best"], base.charges, base.mass, judgement["receiver_factor"])
 
 
 def judge_node(expr: sp.Expr, names: Sequence[str], X: np.ndarray, agg: np.ndarray, complexity: int,
@@ -222,8 +229,8 @@ def judge_node(expr: sp.Expr, names: Sequence[str], X: np.ndarray, agg: np.ndarr
     """
     out = lambdify(expr, names)(X)
     q1, m1 = _column(X, names, "q1"), _column(X, names, "m1")
-    undo = {t: (1.0 / (t.scale(q1, m1) * m1))[:, None] for t in targets}
-    bases = {t: np.hstack([agg * u, u]) for t, u in undo.items()}
-    return _judge(out, bases, fitted, agg.shape[1], complexity,
+    undo = {t: [(1.0 / (s * m1))[:, None] for s in t.scales(q1, m1)] for t in targets}
+    bases = {t: (np.hstack([agg * u for u in us] + us), agg.shape[1] * len(us)) for t, us in undo.items()}
+    return _judge(out, bases, fitted, complexity,
                   dict(success_r2=success_r2, max_complexity=max_complexity, max_rel_error=max_rel_error,
                        min_cosine=min_cosine))

@@ -52,6 +52,8 @@ def verdict(law_name, dim, text, fitted_direction=None):
     ("r2", 2, "(0.3*m2*dx - 0.1*m2*dy)/(m1*r**3 + 0.5*r**3) + 0.01", "acceleration·g"),
     ("spring", 3, "(r - 1)*(dx - 0.4*dz)/(r*(m1 + 0.7))", "force·g"),
     ("charge", 3, "q2*dy/(r**3*(m1 + 1.3))", "field·g"),
+    # a bottleneck component with the field along x and the force along y (charge 2D, seed 0)
+    ("charge", 2, "0.00075664*q2*(-46.173*dx - 79.746*dy/q1)/rs**3 - 0.0087142", "force+field"),
 ])
 def test_accepts_true_laws(law_name, dim, text, target):
     j = verdict(law_name, dim, text)
@@ -138,7 +140,8 @@ def test_node_accepts_newtons_second_law(node_data, text, target):
     assert j["success"] and j["target"] == target, j
 
 
-FIELD, FIELD_M, SCALED = FIXED_TARGETS[2], FIXED_TARGETS[3], Target("force·g", factor="1/(m1 + 0.5)")
+FIELD, FIELD_M, MIXED = FIXED_TARGETS[2], FIXED_TARGETS[3], FIXED_TARGETS[4]
+SCALED = Target("force·g", factor="1/(m1 + 0.5)")
 
 
 @pytest.mark.parametrize("text, targets, target", [
@@ -146,6 +149,7 @@ FIELD, FIELD_M, SCALED = FIXED_TARGETS[2], FIXED_TARGETS[3], Target("force·g", 
     ("0.3*q1*(e1 + e3)", [FIELD_M], "field/m1"),
     ("(e1 - 0.1)*(m1 + 0.5)/m1", [SCALED], "force·g"),           # undoes g = 1/(m1 + 0.5)
     ("(e1 - 0.1)*(1 + 0.5/m1)", [FIXED_TARGETS[0], SCALED], "force·g"),
+    ("(0.3*e1 + 0.4*e2*q1 - 0.1*e3)/m1", [MIXED], "force+field"),
 ])
 def test_node_undoes_the_receiver_factor(node_data, text, targets, target):
     j = node_verdict(node_data, text, targets)
@@ -157,6 +161,7 @@ def test_node_undoes_the_receiver_factor(node_data, text, targets, target):
     ("(0.5*e1 - 0.2*e2)/m1", [FIELD]),                            # edges learned the field, q1 missing
     ("(e1 - 0.1)*(m1 + 2.0)/m1", [SCALED]),                       # undoes the wrong offset
     ("(e1 - 0.1)/m1", [SCALED]),                                  # does not undo 1/(m1 + 0.5)
+    ("(0.3*e1 + 0.4*e2*q1)/m1**2", [MIXED]),                      # wrong power of the mass
 ])
 def test_node_rejects_a_factor_the_edges_did_not_learn(node_data, text, targets):
     assert not node_verdict(node_data, text, targets)["success"]
