@@ -14,10 +14,11 @@ Targets (the receiver-factor family). A message may carry the pair force scaled 
 factor of the receiver's own properties (q1, m1), because the node model, which sees q1 and
 m1, can multiply it back; the composed model is then still Newton's law. Tried in order:
     force F;  acceleration F/m1;  field F/q1 (charge: the sender's field; the node multiplies
-    by q1/m1);  field/m1 F/(q1 m1);  force+field and force+field/m1, affine in F and F/q1
-    together (a bottleneck component may carry the field along one axis and the force along
-    another: for charges ±1 any factor of q1 is α + β/q1, so this is every q1 factor, and the
-    node, which knows q1, can still undo it);  then, when the equation has one, each of these times
+    by q1/m1);  field/m1 F/(q1 m1);  only when every q1 is ±1: force+field and
+    force+field/m1, affine in F and F/q1 together (a bottleneck component may carry the field
+    along one axis and the force along another: for charges ±1 any factor of q1 is
+    α + β/q1, so this is every q1 factor, and the node, which knows q1, can still undo it;
+    for continuous q1 the F/q1 columns would only add freedom);  then, when the equation has one, each of these times
     its own receiver factor g(q1, m1) ("force·g", ...): the factor is read off the equation
     (expr = g(q1, m1)·h(rest) + b after factoring numerator and denominator), so it is
     identified exactly, e.g. 1/(m1 + 0.7). A factor mixing r with m1, like the
@@ -193,8 +194,9 @@ def judge_edge(expr: sp.Expr, names: Sequence[str], X: np.ndarray, force: np.nda
     out = lambdify(expr, names)(X)
     q1, m1 = _column(X, names, "q1"), _column(X, names, "m1")
     g = receiver_factor(expr)
-    targets = list(FIXED_TARGETS) + ([] if g is None else [
-        Target(f"{t.name}·g", t.charges, t.mass, str(g)) for t in FIXED_TARGETS])
+    signs = bool(np.all(np.abs(q1) == 1))
+    family = [t for t in FIXED_TARGETS if len(t.charges) == 1 or signs]
+    targets = family + ([] if g is None else [Target(f"{t.name}·g", t.charges, t.mass, str(g)) for t in family])
     bases = {t: (basis, basis.shape[1]) for t in targets for basis in [t.basis(force, q1, m1)]}
     j = _judge(out, bases, fitted, complexity,
                dict(success_r2=success_r2, max_complexity=max_complexity, max_rel_error=max_rel_error,

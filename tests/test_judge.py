@@ -95,6 +95,11 @@ def test_missing_dy_term_is_rejected_against_the_fitted_component():
     assert not verdict("spring", 2, "(-0.7*dx + 0.3*dy)*(r - 1)/r", direction)["success"]  # sign flipped
 
 
+def test_force_plus_field_is_offered_only_for_charges_of_plus_minus_one():
+    assert "force+field" in verdict("charge", 2, "q2*dx/r**3")["r2_targets"]
+    assert "force+field" not in verdict("r2", 2, "m1*m2*dx/r**3")["r2_targets"]
+
+
 def test_receiver_factor_is_read_off_the_equation():
     j = verdict("r2", 2, "2*m2*dy/(r**3*(m1 + 0.5))")
     assert j["target"] == "acceleration·g", j
