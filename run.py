@@ -71,8 +71,9 @@ def preset(name: str, law: str | None = None) -> RunConfig:
            lr 3e-3), 1,000 simulations x 500 steps keeping every 5th; about 4 minutes on
            2 CPU cores, and it rediscovers the force law and Newton's second law.
     cpu:   tiny plus what the other laws need on 2 CPU cores (benchmarks/RESULTS.md,
-           "cpu preset ablation"): PySR's "best" Pareto selection (the "score" knee drops
-           the terms of 3D messages that mix all axes), then CPU_LAW_SETTINGS[law] on top.
+           "cpu preset ablation"): PySR's "best" Pareto selection for the edge fits (the
+           "score" knee drops the terms of 3D messages that mix all axes) and "score" for the
+           node fits (where "best" takes spurious terms in ē), then CPU_LAW_SETTINGS[law].
            run.py applies flags after the preset, so an explicit flag beats a per-law value.
     paper: the facts sheet's full-size settings (10,000 simulations x 1,000 steps, the
            demo's 100 kept snapshots per simulation, 300-wide 3-hidden-layer MLPs,
@@ -81,7 +82,8 @@ def preset(name: str, law: str | None = None) -> RunConfig:
     sim_cls, model_cls, train_cls, distill_cls = _stage_classes()
     if name == "cpu":
         tiny = preset("tiny")
-        base = dataclasses.replace(tiny, preset=name, distill=dataclasses.replace(tiny.distill, selection="best"))
+        base = dataclasses.replace(tiny, preset=name, distill=dataclasses.replace(
+            tiny.distill, selection="best", node_selection="score"))
         values = {"law": law or base.sim.law, **CPU_LAW_SETTINGS.get(law or base.sim.law, {})}
         return dataclasses.replace(base, sim=override(base.sim, values), model=override(base.model, values),
                                    train=override(base.train, values), distill=override(base.distill, values))

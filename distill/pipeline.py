@@ -12,6 +12,7 @@ judgement uses fresh test edges/nodes (never the fit rows); the MAE comparison u
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -164,17 +165,18 @@ def distill_network(net: Network, data: DistillData, cfg: DistillConfig, out_dir
     # 3. Node model: one fit per output axis on training nodes, judged on fresh test nodes
     #    against the receiver factor(s) the edge equations matched (the composed model).
     names_n = node_input_names(dim, len(top))
+    node_cfg = dataclasses.replace(cfg, selection=cfg.node_selection or cfg.selection)
     X_node, y_node = _sample_nodes(net, data.train_x, data.train_a, law, dim, top, cfg, rng)
     X_node_fresh, y_node_fresh = _sample_nodes(net, data.test_x, data.test_a, law, dim, top, cfg, rng)
     undone = list(dict.fromkeys(edge_target(e["judgement"]) for e in edge_entries))
     node_entries = []
     for j, axis in enumerate("xyz"[:dim]):
-        fit = fit_target(X_node, y_node[:, j], names_n, cfg)
+        fit = fit_target(X_node, y_node[:, j], names_n, node_cfg)
         verdict = judge_node(fit.final.expr, names_n, X_node_fresh, X_node_fresh[:, :len(top)],
                              fit.final.complexity, y_node_fresh[:, j], undone, cfg.success_r2,
                              cfg.max_complexity, cfg.max_rel_error, cfg.min_cosine)
         report.write_front(out / f"pareto_node_{axis}.csv", fit)
-        node_entries.append(report.equation_entry(fit, cfg, verdict, output=axis, index=j))
+        node_entries.append(report.equation_entry(fit, node_cfg, verdict, output=axis, index=j))
 
     # 4. Symbolic model vs network, in distribution and out of distribution.
     sym = symbolic_network([e["expr"] for e in edge_entries], [e["expr"] for e in node_entries], dim,
