@@ -35,7 +35,7 @@ distill.json schema (floats that are not finite are null):
     node: [{output: "x"|"y"|"z", index, equation, latex, complexity, loss, selected_by, refit,
             selected_equation, selected_loss, seconds,
             judgement: {success, target (the edge target it undoes) | null, best,
-                        receiver_factor, r2,
+                        receiver_factor, linear_in_messages, r2,
                         affine, rel_error, cosine, complexity_ok, r2_targets {name: R²}}}],
     edge_success, node_success,
     mae: {network, symbolic, network_std, symbolic_std, n_graphs,

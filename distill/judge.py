@@ -29,7 +29,9 @@ Criteria (paper_facts §3.4; the reproduction's Table 5 criterion made numeric):
           the first target of the family that passes is reported;
     node: for the target s the edges learned, the output is affine in (ē/(s m1), 1/(s m1)),
           i.e. (a·ē + b)/(s m1) + c: it undoes s and divides by the mass (for "force" that
-          is (a·ē + b)/m1 + c; for "acceleration" a·ē + b);
+          is (a·ē + b)/m1 + c; for "acceleration" a·ē + b); and the equation is linear in ē
+          symbolically (every second derivative in e1..ek is 0): on the fit rows a spurious
+          ē³ term can hide under R² 0.998, and it blows up on the close pairs of 1/r² laws;
     both: the median relative deviation |out - (a·V + b)| / (|a| |V|) over the rows must be
           <= max_rel_error. R² alone is dominated by the few close pairs of a 1/r² law: the
           reproduction's "almost correct" 8.43 m2 (0.26 + (dx - dy + 3.52 dz)/r)/r² reaches
@@ -225,14 +227,19 @@ def judge_node(expr: sp.Expr, names: Sequence[str], X: np.ndarray, agg: np.ndarr
             node must undo one of them. Default: force or acceleration.
         success_r2, max_complexity, max_rel_error, min_cosine: thresholds.
     Returns:
-        {"success", "target": the edge target it undoes or None, "best", "receiver_factor", "r2",
+        {"success", "target": the edge target it undoes or None, "best", "receiver_factor",
+         "linear_in_messages" (no second derivative in e1..ek), "r2",
          "affine" (coefficients of (ē/(s m1), 1/(s m1), 1)), "rel_error", "cosine",
          "complexity_ok", "r2_targets" {name: R²}}.
     """
     out = lambdify(expr, names)(X)
     q1, m1 = _column(X, names, "q1"), _column(X, names, "m1")
+    messages = [s for s in expr.free_symbols if s.name in names[:agg.shape[1]]]
+    linear = all(sp.diff(expr, a, b) == 0 for a in messages for b in messages)
     undo = {t: [(1.0 / (s * m1))[:, None] for s in t.scales(q1, m1)] for t in targets}
     bases = {t: (np.hstack([agg * u for u in us] + us), agg.shape[1] * len(us)) for t, us in undo.items()}
-    return _judge(out, bases, fitted, complexity,
-                  dict(success_r2=success_r2, max_complexity=max_complexity, max_rel_error=max_rel_error,
-                       min_cosine=min_cosine))
+    j = _judge(out, bases, fitted, complexity,
+               dict(success_r2=success_r2, max_complexity=max_complexity, max_rel_error=max_rel_error,
+                    min_cosine=min_cosine))
+    success = j["success"] and linear
+    return {**j, "success": success, "target": j["target"] if success else None, "linear_in_messages": linear}

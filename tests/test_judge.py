@@ -177,6 +177,7 @@ def test_node_rejects_a_factor_the_edges_did_not_learn(node_data, text, targets)
     "(0.153 + 0.171/m1)*(e2 + e1 + 1.11)",            # vj appendix: charge 3D bottleneck, "almost correct"
     "3.62e-5*e1**2",                                  # vj appendix: r^-2 2D standard
     "0.5*e1/m1**2",                                   # wrong power of the mass
+    "(85.0*e1 + 57.2*e2)*(0.001*e2**2 + 0.898)",      # r2 2D, "best" selection: a hidden e2**3
 ])
 def test_node_rejects_near_misses(node_data, text):
     j = node_verdict(node_data, text)
