@@ -60,7 +60,7 @@ CPU_LAW_SETTINGS: dict[str, dict] = {
     "spring": {},
     "r1": {},
     "r2": {"prune_percentile": 99.9},
-    "charge": {"prune_percentile": 99.9},
+    "charge": {"prune_percentile": 99.0},
 }
 
 
