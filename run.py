@@ -58,17 +58,38 @@ class RunConfig:
     distill: typing.Any  # distill.config.DistillConfig
 
 
-def preset(name: str) -> RunConfig:
-    """The named starting point.
+# The cpu preset's settings per law (config field -> value), on top of tiny.
+CPU_LAW_SETTINGS: dict[str, dict] = {
+    "spring": {},
+    "r1": {},
+    "r2": {"prune_percentile": 99.9},
+    "charge": {"prune_percentile": 99.0},
+}
+
+
+def preset(name: str, law: str | None = None) -> RunConfig:
+    """The named starting point; `law` picks a preset's per-law settings (cpu only).
 
     tiny:  spring, 2D, 4 bodies, bottleneck model (128-wide, 2 hidden layers, OneCycle peak
            lr 3e-3), 1,000 simulations x 500 steps keeping every 5th; about 4 minutes on
            2 CPU cores, and it rediscovers the force law and Newton's second law.
+    cpu:   tiny plus what the other laws need on 2 CPU cores (benchmarks/RESULTS.md,
+           "cpu preset ablation"): PySR's "best" Pareto selection for the edge fits (the
+           "score" knee drops the terms of 3D messages that mix all axes) and "score" for the
+           node fits (where "best" takes spurious terms in ē), then CPU_LAW_SETTINGS[law].
+           run.py applies flags after the preset, so an explicit flag beats a per-law value.
     paper: the facts sheet's full-size settings (10,000 simulations x 1,000 steps, the
            demo's 100 kept snapshots per simulation, 300-wide 3-hidden-layer MLPs,
            batch 64, ~1.2M optimiser steps, the larger SR budget).
     """
     sim_cls, model_cls, train_cls, distill_cls = _stage_classes()
+    if name == "cpu":
+        tiny = preset("tiny")
+        base = dataclasses.replace(tiny, preset=name, distill=dataclasses.replace(
+            tiny.distill, selection="best", node_selection="score"))
+        values = {"law": law or base.sim.law, **CPU_LAW_SETTINGS.get(law or base.sim.law, {})}
+        return dataclasses.replace(base, sim=override(base.sim, values), model=override(base.model, values),
+                                   train=override(base.train, values), distill=override(base.distill, values))
     if name == "tiny":
         return RunConfig(
             preset=name,
@@ -85,7 +106,8 @@ def preset(name: str) -> RunConfig:
             train=train_cls(batch_size=64, epochs=100, seed=0),
             distill=distill_cls(population_size=1000, generations=200),
         )
-    raise InputError(f"unknown preset {name!r}; known: tiny, paper")
+    raise InputError(f"unknown preset {name!r}; known: tiny, cpu, paper")
+
 
 
 # --------------------------------------------------------------------------- #
@@ -201,8 +223,8 @@ def override(cfg, values: dict):
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     """The preset named by --preset with every given flag applied."""
     from nbody.laws import get_law
-    base = preset(args.preset)
     values = vars(args)
+    base = preset(args.preset, values.get("law"))
     sim = override(base.sim, values)
     return dataclasses.replace(
         base, sim=sim, model=model_for(override(base.model, values), sim.dim, get_law(sim.law).topology),
@@ -470,7 +492,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def command(name, text, classes):
         p = sub.add_parser(name, help=text, description=text)
-        p.add_argument("--preset", default="tiny", choices=("tiny", "paper"),
+        p.add_argument("--preset", default="tiny", choices=("tiny", "cpu", "paper"),
                        help="starting values for every config (default: tiny)")
         p.add_argument("--quiet", action="store_true", help="no progress bars")
         add_config_flags(p, classes)

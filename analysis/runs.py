@@ -139,7 +139,7 @@ class Run:
 
         Keys read by analysis: "messages" [E, msg_dim]; "top_components" or "top" [d];
         "fitted" or "fitted_force", and "fitted_accel" [E, d]; "component_std" [msg_dim].
-        Also written: "dx", "dy", ("dz"), "r", "m1", "m2", "q1", "q2" [E], "force" [E, dim].
+        Also written: "dx", "dy", ("dz"), "r", "rs", "m1", "m2", "q1", "q2" [E], "force" [E, dim].
         """
         return _load_npz(self.distill_dir / "messages.npz")
 

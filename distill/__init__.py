@@ -13,8 +13,8 @@ Out: in out_dir (atomic writes)
 Steps: record messages on test edges -> significance (std; mean KL for KL models), sparsity
 (variance share of the top `dim` components), robust Powell R² against the true pair force
 and against F/m1 -> symbolic regression of each significant component from
-(dx, dy, (dz), r, m1, m2, q1, q2) on training edges (receiver "1", sender "2",
-dx = x1 - x2) and of each node output from (e1..ek, m1, q1, v1) -> Pareto front ->
+(dx, dy, (dz), r, rs, m1, m2, q1, q2) on training edges (receiver "1", sender "2",
+dx = x1 - x2, rs = r + softening) and of each node output from (e1..ek, m1, q1, v1) -> Pareto front ->
 selection ("score": max -dlog(MAE)/dcomplexity, the paper; or PySR's "best") -> constant
 refit -> judgement on fresh edges/nodes -> composed symbolic predictor vs network MAE, in
 distribution and on two OOD sets (positions spread x2; n + 4 particles).
@@ -26,12 +26,17 @@ distill.json schema (floats that are not finite are null):
     r2_affine_force / r2_affine_accel [dim][dim+1] (raw vector -> standardised component),
     edge: [{component, rank, equation, latex, complexity, loss, selected_by, refit,
             selected_equation, selected_loss, seconds,
-            judgement: {success, target: "force"|"acceleration"|null, r2, affine [dim+1],
-                        rel_error, cosine, r2_force, r2_accel, complexity_ok}}],
+            judgement: {success, target: "force"|"acceleration"|"field"|"field/m1"|"force+field"|
+                        "force+field/m1", or one of
+                        these with "·g" (times the equation's receiver factor g(q1, m1))
+                        |null, best, receiver_factor (g as text, or null), r2,
+                        affine [dim+1], rel_error, cosine, complexity_ok, r2_targets {name: R²},
+                        r2_force, r2_accel}}],
     node: [{output: "x"|"y"|"z", index, equation, latex, complexity, loss, selected_by, refit,
             selected_equation, selected_loss, seconds,
-            judgement: {success, divided_by_mass: bool|null, r2, affine, rel_error, cosine,
-                        r2_divided, r2_undivided, complexity_ok}}],
+            judgement: {success, target (the edge target it undoes) | null, best,
+                        receiver_factor, linear_in_messages, r2,
+                        affine, rel_error, cosine, complexity_ok, r2_targets {name: R²}}}],
     edge_success, node_success,
     mae: {network, symbolic, network_std, symbolic_std, n_graphs,
           ood: {spread: {network, symbolic, n, position_spread},

@@ -35,6 +35,9 @@ class DistillConfig:
         n_threads: SR threads; 0 uses every core.
         selection: Pareto-front rule: "score" (paper: max -dlog(MAE)/dcomplexity) or "best"
             (PySR's default: max score among losses <= best_loss_factor * min loss).
+        node_selection: Pareto-front rule of the node fits; None uses `selection`. ("best"
+            suits 3D edge messages that mix all axes, but on node fits it takes spurious
+            nonlinear terms in ē that blow up on close pairs; "score" takes the linear law.)
         best_loss_factor: the 1.5 of PySR's "best" rule.
         refit: refit the numeric constants of each selected equation on its fit data
             (paper §2; the reproduction that skipped it lost to the network).
@@ -72,6 +75,7 @@ class DistillConfig:
     optimizer_iterations: int = 10
     n_threads: int = 0
     selection: str = "score"
+    node_selection: str | None = None
     best_loss_factor: float = 1.5
     refit: bool = True
     node_target: str = "network"
@@ -90,8 +94,10 @@ class DistillConfig:
         require_finite(self)
         if self.sr_engine not in SR_ENGINES:
             raise InputError(f"unknown SR engine {self.sr_engine!r}; choose one of {', '.join(SR_ENGINES)}")
-        if self.selection not in SELECTIONS:
-            raise InputError(f"selection must be one of {SELECTIONS}, got {self.selection!r}")
+        for name in ("selection", "node_selection"):
+            value = getattr(self, name)
+            if value not in SELECTIONS and (name == "selection" or value is not None):
+                raise InputError(f"{name} must be one of {SELECTIONS}, got {value!r}")
         if self.node_target not in NODE_TARGETS:
             raise InputError(f"node_target must be one of {NODE_TARGETS}, got {self.node_target!r}")
         bad = [op for op in self.operators if op not in OPERATORS]

@@ -1,17 +1,37 @@
 """Automatic success judgement of distilled equations against the known physics.
 
-In:  a selected equation, FRESH inputs (rows not used in its fit), and the truth:
-     edge: the true pairwise force F [N, dim] and acceleration F/m1 on those edges;
-     node: the aggregated significant message components [N, k] and the receiver mass [N];
+In:  a selected equation, FRESH inputs (rows not used in its fit; their columns named as in
+     `messages.edge_input_names` / `symbolic.node_input_names`, so the receiver's q1 and m1
+     are read from them), and the truth:
+     edge: the true pairwise force F [N, dim] on those edges;
+     node: the aggregated significant message components [N, k] and the edge target(s) the
+     node model has to undo;
      optionally the values the equation was fitted to (the network's message component or
      node output) on the same rows.
 Out: a judgement dict (the "judgement" object of distill.json).
 
+Targets (the receiver-factor family). A message may carry the pair force scaled by any
+factor of the receiver's own properties (q1, m1), because the node model, which sees q1 and
+m1, can multiply it back; the composed model is then still Newton's law. Tried in order:
+    force F;  acceleration F/m1;  field F/q1 (charge: the sender's field; the node multiplies
+    by q1/m1);  field/m1 F/(q1 m1);  only when every q1 is ±1: force+field and
+    force+field/m1, affine in F and F/q1 together (a bottleneck component may carry the field
+    along one axis and the force along another: for charges ±1 any factor of q1 is
+    α + β/q1, so this is every q1 factor, and the node, which knows q1, can still undo it;
+    for continuous q1 the F/q1 columns would only add freedom);  then, when the equation has one, each of these times
+    its own receiver factor g(q1, m1) ("force·g", ...): the factor is read off the equation
+    (expr = g(q1, m1)·h(rest) + b after factoring numerator and denominator), so it is
+    identified exactly, e.g. 1/(m1 + 0.7). A factor mixing r with m1, like the
+    reproduction's failed 1/(r + 0.169 m1), does not separate and is never absorbed.
 Criteria (paper_facts §3.4; the reproduction's Table 5 criterion made numeric):
-    edge: the output is an affine function a·F + b (or a·F/m1 + b) with plain least-squares
-          R² >= success_r2 on the fresh rows, and complexity <= max_complexity;
-    node: the output is affine in (ē/m1, 1/m1), i.e. (a·ē + b)/m1 + c ("divided_by_mass"),
-          or affine in ē (an edge that already learned accelerations), with R² >= success_r2;
+    edge: the output is an affine function a·(s F) + b of one target with plain
+          least-squares R² >= success_r2 on the fresh rows, and complexity <= max_complexity;
+          the first target of the family that passes is reported;
+    node: for the target s the edges learned, the output is affine in (ē/(s m1), 1/(s m1)),
+          i.e. (a·ē + b)/(s m1) + c: it undoes s and divides by the mass (for "force" that
+          is (a·ē + b)/m1 + c; for "acceleration" a·ē + b); and the equation is linear in ē
+          symbolically (every second derivative in e1..ek is 0): on the fit rows a spurious
+          ē³ term can hide under R² 0.998, and it blows up on the close pairs of 1/r² laws;
     both: the median relative deviation |out - (a·V + b)| / (|a| |V|) over the rows must be
           <= max_rel_error. R² alone is dominated by the few close pairs of a 1/r² law: the
           reproduction's "almost correct" 8.43 m2 (0.26 + (dx - dy + 3.52 dz)/r)/r² reaches
@@ -20,17 +40,71 @@ Criteria (paper_facts §3.4; the reproduction's Table 5 criterion made numeric):
           the same way as the fitted values' own least-squares coefficients on the same
           basis (cosine >= min_cosine). Otherwise "0.7·Fx" would pass for a message that
           is 0.7·Fx - 0.3·Fy: the right physics, but not the network's component.
-A near miss (wrong power of r, a missing term, an extra non-directional term, a mass factor
-of the wrong form) leaves a residual that is not affine in the truth and fails the R² test.
+A near miss (wrong power of r, a missing sender charge or mass, an extra non-directional
+term, a factor mixing r with m1) leaves a residual that is not affine in any target and
+fails the R² test.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 import sympy as sp
 
-from .candidate import lambdify
+from .candidate import lambdify, parse
+
+RECEIVER = ("q1", "m1")
+
+
+@dataclass(frozen=True)
+class Target:
+    """One member of the receiver-factor family: the span of the pair force times each
+    s = (1/q1 if charge) · (1/m1 if mass) · g(q1, m1), charge in `charges` (g = `factor`, or 1).
+
+    Attributes:
+        name: label written to distill.json ("force", "acceleration", "field", "field·g", ...).
+        charges: for each part of the span, whether it divides by the receiver charge q1.
+        mass: divide by the receiver mass m1.
+        factor: g as sympy text over q1 and m1, or None.
+    """
+
+    name: str
+    charges: tuple[bool, ...] = (False,)
+    mass: bool = False
+    factor: str | None = None
+
+    def scales(self, q1: np.ndarray, m1: np.ndarray) -> list[np.ndarray]:
+        """s(q1, m1) [N] of each part."""
+        s = np.ones(len(m1))
+        if self.mass:
+            s = s / m1
+        if self.factor is not None:
+            s = s * lambdify(parse(self.factor, RECEIVER), RECEIVER)(np.column_stack([q1, m1]))
+        return [s / q1 if charge else s for charge in self.charges]
+
+    def basis(self, force: np.ndarray, q1: np.ndarray, m1: np.ndarray) -> np.ndarray:
+        """Edge basis [N, dim · parts]: the force times each part's s."""
+        return np.hstack([force * s[:, None] for s in self.scales(q1, m1)])
+
+
+FIXED_TARGETS = (Target("force"), Target("acceleration", mass=True), Target("field", (True,)),
+                 Target("field/m1", (True,), mass=True), Target("force+field", (False, True)),
+                 Target("force+field/m1", (False, True), mass=True))
+
+
+def receiver_factor(expr: sp.Expr) -> sp.Expr | None:
+    """g(q1, m1) with expr = g·h + b, h free of q1 and m1 up to factors that mix them with
+    other inputs; numeric coefficient dropped. None when there is no such non-constant g."""
+    receiver = {s for s in expr.free_symbols if s.name in RECEIVER}
+    if not receiver:
+        return None
+    others = expr.free_symbols - receiver
+    rest = expr.as_independent(*expr.free_symbols, as_Add=True)[1]
+    num, den = (sp.factor(part) for part in sp.together(rest).as_numer_denom())
+    g = num.as_independent(*others, as_Add=False)[0] / den.as_independent(*others, as_Add=False)[0]
+    g = g.as_coeff_Mul()[1]
+    return g if g.free_symbols else None
 
 
 def affine_r2(y: np.ndarray, basis: np.ndarray) -> tuple[float, np.ndarray]:
@@ -56,17 +130,14 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b / norm) if norm > 0 and np.isfinite(norm) else 0.0
 
 
-def _judge(out: np.ndarray, bases: dict[str, np.ndarray], fitted: np.ndarray | None, n_dir: int,
-           complexity: int, thresholds: dict) -> dict:
-    """Best-matching basis, its R², coefficients, relative error, direction agreement, verdict.
+def _assess(out: np.ndarray, basis: np.ndarray, fitted: np.ndarray | None, n_dir: int, complexity: int,
+            thresholds: dict) -> dict:
+    """R², coefficients, relative error, direction agreement and verdict of out ≈ basis @ a + b.
 
     n_dir: how many leading basis columns form the direction (the vector part a).
     thresholds: success_r2, max_complexity, max_rel_error, min_cosine.
     """
-    fits = {name: affine_r2(out, basis) for name, basis in bases.items()}
-    name = max(fits, key=lambda k: fits[k][0])
-    r2, coef = fits[name]
-    basis = bases[name]
+    r2, coef = affine_r2(out, basis)
     design = np.hstack([basis, np.ones((len(out), 1))])
     scale = np.linalg.norm(coef[:n_dir]) * np.linalg.norm(basis[:, :n_dir], axis=1)
     with np.errstate(all="ignore"):
@@ -78,57 +149,97 @@ def _judge(out: np.ndarray, bases: dict[str, np.ndarray], fitted: np.ndarray | N
     success = (r2 >= thresholds["success_r2"] and complexity <= thresholds["max_complexity"]
                and rel <= thresholds["max_rel_error"]
                and (cosine is None or cosine >= thresholds["min_cosine"]))
-    return {"success": bool(success), "match": name, "r2": r2, "affine": [float(c) for c in coef],
-            "rel_error": rel, "cosine": cosine, "complexity_ok": complexity <= thresholds["max_complexity"],
-            **{f"r2_{k}": v[0] for k, v in fits.items()}}
+    return {"success": bool(success), "r2": r2, "affine": [float(c) for c in coef], "rel_error": rel,
+            "cosine": cosine, "complexity_ok": complexity <= thresholds["max_complexity"]}
 
 
-def judge_edge(expr: sp.Expr, names: Sequence[str], X: np.ndarray, force: np.ndarray, accel: np.ndarray,
-               complexity: int, fitted: np.ndarray | None = None, success_r2: float = 0.99,
-               max_complexity: int = 40, max_rel_error: float = 0.05, min_cosine: float = 0.99) -> dict:
-    """Is an edge equation a reconstruction of the pair force (or pair acceleration)?
+def _judge(out: np.ndarray, bases: dict[Target, tuple[np.ndarray, int]], fitted: np.ndarray | None,
+           complexity: int, thresholds: dict) -> dict:
+    """The first target (in the order of `bases`: target -> (basis, n_dir)) whose basis
+    passes, else the best-R² one.
+
+    Returns:
+        the `_assess` dict of that target plus "target" (its name when successful, else None),
+        "best" (its name either way), "receiver_factor" (its g, or None) and "r2_targets"
+        {name: R²}.
+    """
+    assessed = {t: _assess(out, basis, fitted, n_dir, complexity, thresholds) for t, (basis, n_dir) in bases.items()}
+    passed = [t for t, a in assessed.items() if a["success"]]
+    chosen = passed[0] if passed else max(assessed, key=lambda t: assessed[t]["r2"])
+    j = assessed[chosen]
+    return {"success": j["success"], "target": chosen.name if j["success"] else None, "best": chosen.name,
+            "receiver_factor": chosen.factor, **j, "r2_targets": {t.name: a["r2"] for t, a in assessed.items()}}
+
+
+def _column(X: np.ndarray, names: Sequence[str], name: str) -> np.ndarray:
+    return X[:, list(names).index(name)]
+
+
+def judge_edge(expr: sp.Expr, names: Sequence[str], X: np.ndarray, force: np.ndarray, complexity: int,
+               fitted: np.ndarray | None = None, success_r2: float = 0.99, max_complexity: int = 40,
+               max_rel_error: float = 0.05, min_cosine: float = 0.99) -> dict:
+    """Is an edge equation a reconstruction of the pair force up to a receiver factor?
 
     Args:
-        expr: equation over `names` (edge_input_names).
-        X: fresh edge inputs [N, d]; force, accel: true pair force and F/m1 [N, dim].
+        expr: equation over `names` (edge_input_names: the receiver's m1 and q1 are read from X).
+        X: fresh edge inputs [N, d]; force: true pair force on the receiver [N, dim].
         complexity: the equation's complexity.
         fitted: the message component the equation was fitted to, on the same rows, or None.
         success_r2, max_complexity, max_rel_error, min_cosine: thresholds.
     Returns:
-        {"success", "target": "force"|"acceleration"|None (None unless successful), "r2",
-         "affine" (a_1..a_dim, b of the better-matching target), "rel_error" (median relative
-         deviation), "cosine" (direction agreement with `fitted`, or None), "r2_force",
-         "r2_accel", "complexity_ok"}.
+        {"success", "target": name of the first passing target of the family or None,
+         "best": that name, or the best-R² target's when none passes, "receiver_factor": g of
+         a "·g" target (sympy text over q1, m1) or None, "r2", "affine" (a_1..a_dim, b), "rel_error" (median
+         relative deviation), "cosine" (direction agreement with `fitted`, or None),
+         "complexity_ok", "r2_targets" {name: R²}, "r2_force", "r2_accel"}.
     """
     out = lambdify(expr, names)(X)
-    j = _judge(out, {"force": force, "accel": accel}, fitted, force.shape[1], complexity,
+    q1, m1 = _column(X, names, "q1"), _column(X, names, "m1")
+    g = receiver_factor(expr)
+    signs = bool(np.all(np.abs(q1) == 1))
+    family = [t for t in FIXED_TARGETS if len(t.charges) == 1 or signs]
+    targets = family + ([] if g is None else [Target(f"{t.name}·g", t.charges, t.mass, str(g)) for t in family])
+    bases = {t: (basis, basis.shape[1]) for t in targets for basis in [t.basis(force, q1, m1)]}
+    j = _judge(out, bases, fitted, complexity,
                dict(success_r2=success_r2, max_complexity=max_complexity, max_rel_error=max_rel_error,
                     min_cosine=min_cosine))
-    match = {"force": "force", "accel": "acceleration"}[j.pop("match")]
-    return {"success": j["success"], "target": match if j["success"] else None, **j}
+    return {**j, "r2_force": j["r2_targets"]["force"], "r2_accel": j["r2_targets"]["acceleration"]}
 
 
-def judge_node(expr: sp.Expr, names: Sequence[str], X: np.ndarray, agg: np.ndarray, mass: np.ndarray,
-               complexity: int, fitted: np.ndarray | None = None, success_r2: float = 0.99,
-               max_complexity: int = 40, max_rel_error: float = 0.05, min_cosine: float = 0.99) -> dict:
+def edge_target(judgement: dict) -> Target:
+    """The `Target` an edge judgement matched (its best one when it failed)."""
+    base = next(t for t in FIXED_TARGETS if judgement["best"] in (t.name, f"{t.name}·g"))
+    return Target(judgement["best"], base.charges, base.mass, judgement["receiver_factor"])
+
+
+def judge_node(expr: sp.Expr, names: Sequence[str], X: np.ndarray, agg: np.ndarray, complexity: int,
+               fitted: np.ndarray | None = None, targets: Sequence[Target] = FIXED_TARGETS[:2],
+               success_r2: float = 0.99, max_complexity: int = 40, max_rel_error: float = 0.05,
+               min_cosine: float = 0.99) -> dict:
     """Is a node equation Newton's second law on the aggregated messages?
 
     Args:
-        expr: equation over `names` (node_input_names).
-        X: fresh node inputs [N, d]; agg: the significant aggregated components [N, k];
-        mass: receiver mass [N].
+        expr: equation over `names` (node_input_names: the receiver's m1 and q1 are read from X).
+        X: fresh node inputs [N, d]; agg: the significant aggregated components [N, k].
         complexity: the equation's complexity.
         fitted: the node target the equation was fitted to, on the same rows, or None.
+        targets: what the edges may have learned (`edge_target` of their judgements); the
+            node must undo one of them. Default: force or acceleration.
         success_r2, max_complexity, max_rel_error, min_cosine: thresholds.
     Returns:
-        {"success", "divided_by_mass": bool|None (None unless successful), "r2", "affine"
-         (coefficients of (ē/m, 1/m, 1) or (ē, 1)), "rel_error", "cosine", "r2_divided",
-         "r2_undivided", "complexity_ok"}.
+        {"success", "target": the edge target it undoes or None, "best", "receiver_factor",
+         "linear_in_messages" (no second derivative in e1..ek), "r2",
+         "affine" (coefficients of (ē/(s m1), 1/(s m1), 1)), "rel_error", "cosine",
+         "complexity_ok", "r2_targets" {name: R²}}.
     """
     out = lambdify(expr, names)(X)
-    inv_m = 1.0 / mass[:, None]
-    j = _judge(out, {"divided": np.hstack([agg * inv_m, inv_m]), "undivided": agg}, fitted, agg.shape[1],
-               complexity, dict(success_r2=success_r2, max_complexity=max_complexity,
-                                max_rel_error=max_rel_error, min_cosine=min_cosine))
-    divided = j.pop("match") == "divided"
-    return {"success": j["success"], "divided_by_mass": divided if j["success"] else None, **j}
+    q1, m1 = _column(X, names, "q1"), _column(X, names, "m1")
+    messages = [s for s in expr.free_symbols if s.name in names[:agg.shape[1]]]
+    linear = all(sp.diff(expr, a, b) == 0 for a in messages for b in messages)
+    undo = {t: [(1.0 / (s * m1))[:, None] for s in t.scales(q1, m1)] for t in targets}
+    bases = {t: (np.hstack([agg * u for u in us] + us), agg.shape[1] * len(us)) for t, us in undo.items()}
+    j = _judge(out, bases, fitted, complexity,
+               dict(success_r2=success_r2, max_complexity=max_complexity, max_rel_error=max_rel_error,
+                    min_cosine=min_cosine))
+    success = j["success"] and linear
+    return {**j, "success": success, "target": j["target"] if success else None, "linear_in_messages": linear}

@@ -2,9 +2,13 @@
 
 In:  node states x [G, n, F] (F = 2*dim + 2, layout of `nbody.state`), the law's interacting
      pairs, message arrays [N, msg_dim] recorded on sampled edges (plus log-variances for KL).
-Out: `EdgeSample`s; SR inputs [N, dim + 5] with columns `edge_input_names(dim)`:
-     dx, dy, (dz), r, m1, m2, q1, q2, where "1" is the RECEIVER and "2" the SENDER and
-     dx = x_receiver - x_sender (the official demo's sign; paper App. C writes x2 - x1);
+Out: `EdgeSample`s; SR inputs [N, dim + 6] with columns `edge_input_names(dim)`:
+     dx, dy, (dz), r, rs, m1, m2, q1, q2, where "1" is the RECEIVER and "2" the SENDER,
+     dx = x_receiver - x_sender (the official demo's sign; paper App. C writes x2 - x1),
+     r = |dx| and rs = r + softening, the law's distance r' (paper App. B). The exact pair
+     force f(r')·dx/r needs both: an equation in r alone errs by orders of magnitude on
+     the close pairs the test MAE includes (r1: 1/r against 1/r' = 1/(r + 0.01)), and the
+     SR fit rows (r >= min_r) cannot reveal the 0.01 for it to be fitted as a constant;
      component significance, sparsity, and the robust message-vs-force R² (paper_facts §3.2).
 
 R² procedure (the demo's `linear_transformation_2d` + `percentile_sum`): each significant
@@ -42,23 +46,24 @@ def directed_edges(law: Law, n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def edge_input_names(dim: int) -> list[str]:
-    """SR input columns of the edge model: dx, dy, (dz), r, m1, m2, q1, q2."""
-    return [f"d{a}" for a in "xyz"[:dim]] + ["r", "m1", "m2", "q1", "q2"]
+    """SR input columns of the edge model: dx, dy, (dz), r, rs, m1, m2, q1, q2."""
+    return [f"d{a}" for a in "xyz"[:dim]] + ["r", "rs", "m1", "m2", "q1", "q2"]
 
 
-def edge_inputs(x_recv: np.ndarray, x_send: np.ndarray, dim: int) -> np.ndarray:
+def edge_inputs(x_recv: np.ndarray, x_send: np.ndarray, dim: int, softening: float) -> np.ndarray:
     """SR inputs of edges from receiver and sender features.
 
     Args:
         x_recv, x_send: [..., F] node features of receiver ("1") and sender ("2").
         dim: spatial dimension.
+        softening: eps of the law's distance rs = r + eps.
     Returns:
-        [..., dim + 5] float64 in the order of `edge_input_names(dim)`.
+        [..., dim + 6] float64 in the order of `edge_input_names(dim)`.
     """
     d = state.pos(x_recv, dim).astype(np.float64) - state.pos(x_send, dim)
     r = np.sqrt(np.sum(d * d, axis=-1, keepdims=True))
     cols = [state.mass(x_recv, dim), state.mass(x_send, dim), state.charge(x_recv, dim), state.charge(x_send, dim)]
-    return np.concatenate([d, r] + [c[..., None].astype(np.float64) for c in cols], axis=-1)
+    return np.concatenate([d, r, r + softening] + [c[..., None].astype(np.float64) for c in cols], axis=-1)
 
 
 @dataclass(frozen=True)
@@ -227,16 +232,16 @@ def analyse_messages(messages: np.ndarray, logvar: np.ndarray | None, sample: Ed
 
 
 def save_messages(path: str | Path, messages: np.ndarray, sample: EdgeSample, report: MessageReport,
-                  dim: int) -> None:
+                  dim: int, softening: float) -> None:
     """Write messages.npz: one array per SR input column, the messages and the R² fits.
 
-    Keys: dx, dy, (dz), r, m1, m2, q1, q2 [N]; messages [N, k]; top [dim];
+    Keys: dx, dy, (dz), r, rs, m1, m2, q1, q2 [N]; messages [N, k]; top [dim];
     messages_top_std [N, dim] (standardised top components); fitted_force / fitted_accel
     [N, dim] (affine fit of force / F/m1 to each standardised top component);
     force / accel [N, dim]; scores [k]; r2_force / r2_accel [dim]; affine_force /
     affine_accel [dim, dim + 1].
     """
-    cols = edge_inputs(sample.x_recv, sample.x_send, dim)
+    cols = edge_inputs(sample.x_recv, sample.x_send, dim, softening)
     top = messages[:, report.top]
     arrays = {name: cols[:, i] for i, name in enumerate(edge_input_names(dim))}
     arrays.update(

@@ -30,8 +30,8 @@ from nbody.laws import R, Law, get_law
 from . import engines, report
 from .candidate import Candidate, complexity
 from .config import DistillConfig
-from .judge import judge_edge, judge_node
-from .messages import (EdgeSample, analyse_messages, directed_edges, edge_input_names, edge_inputs,
+from .judge import edge_target, judge_edge, judge_node
+from .messages import (analyse_messages, directed_edges, edge_input_names, edge_inputs,
                        pair_targets, sample_edges, save_messages)
 from .refit import refit_constants
 from .select import pareto_front, scores, select
@@ -102,9 +102,9 @@ def _nearest(x: np.ndarray, law: Law, dim: int) -> np.ndarray:
 
 
 def _sample_nodes(net: Network, x: np.ndarray, a: np.ndarray, law: Law, dim: int, top: np.ndarray,
-                  cfg: DistillConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Node SR rows: (inputs [N, d], network node outputs or true accelerations [N, dim],
-    node features [N, F]) for `cfg.n_nodes` nodes with no neighbour closer than min_r."""
+                  cfg: DistillConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Node SR rows: (inputs [N, d], network node outputs or true accelerations [N, dim]) for
+    `cfg.n_nodes` nodes with no neighbour closer than min_r."""
     G, n, F = x.shape
     graphs = rng.choice(G, size=min(G, int(np.ceil(2 * cfg.n_nodes / n))), replace=False)
     xs = x[graphs].astype(np.float64)
@@ -117,7 +117,7 @@ def _sample_nodes(net: Network, x: np.ndarray, a: np.ndarray, law: Law, dim: int
         target = np.asarray(net.node(flat, agg), dtype=np.float64)
     else:
         target = a[graphs].reshape(-1, dim)[keep][: cfg.n_nodes].astype(np.float64)
-    return node_inputs(flat, agg[:, top], dim), target, flat
+    return node_inputs(flat, agg[:, top], dim), target
 
 
 def distill_network(net: Network, data: DistillData, cfg: DistillConfig, out_dir: str | Path,
@@ -157,40 +157,45 @@ def _distill_into(out: Path, net: Network, data: DistillData, cfg: DistillConfig
     messages = np.asarray(net.edge(rec.x_recv, rec.x_send), dtype=np.float64)
     logvar = None if net.logvar is None else np.asarray(net.logvar(rec.x_recv, rec.x_send), dtype=np.float64)
     msg = analyse_messages(messages, logvar, rec, law, dim, data.softening)
-    save_messages(out / "messages.npz", messages, rec, msg, dim)
+    save_messages(out / "messages.npz", messages, rec, msg, dim, data.softening)
     top = msg.top
 
     # 2. Edge model: one fit per significant component on training edges, judged on fresh test edges.
     names_e = edge_input_names(dim)
     fit_edges = sample_edges(data.train_x, law, cfg.n_edges, rng, cfg.min_r)
     fresh_edges = sample_edges(data.test_x, law, cfg.n_edges, rng, cfg.min_r)
-    X_fit = edge_inputs(fit_edges.x_recv, fit_edges.x_send, dim)
+    X_fit = edge_inputs(fit_edges.x_recv, fit_edges.x_send, dim, data.softening)
     y_fit = np.asarray(net.edge(fit_edges.x_recv, fit_edges.x_send), dtype=np.float64)
-    X_fresh, (force, accel) = _edge_truth(fresh_edges, data)
+    X_fresh = edge_inputs(fresh_edges.x_recv, fresh_edges.x_send, dim, data.softening)
+    force = pair_targets(law, fresh_edges.x_recv, fresh_edges.x_send, dim, data.softening)[0]
     y_fresh = np.asarray(net.edge(fresh_edges.x_recv, fresh_edges.x_send), dtype=np.float64)
     edge_entries = []
     for rank, k in enumerate(top):
         fit = fit_target(X_fit, y_fit[:, k], names_e, cfg)
-        verdict = judge_edge(fit.final.expr, names_e, X_fresh, force, accel, fit.final.complexity,
-                             y_fresh[:, k], cfg.success_r2, cfg.max_complexity, cfg.max_rel_error, cfg.min_cosine)
+        verdict = judge_edge(fit.final.expr, names_e, X_fresh, force, fit.final.complexity, y_fresh[:, k],
+                             cfg.success_r2, cfg.max_complexity, cfg.max_rel_error, cfg.min_cosine)
         report.write_front(out / f"pareto_edge_{int(k)}.csv", fit)
         edge_entries.append(report.equation_entry(fit, cfg, verdict, component=int(k), rank=rank + 1))
 
-    # 3. Node model: one fit per output axis on training nodes, judged on fresh test nodes.
+    # 3. Node model: one fit per output axis on training nodes, judged on fresh test nodes
+    #    against the receiver factor(s) the edge equations matched (the composed model).
     names_n = node_input_names(dim, len(top))
-    X_node, y_node, _ = _sample_nodes(net, data.train_x, data.train_a, law, dim, top, cfg, rng)
-    X_node_fresh, y_node_fresh, flat_fresh = _sample_nodes(net, data.test_x, data.test_a, law, dim, top, cfg, rng)
+    node_cfg = dataclasses.replace(cfg, selection=cfg.node_selection or cfg.selection)
+    X_node, y_node = _sample_nodes(net, data.train_x, data.train_a, law, dim, top, cfg, rng)
+    X_node_fresh, y_node_fresh = _sample_nodes(net, data.test_x, data.test_a, law, dim, top, cfg, rng)
+    undone = list(dict.fromkeys(edge_target(e["judgement"]) for e in edge_entries))
     node_entries = []
     for j, axis in enumerate("xyz"[:dim]):
-        fit = fit_target(X_node, y_node[:, j], names_n, cfg)
+        fit = fit_target(X_node, y_node[:, j], names_n, node_cfg)
         verdict = judge_node(fit.final.expr, names_n, X_node_fresh, X_node_fresh[:, :len(top)],
-                             state.mass(flat_fresh, dim), fit.final.complexity, y_node_fresh[:, j],
-                             cfg.success_r2, cfg.max_complexity, cfg.max_rel_error, cfg.min_cosine)
+                             fit.final.complexity, y_node_fresh[:, j], undone, cfg.success_r2,
+                             cfg.max_complexity, cfg.max_rel_error, cfg.min_cosine)
         report.write_front(out / f"pareto_node_{axis}.csv", fit)
-        node_entries.append(report.equation_entry(fit, cfg, verdict, output=axis, index=j))
+        node_entries.append(report.equation_entry(fit, node_cfg, verdict, output=axis, index=j))
 
     # 4. Symbolic model vs network, in distribution and out of distribution.
-    sym = symbolic_network([e["expr"] for e in edge_entries], [e["expr"] for e in node_entries], dim)
+    sym = symbolic_network([e["expr"] for e in edge_entries], [e["expr"] for e in node_entries], dim,
+                           data.softening)
     mae = _compare(net, sym, data, cfg, rng)
 
     result = {
@@ -214,11 +219,6 @@ def _distill_into(out: Path, net: Network, data: DistillData, cfg: DistillConfig
     save_json(out / "distill.json", result)
     report.write_equations_md(out / "equations.md", result)
     return result
-
-
-def _edge_truth(sample: EdgeSample, data: DistillData) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
-    return (edge_inputs(sample.x_recv, sample.x_send, data.dim),
-            pair_targets(data.law, sample.x_recv, sample.x_send, data.dim, data.softening))
 
 
 def _compare(net: Network, sym: Network, data: DistillData, cfg: DistillConfig,

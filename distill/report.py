@@ -67,18 +67,22 @@ def _fmt(value: Any, digits: int = 4) -> str:
     return "n/a" if value is None else f"{value:.{digits}g}"
 
 
+def _target(j: dict) -> str:
+    """A judgement's target name, with its receiver factor g when it has one."""
+    return f"{j['target']} (g = {j['receiver_factor']})" if j.get("receiver_factor") else j["target"]
+
+
 def _edge_verdict(e: dict) -> str:
     j = e["judgement"]
     if j["success"]:
-        return f"reconstructed: affine in the true pair {j['target']} (R² = {_fmt(j['r2'])})"
+        return f"reconstructed: affine in the true pair {_target(j)} (R² = {_fmt(j['r2'])})"
     return f"not reconstructed (best R² = {_fmt(j['r2'])}, complexity {e['complexity']})"
 
 
 def _node_verdict(e: dict) -> str:
     j = e["judgement"]
     if j["success"]:
-        form = "(a·ē + b)/m1" if j["divided_by_mass"] else "a·ē + b (edge learned accelerations)"
-        return f"Newton's second law: {form} (R² = {_fmt(j['r2'])})"
+        return f"Newton's second law: undoes the edge's {_target(j)} (R² = {_fmt(j['r2'])})"
     return f"not reconstructed (best R² = {_fmt(j['r2'])}, complexity {e['complexity']})"
 
 
@@ -106,7 +110,7 @@ def summary_lines(result: dict) -> list[str]:
 def write_equations_md(path: str | Path, result: dict) -> None:
     """Human-readable equations.md: each selected equation as LaTeX and sympy text, with its verdict."""
     dim = result["dim"]
-    edge_cols = ", ".join([f"d{a}" for a in "xyz"[:dim]] + ["r", "m1", "m2", "q1", "q2"])
+    edge_cols = ", ".join([f"d{a}" for a in "xyz"[:dim]] + ["r", "rs", "m1", "m2", "q1", "q2"])
     out = [f"# Distilled equations: {result['strategy']} GNN, law {result['law']}, {dim}D",
            "", f"SR engine {result['sr_engine']}, selection by {result['edge'][0]['selected_by'] if result['edge'] else '-'}; "
            f"{result['seconds']:.1f} s. Message sparsity {_fmt(result['sparsity'])} "
@@ -114,7 +118,7 @@ def write_equations_md(path: str | Path, result: dict) -> None:
            "", f"True radial force on the receiver: f = {result.get('expected_force', '?')} "
            "(r' = r + softening) along (x1 - x2)/r.", "",
            "## Edge model (messages)", "",
-           f"Inputs: {edge_cols}; \"1\" = receiver, \"2\" = sender, dx = x1 - x2.", ""]
+           f"Inputs: {edge_cols}; \"1\" = receiver, \"2\" = sender, dx = x1 - x2, rs = r + softening.", ""]
     for e in result["edge"]:
         out += [f"### φ{e['rank']} (message component {e['component']})", "",
                 f"$$\\phi_{{{e['rank']}}} = {e['latex']}$$", "", f"    {e['equation']}", "",

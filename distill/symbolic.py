@@ -87,14 +87,16 @@ def forward(net: Network, x: np.ndarray, law: Law) -> np.ndarray:
     return np.asarray(out, dtype=np.float64).reshape(G, n, -1)
 
 
-def symbolic_network(edge_exprs: Sequence[sp.Expr], node_exprs: Sequence[sp.Expr], dim: int) -> Network:
-    """The distilled equations as a `Network`: edge equation i emits message component i,
-    node equation j predicts acceleration axis j from the summed components."""
+def symbolic_network(edge_exprs: Sequence[sp.Expr], node_exprs: Sequence[sp.Expr], dim: int,
+                     softening: float) -> Network:
+    """The distilled equations as a `Network`: edge equation i emits message component i
+    (inputs `edge_inputs` with the law's softening), node equation j predicts acceleration
+    axis j from the summed components."""
     edge_fns = [lambdify(e, edge_input_names(dim)) for e in edge_exprs]
     node_fns = [lambdify(e, node_input_names(dim, len(edge_exprs))) for e in node_exprs]
 
     def edge(x_recv: np.ndarray, x_send: np.ndarray) -> np.ndarray:
-        X = edge_inputs(x_recv, x_send, dim)
+        X = edge_inputs(x_recv, x_send, dim, softening)
         return np.stack([f(X) for f in edge_fns], axis=-1)
 
     def node(x: np.ndarray, agg: np.ndarray) -> np.ndarray:

@@ -22,6 +22,7 @@ from nbody.laws import get_law
 SPRING = get_law("spring")
 FAST = dict(population_size=300, generations=30, n_threads=2, n_edges=1500, n_nodes=1000,
             n_eval_graphs=200, n_ood_graphs=100)
+PLANTED = DistillConfig(**FAST, selection="best", node_selection="score")
 TOP_KEYS = {"strategy", "law", "dim", "sr_engine", "seconds", "sparsity", "component_std", "top_components",
             "r2_force", "r2_force_mean", "r2_accel", "r2_accel_mean", "edge", "node", "edge_success",
             "node_success", "mae"}
@@ -37,7 +38,7 @@ def spring_data(dim=2, n=4):
 def planted_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("planted")
     net = planted_network(SPRING, 2, MIX_2D, np.array([0.05, -0.02]))
-    result = distill_network(net, spring_data(), DistillConfig(**FAST), out)
+    result = distill_network(net, spring_data(), PLANTED, out)
     return result, out
 
 
@@ -45,7 +46,9 @@ def test_planted_spring_is_rediscovered(planted_run):
     result, _ = planted_run
     assert result["edge_success"] and result["node_success"], json.dumps(result["edge"] + result["node"], indent=1)
     assert all(e["judgement"]["target"] == "force" for e in result["edge"])
-    assert all(e["judgement"]["divided_by_mass"] is True for e in result["node"])
+    assert {e["selected_by"] for e in result["edge"]} == {"best"}
+    assert {e["selected_by"] for e in result["node"]} == {"score"}
+    assert all(e["judgement"]["target"] == "force" for e in result["node"])
     assert min(result["r2_force"]) > 0.999
     assert result["sparsity"] == pytest.approx(1.0)
     mae = result["mae"]
@@ -66,7 +69,7 @@ def test_distill_json_schema_and_files(planted_run):
         assert len(e["judgement"]["affine"]) == 3
     for e in stored["node"]:
         assert {"output", "equation", "latex", "complexity", "loss", "judgement"} <= set(e)
-        assert {"success", "divided_by_mass", "r2"} <= set(e["judgement"])
+        assert {"success", "target", "r2"} <= set(e["judgement"])
     assert {"network", "symbolic", "network_std", "symbolic_std", "ood"} <= set(stored["mae"])
     assert set(stored["mae"]["ood"]) == {"spread", "more_particles"}
     for k in stored["top_components"]:
@@ -78,7 +81,7 @@ def test_distill_json_schema_and_files(planted_run):
         assert {"dx", "dy", "r", "m1", "m2", "q1", "q2", "messages", "fitted_force", "messages_top_std"} <= set(npz)
         assert npz["messages"].shape == (1500, 2)
     cfg = config_from_dict(DistillConfig, json.loads((out / "distill_config.json").read_text()))
-    assert cfg == DistillConfig(**FAST)
+    assert cfg == PLANTED
     md = (out / "equations.md").read_text()
     assert "$$\\phi_{1}" in md and "Newton" in md
     lines = summary_lines(stored)

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from _distill_helpers import edge_truth, states
+from distill.candidate import lambdify, parse
 from distill.messages import (analyse_messages, edge_input_names, edge_inputs, robust_affine_r2,
                               sample_edges, significance, sparsity, top_components)
 from nbody.laws import get_law
@@ -10,19 +11,30 @@ from nbody.laws import get_law
 SPRING = get_law("spring")
 
 
-def test_edge_inputs_use_receiver_minus_sender():
+def test_edge_inputs_use_receiver_minus_sender_and_the_softened_distance():
     x_recv = np.array([[1.0, 2.0, 0, 0, -1.0, 3.0]])
     x_send = np.array([[4.0, 6.0, 0, 0, 1.0, 5.0]])
-    X = edge_inputs(x_recv, x_send, 2)
-    assert edge_input_names(2) == ["dx", "dy", "r", "m1", "m2", "q1", "q2"]
-    np.testing.assert_allclose(X[0], [-3.0, -4.0, 5.0, 3.0, 5.0, -1.0, 1.0])
+    X = edge_inputs(x_recv, x_send, 2, 0.01)
+    assert edge_input_names(2) == ["dx", "dy", "r", "rs", "m1", "m2", "q1", "q2"]
+    np.testing.assert_allclose(X[0], [-3.0, -4.0, 5.0, 5.01, 3.0, 5.0, -1.0, 1.0])
+
+
+def test_softened_distance_makes_the_exact_law_expressible_at_close_range():
+    r1 = get_law("r1")
+    x, _ = states(r1, 2, 4, 400, seed=1)
+    s = sample_edges(x, r1, 4000, np.random.default_rng(1))
+    X = edge_inputs(s.x_recv, s.x_send, 2, 0.01)
+    names = edge_input_names(2)
+    exact = parse("-m1*m2*dx/(r*rs)", names)
+    force = edge_truth(r1, s.x_recv, s.x_send, 2)[:, 0]
+    np.testing.assert_allclose(lambdify(exact, names)(X), force, rtol=1e-5)
 
 
 def test_sample_edges_respects_min_r_and_pairs():
     x, _ = states(SPRING, 2, 4, 50, seed=0)
     s = sample_edges(x, SPRING, 500, np.random.default_rng(0), min_r=0.5)
     assert s.x_recv.shape == (500, 6)
-    assert np.all(edge_inputs(s.x_recv, s.x_send, 2)[:, 2] >= 0.5)
+    assert np.all(edge_inputs(s.x_recv, s.x_send, 2, 0.01)[:, 2] >= 0.5)
     assert np.all(s.receiver != s.sender)
     np.testing.assert_array_equal(s.x_recv, x[s.graph, s.receiver])
 

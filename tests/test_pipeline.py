@@ -1,8 +1,9 @@
-"""run.py end to end: the `tiny` preset, resume/skip behaviour, and bad input.
+"""run.py end to end: the `tiny` and `cpu` presets, resume/skip behaviour, and bad input.
 
-The tiny preset is the README's main job; here it must rediscover the spring force law
-with the bottleneck strategy, write tables that parse and figures that are PNGs, and a
-re-run must skip every finished stage.
+The tiny preset is the README's main job; here (in every test run) it must rediscover the
+spring force law with the bottleneck strategy, write tables that parse and figures that are
+PNGs, and a re-run must skip every finished stage. The `cpu` preset's r2 recovery takes
+minutes and is marked `slow` (left out by default; `pytest -m slow` runs it).
 """
 from __future__ import annotations
 
@@ -32,7 +33,6 @@ def tiny_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     return out, proc
 
 
-@pytest.mark.slow
 def test_tiny_preset_rediscovers_the_spring_law(tiny_run):
     out, proc = tiny_run
     result = json.loads((out / "distill" / "distill.json").read_text())
@@ -43,7 +43,6 @@ def test_tiny_preset_rediscovers_the_spring_law(tiny_run):
     assert "force law FOUND" in proc.stdout and "Newton's 2nd law FOUND" in proc.stdout
 
 
-@pytest.mark.slow
 def test_tiny_run_directory_holds_configs_tables_and_figures(tiny_run):
     out, _ = tiny_run
     config = json.loads((out / "config.json").read_text())
@@ -61,7 +60,6 @@ def test_tiny_run_directory_holds_configs_tables_and_figures(tiny_run):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.mark.slow
 def test_rerun_skips_finished_stages_and_redoes_only_the_missing_one(tiny_run):
     out, _ = tiny_run
     checkpoint = out / "train" / "checkpoint.pt"
@@ -75,12 +73,22 @@ def test_rerun_skips_finished_stages_and_redoes_only_the_missing_one(tiny_run):
     assert (out / "distill" / "distill.json").exists()
 
 
-@pytest.mark.slow
 def test_changed_config_in_an_existing_run_directory_is_refused(tiny_run):
     out, _ = tiny_run
     proc = _cli("all", "--preset", "tiny", "--quiet", "--epochs", "1", "--out", str(out))
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "different config" in proc.stderr
+
+
+@pytest.mark.slow
+def test_cpu_preset_rediscovers_the_r2_law_in_2d(tmp_path):
+    out = tmp_path / "r2"
+    proc = _cli("all", "--preset", "cpu", "--law", "r2", "--dim", "2", "--strategy", "bottleneck",
+                "--quiet", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads((out / "distill" / "distill.json").read_text())
+    assert result["edge_success"], [e["judgement"] for e in result["edge"]]
+    assert result["node_success"], [e["judgement"] for e in result["node"]]
 
 
 @pytest.mark.parametrize("args, message", [
@@ -121,6 +129,19 @@ def test_every_config_field_is_a_flag_and_overrides_the_preset():
     assert (cfg.model.strategy, cfg.train.epochs, cfg.distill.generations) == ("kl", 3, 7)
     assert cfg.distill.refit is False
     assert cfg.train.seed == cfg.sim.seed == cfg.distill.seed == 0
+
+
+@pytest.mark.parametrize("law", sorted(run.CPU_LAW_SETTINGS))
+def test_cpu_preset_applies_its_per_law_settings_unless_a_flag_is_given(law):
+    parser = run.build_parser()
+    cfg = run.config_from_args(parser.parse_args(["all", "--out", "x", "--preset", "cpu", "--law", law]))
+    assert cfg.preset == "cpu" and cfg.sim.law == law
+    flat = {k: v for stage in (cfg.sim, cfg.model, cfg.train, cfg.distill) for k, v in vars(stage).items()}
+    for field, value in run.CPU_LAW_SETTINGS[law].items():
+        assert flat[field] == value, field
+    given = run.config_from_args(parser.parse_args(
+        ["all", "--out", "x", "--preset", "cpu", "--law", law, "--prune-percentile", "none", "--epochs", "2"]))
+    assert given.sim.prune_percentile is None and given.train.epochs == 2
 
 
 def test_sweep_jobs_cover_the_grid_and_share_datasets(tmp_path):
