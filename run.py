@@ -222,9 +222,14 @@ def override(cfg, values: dict):
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     """The preset named by --preset with every given flag applied."""
+    return config_from_values(args.preset, vars(args))
+
+
+def config_from_values(preset_name: str, values: dict) -> RunConfig:
+    """Preset `preset_name` (with its settings for values["law"]) and then `values` applied:
+    {field: value} for every stage, {"stage:field": value} for one stage."""
     from nbody.laws import get_law
-    values = vars(args)
-    base = preset(args.preset, values.get("law"))
+    base = preset(preset_name, values.get("law"))
     sim = override(base.sim, values)
     return dataclasses.replace(
         base, sim=sim, model=model_for(override(base.model, values), sim.dim, get_law(sim.law).topology),
@@ -406,23 +411,22 @@ def print_equations(result: dict) -> None:
 # Sweep                                                                        #
 # --------------------------------------------------------------------------- #
 
-def sweep_jobs(cfg: RunConfig, laws, dims, strategies, seeds, out: Path) -> list[tuple]:
-    """(run_dir, RunConfig, data_dir) for every law x dim x strategy x seed."""
-    from nbody.laws import get_law
+def sweep_jobs(preset_name: str, values: dict, laws, dims, strategies, seeds, out: Path) -> list[tuple]:
+    """(run_dir, RunConfig, data_dir) for every law x dim x strategy x seed.
+
+    Each job's config is built like a single run's: the preset with its per-law settings,
+    then `values` (the flags), then the job's law, dim, strategy and seed (every stage).
+    """
     jobs = []
     for law in laws:
         for dim in dims:
             for seed in seeds:
-                sim = dataclasses.replace(cfg.sim, law=law, dim=dim, seed=seed)
                 data_dir = out / "data" / f"{law}-{dim}d-s{seed}"
                 for strategy in strategies:
-                    run_cfg = dataclasses.replace(
-                        cfg, sim=sim,
-                        model=model_for(dataclasses.replace(cfg.model, strategy=strategy, msg_dim=None),
-                                        dim, get_law(law).topology),
-                        train=dataclasses.replace(cfg.train, seed=seed),
-                        distill=dataclasses.replace(cfg.distill, seed=seed))
-                    jobs.append((out / f"{law}-{dim}d-{strategy}-s{seed}", run_cfg, data_dir))
+                    job = {**values, "law": law, "dim": dim, "strategy": strategy,
+                           **{key: seed for key in ("seed", "sim:seed", "train:seed", "distill:seed")}}
+                    jobs.append((out / f"{law}-{dim}d-{strategy}-s{seed}", config_from_values(preset_name, job),
+                                 data_dir))
     return jobs
 
 
@@ -436,7 +440,7 @@ def _sweep_job(job: tuple) -> str:
     return str(run_dir)
 
 
-def run_sweep(cfg: RunConfig, out: Path, args: argparse.Namespace) -> None:
+def run_sweep(out: Path, args: argparse.Namespace) -> None:
     """Run the sweep's jobs into `out` on a local process pool or as a Slurm array (submitit)."""
     split = lambda text: [v for v in text.split(",") if v]  # noqa: E731
     try:
@@ -444,8 +448,8 @@ def run_sweep(cfg: RunConfig, out: Path, args: argparse.Namespace) -> None:
         seeds = [int(s) for s in split(args.seeds)]
     except ValueError:
         raise InputError("--dims and --seeds take comma-separated integers") from None
-    # Every combination is validated here (replace() re-runs each config's checks), before any job starts.
-    jobs = sweep_jobs(cfg, split(args.laws), dims, split(args.strategies), seeds, out)
+    # Every combination is built and validated here, before any job starts.
+    jobs = sweep_jobs(args.preset, vars(args), split(args.laws), dims, split(args.strategies), seeds, out)
     # Datasets first (each shared by all strategies), so jobs never race to create one.
     for data_dir, sim in {str(d): (d, c.sim) for _, c, d in jobs}.values():
         stage_simulate(data_dir, sim)
@@ -577,7 +581,7 @@ def dispatch(args: argparse.Namespace) -> None:
             raise InputError("--workers must be at least 1")
         out = rundir.output_path(args.out)
         with rundir.locked(out):
-            run_sweep(cfg, out, args)
+            run_sweep(out, args)
 
 
 def main(argv: list[str] | None = None) -> int:

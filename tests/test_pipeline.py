@@ -145,10 +145,19 @@ def test_cpu_preset_applies_its_per_law_settings_unless_a_flag_is_given(law):
 
 
 def test_sweep_jobs_cover_the_grid_and_share_datasets(tmp_path):
-    cfg = run.preset("tiny")
-    jobs = run.sweep_jobs(cfg, ["spring", "r1"], [2, 3], ["l1", "bottleneck"], [0, 1], tmp_path)
+    jobs = run.sweep_jobs("tiny", {}, ["spring", "r1"], [2, 3], ["l1", "bottleneck"], [0, 1], tmp_path)
     assert len(jobs) == 16
     assert len({str(job[0]) for job in jobs}) == 16
     assert len({str(job[2]) for job in jobs}) == 8        # one dataset per law x dim x seed
     bottleneck_3d = [c for d, c, _ in jobs if c.model.strategy == "bottleneck" and c.sim.dim == 3]
     assert all(c.model.resolved_msg_dim == 3 for c in bottleneck_3d)
+
+
+def test_cpu_sweep_jobs_carry_each_laws_preset_settings_and_the_flags(tmp_path):
+    values = vars(run.build_parser().parse_args(["sweep", "--out", "x", "--preset", "cpu", "--epochs", "3"]))
+    jobs = run.sweep_jobs("cpu", values, ["spring", "r2"], [2], ["l1"], [0, 1], tmp_path)
+    by_law = {(c.sim.law, c.sim.seed): c for _, c, _ in jobs}
+    assert by_law[("r2", 0)].sim.prune_percentile == run.CPU_LAW_SETTINGS["r2"]["prune_percentile"]
+    assert by_law[("spring", 0)].sim.prune_percentile is None
+    assert all(c.train.epochs == 3 and c.sim.seed == c.train.seed == c.distill.seed for c in by_law.values())
+    assert {c.train.seed for c in by_law.values()} == {0, 1}
