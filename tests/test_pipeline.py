@@ -20,9 +20,9 @@ import run
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+def _cli(*args: str, cwd: Path = ROOT, timeout: int = 900) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(ROOT / "run.py"), *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=900)
+                          capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -83,8 +83,9 @@ def test_changed_config_in_an_existing_run_directory_is_refused(tiny_run):
 @pytest.mark.slow
 def test_cpu_preset_rediscovers_the_r2_law_in_2d(tmp_path):
     out = tmp_path / "r2"
+    # Measured beside another job on 2 cores: 683 s once, and over 900 s once (benchmarks/RESULTS.md).
     proc = _cli("all", "--preset", "cpu", "--law", "r2", "--dim", "2", "--strategy", "bottleneck",
-                "--quiet", "--out", str(out))
+                "--quiet", "--out", str(out), timeout=2400)
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads((out / "distill" / "distill.json").read_text())
     assert result["edge_success"], [e["judgement"] for e in result["edge"]]
