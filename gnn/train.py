@@ -317,9 +317,7 @@ def train(data: Any, model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: st
     val = splits.get("val")
     bar = progress_bar(total_steps, f"train {model_cfg.strategy}", enabled=progress, initial=step, unit="step")
     running, n_running = torch.zeros((), device=device), 0
-    # First step whose loss was not finite (-1: none yet); updated on the device, read only
-    # at log and checkpoint points, so that a NaN never reaches last.pt and costs no sync.
-    bad_step = torch.full((), -1, dtype=torch.long, device=device)
+    checked_step = step  # `running` sums the losses since this step: a NaN or inf among them stays in the sum
     epoch_loss = torch.tensor(epoch_loss_sum, device=device)
     perm, perm_pass = None, -1
     model.train()
@@ -339,7 +337,6 @@ def train(data: Any, model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: st
         optimizer.step()
         scheduler.step()
         step += 1
-        bad_step = torch.where((bad_step < 0) & ~torch.isfinite(loss.detach()), step, bad_step)
         running += loss.detach()
         epoch_loss += loss.detach()
         n_running += 1
@@ -348,8 +345,11 @@ def train(data: Any, model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: st
         end_of_epoch = step % steps_per_epoch == 0
         checkpoint_now = end_of_epoch or step % cfg.checkpoint_every == 0 or step == stop_at_step
         if checkpoint_now or step % cfg.log_every == 0 or step == total_steps:
-            _stop_if_not_finite(int(bad_step), resume_path, bar)
-            bar.set_postfix(loss=f"{running.item() / n_running:.4g}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
+            total = running.item()  # read only here (it syncs the device), before any save
+            if not math.isfinite(total):  # so a NaN never reaches last.pt
+                _stop_not_finite(checked_step + 1, step, resume_path, bar)
+            checked_step = step
+            bar.set_postfix(loss=f"{total / n_running:.4g}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
             bar.update(step - bar.n)
             running.zero_()
             n_running = 0
@@ -390,13 +390,12 @@ def train(data: Any, model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: st
     return TrainResult(model, metrics, out_dir, finished=True)
 
 
-def _stop_if_not_finite(bad_step: int, resume_path: Path, bar) -> None:
-    """InputError naming the first step whose loss was NaN or infinite (bad_step > 0)."""
-    if bad_step > 0:
-        bar.close()
-        kept = f"; the last good resume point {resume_path} is kept" if resume_path.exists() else ""
-        raise InputError(f"training loss became non-finite at step {bad_step} (try a lower --lr or "
-                         f"check the data){kept}")
+def _stop_not_finite(first: int, last: int, resume_path: Path, bar) -> None:
+    """InputError: a loss of steps first..last (the window since the last check) was NaN or inf."""
+    bar.close()
+    when = f"at step {last}" if first == last else f"between steps {first} and {last}"
+    kept = f"; the last good resume point {resume_path} is kept" if resume_path.exists() else ""
+    raise InputError(f"training loss became non-finite {when} (try a lower --lr or check the data){kept}")
 
 
 def _permutation(n: int, seed: int, pass_index: int) -> Tensor:
