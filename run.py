@@ -452,7 +452,7 @@ def run_sweep(out: Path, args: argparse.Namespace) -> None:
     jobs = sweep_jobs(args.preset, vars(args), split(args.laws), dims, split(args.strategies), seeds, out)
     # Datasets first (each shared by all strategies), so jobs never race to create one.
     for data_dir, sim in {str(d): (d, c.sim) for _, c, d in jobs}.values():
-        stage_simulate(data_dir, sim)
+        stage_simulate(data_dir, sim, progress=not args.quiet)
     print(f"[sweep] {len(jobs)} jobs with {args.executor}, {args.workers} at a time")
     if args.executor == "submitit":
         try:
