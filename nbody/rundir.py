@@ -90,13 +90,8 @@ def record(config, inputs: dict) -> dict:
     return {"config": to_jsonable(config), "inputs": to_jsonable(inputs)}
 
 
-def check_record(held: dict | None, wanted: dict, where: Path) -> None:
-    """InputError naming the differing fields when a held stage record is not the wanted one.
-
-    `held` None (no record yet) passes.
-    """
-    if held is None:
-        return
+def check_record(held: dict, wanted: dict, where: Path) -> None:
+    """InputError naming the differing fields when a held stage record is not the wanted one."""
     diff = sorted(_differences(held, wanted))
     if diff:
         raise InputError(f"{where} holds results made with a different config or input "
