@@ -11,15 +11,25 @@ Out: a trained `GNN` whose `forward(x [B, n, F])` returns
      Training writes checkpoint.pt (model + configs, `load_model`), last.pt (resume
      point), metrics.json and the two config JSON files into its output folder.
 
-Modules: config (frozen configs), graph (edge vocabulary, scatter-add), model (GNN, one
-class for every strategy), train (loss, loop, evaluation), checkpoint (atomic files).
-"""
-from .checkpoint import load_model
-from .config import STRATEGIES, ModelConfig, TrainConfig
-from .graph import edges, scatter_sum
-from .model import GNN, ModelOutput, kl_divergence, mlp
-from .train import TrainResult, completed_metrics, evaluate, train
+Modules: config (frozen configs, torch-free), graph (the edge template as tensors), model (GNN,
+one class for every strategy), train (loss, loop, evaluation; `gnn.train.train` trains),
+checkpoint (atomic files).
 
-__all__ = ["GNN", "STRATEGIES", "ModelConfig", "ModelOutput", "TrainConfig", "TrainResult",
-           "completed_metrics", "edges", "evaluate", "kl_divergence", "load_model", "mlp",
-           "scatter_sum", "train"]
+`import gnn` (and `gnn.config`) does not import torch: its torch-backed names (`_LAZY`) are
+imported on first use.
+"""
+import importlib
+
+from .config import STRATEGIES, ModelConfig, TrainConfig
+
+# Torch-backed name -> its submodule, imported when the name is first read.
+_LAZY = {"GNN": "model", "ModelOutput": "model", "kl_divergence": "model", "mlp": "model", "edges": "graph",
+         "load_model": "checkpoint", "TrainResult": "train", "evaluate": "train"}
+
+__all__ = ["STRATEGIES", "ModelConfig", "TrainConfig", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

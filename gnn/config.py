@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from nbody.errors import InputError, require_finite
-from nbody.laws import TOPOLOGIES
+from nbody.graph import TOPOLOGIES
 from nbody.state import n_features as layout_width
 
 STRATEGIES = ("standard", "bottleneck", "l1", "kl")

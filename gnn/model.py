@@ -5,7 +5,7 @@ In:  node features x [B, n, F] (F = 2*dim + 2: pos, vel, q, m; raw absolute valu
 Out: `ModelOutput(acc [B, n, dim], messages [B, E, msg_dim], mu, logvar)`.
 
     message  e_ij = phi_e(cat[x_i, x_j])          i = receiver, j = sender (gnn.graph)
-    sum      E_i  = sum over edges (j -> i) of e_ij  (index_add_, gnn.graph.scatter_sum)
+    sum      E_i  = sum over edges (j -> i) of e_ij  (index_add_, nbody.graph.scatter_sum)
     node     a_i  = phi_v(cat[x_i, E_i])           predicted acceleration
 
 phi_e and phi_v are built by the same `mlp` (Linear-ReLU blocks, `n_hidden_layers` hidden
@@ -34,9 +34,10 @@ import torch
 from torch import Tensor, nn
 
 from nbody.errors import InputError
+from nbody.graph import scatter_sum
 
 from .config import ModelConfig
-from .graph import edges, scatter_sum
+from .graph import edges
 
 
 class ModelOutput(NamedTuple):

@@ -40,10 +40,10 @@ import sympy as sp
 
 from .errors import InputError
 from .expr import R, SYMBOLS, parse_text, require_finite_expr
+from .graph import TOPOLOGIES, edges, scatter_sum
 
 _SYMBOL_NAMES = {s.name: s for s in SYMBOLS}
 
-TOPOLOGIES = ("full", "chain")
 CHARGE_MODES = ("gaussian", "sign")
 INITS = ("gaussian", "string")
 # sp.integrate of a force-only law is not attempted above this many operations (it can hang).
@@ -294,14 +294,14 @@ for _law in (
 # --------------------------------------------------------------------------- #
 
 def pair_list(law: Law, n: int) -> np.ndarray:
-    """Interacting pairs (i, j), i < j, as int64 [P, 2]: all pairs, or the chain i–i+1."""
-    if n < 2:
-        raise InputError(f"need at least 2 particles, got n={n}")
-    if law.topology == "chain":
-        i = np.arange(n - 1)
-        return np.stack([i, i + 1], axis=1)
-    i, j = np.triu_indices(n, k=1)
-    return np.stack([i, j], axis=1).astype(np.int64)
+    """Interacting pairs (i, j), i < j, as int64 [P, 2]: all pairs, or the chain i–i+1.
+
+    Each pair once: the edges of `nbody.graph.edges(n, law.topology)` whose receiver i comes
+    before its sender j, in the template's (receiver-major) order.
+    """
+    senders, receivers = edges(n, law.topology)
+    once = receivers < senders
+    return np.stack([receivers[once], senders[once]], axis=1)
 
 
 def external_weights(law: Law, n: int, official_quirks: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -354,11 +354,8 @@ def accelerations(law: Law, pos: np.ndarray, vel: np.ndarray, q: np.ndarray, m: 
     pairs = pair_list(law, n)
     i, j = pairs[:, 0], pairs[:, 1]
     f = pair_force(law, pos[..., i, :] - pos[..., j, :], q[..., i], q[..., j], m[..., i], m[..., j], softening)
-    force = np.zeros(pos.shape, dtype=np.float64)
-    by_node = np.moveaxis(force, -2, 0)          # view [n, ..., dim]
-    f_by_pair = np.moveaxis(f, -2, 0)            # [P, ..., dim]
-    np.add.at(by_node, i, f_by_pair)
-    np.add.at(by_node, j, -f_by_pair)            # Newton's third law
+    # f acts on i and, by Newton's third law, -f on j.
+    force = scatter_sum(np.concatenate([f, -f], axis=-2), np.concatenate([i, j]), n)   # [..., n, dim]
     wd, wg = external_weights(law, n, official_quirks)
     force -= law.damping * wd[:, None] * vel
     if law.gravity:

@@ -1,9 +1,12 @@
-"""gnn.graph: the edge vocabulary and the index_add_ aggregation against a dense reference."""
+"""nbody.graph / gnn.graph: the edge template and the scatter-sum aggregation against a dense reference."""
+import numpy as np
 import pytest
 import torch
 
-from gnn.graph import edges, n_edges, scatter_sum
+from gnn.graph import edges
+from nbody import graph
 from nbody.errors import InputError
+from nbody.graph import n_edges, scatter_sum
 
 
 @pytest.mark.parametrize("n", [2, 4, 7])
@@ -47,3 +50,18 @@ def test_scatter_sum_gradient_is_a_gather():
     receivers = torch.tensor([0, 0, 2, 1])
     values = torch.randn(3, 4, 2, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda v: scatter_sum(v, receivers, 4), (values,))
+
+
+def test_numpy_scatter_sum_matches_the_torch_one():
+    rng = np.random.default_rng(0)
+    receivers = rng.integers(0, 5, 20)                                 # node 5 receives nothing
+    values = rng.normal(size=(2, 20, 3))
+    out = scatter_sum(values, receivers, 6)
+    assert out.shape == (2, 6, 3) and np.all(out[:, 5] == 0)
+    np.testing.assert_allclose(out, scatter_sum(torch.from_numpy(values), torch.from_numpy(receivers), 6).numpy())
+
+
+@pytest.mark.parametrize("topology", ["full", "chain"])
+def test_the_torch_edges_are_the_numpy_template(topology):
+    for mine, template in zip(edges(6, topology), graph.edges(6, topology)):
+        assert mine.dtype == torch.int64 and mine.tolist() == template.tolist()

@@ -6,7 +6,7 @@ import pytest
 from nbody.errors import InputError
 from nbody.initial import initial_conditions
 from nbody.integrate import integrate
-from nbody.laws import Law, accelerations, energy, get_law, law_names, pair_force, register_law
+from nbody.laws import Law, accelerations, energy, get_law, law_names, pair_force, pair_list, register_law
 
 EPS = 0.01
 BUILT_IN = ["spring", "r1", "r2", "charge", "superposition", "damped", "discontinuous", "string"]
@@ -20,6 +20,13 @@ def _states(law, n, dim, seed=0, n_sims=6):
 def _random_rotation(dim, rng):
     qmat, r = np.linalg.qr(rng.standard_normal((dim, dim)))
     return qmat * np.sign(np.diag(r))
+
+
+def test_pair_list_takes_each_pair_of_the_edge_template_once():
+    assert pair_list(get_law("spring"), 4).tolist() == [[0, 1], [0, 2], [0, 3], [1, 2], [1, 3], [2, 3]]
+    assert pair_list(get_law("string"), 4).tolist() == [[0, 1], [1, 2], [2, 3]]
+    with pytest.raises(InputError):
+        pair_list(get_law("spring"), 1)
 
 
 @pytest.mark.parametrize("dim", [2, 3])
