@@ -30,7 +30,6 @@ indexing, never by a per-graph DataLoader, and a resumed run sees the same batch
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import time
@@ -43,7 +42,7 @@ import torch
 from torch import Tensor
 
 from nbody.errors import InputError
-from nbody.io import load_json, save_json
+from nbody.io import save_json, to_jsonable
 from nbody.progress import progress_bar
 from nbody.rundir import meta_fingerprint
 
@@ -224,20 +223,6 @@ def baseline_mae_per_node(a_train: np.ndarray, a_test: np.ndarray) -> float:
     return float(np.abs(a_test - mean).sum(axis=-1).mean())
 
 
-def completed_metrics(out_dir: str | os.PathLike, model_cfg: ModelConfig, train_cfg: TrainConfig) -> dict | None:
-    """metrics.json of a finished run in `out_dir` with exactly these configs, else None.
-
-    Lets a caller skip a run that is already done.
-    """
-    out_dir = Path(out_dir)
-    try:
-        same = (load_json(out_dir / "model_config.json") == _as_json(model_cfg)
-                and load_json(out_dir / "train_config.json") == _as_json(train_cfg))
-        return load_json(out_dir / "metrics.json") if same else None
-    except InputError:
-        return None
-
-
 def train(data: Any, model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: str | os.PathLike, *,
           progress: bool = True, stop_at_step: int | None = None) -> TrainResult:
     """Train a GNN on `data`, resuming from out_dir/last.pt if it exists, and evaluate it.
@@ -289,7 +274,7 @@ def train(data: Any, model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: st
     resume_path = out_dir / "last.pt"
     if resume_path.exists():
         state = load_torch(resume_path, RESUME_KIND, map_location=device)
-        if state["model_config"] != _as_json(model_cfg) or state["train_config"] != _as_json(cfg):
+        if state["model_config"] != to_jsonable(model_cfg) or state["train_config"] != to_jsonable(cfg):
             raise InputError(f"{resume_path} was written with different configs; delete it or use another out_dir")
         if state.get("dataset") != meta_fingerprint(dataset_info["meta"]):
             raise InputError(f"{resume_path} was written for another dataset; give the same --data or another out_dir")
@@ -311,7 +296,7 @@ def train(data: Any, model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: st
             "scheduler": scheduler.state_dict(), "rng": {"cpu": torch.get_rng_state(), "cuda": rng_cuda},
             "step": step, "history": history, "train_seconds": train_seconds,
             "epoch_loss": [epoch_loss.item(), n_epoch],
-            "model_config": _as_json(model_cfg), "train_config": _as_json(cfg),
+            "model_config": to_jsonable(model_cfg), "train_config": to_jsonable(cfg),
             "dataset": meta_fingerprint(dataset_info["meta"])})
 
     val = splits.get("val")
@@ -384,7 +369,7 @@ def train(data: Any, model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: st
         "dataset": dataset_info,
     }
     save_model(out_dir / "checkpoint.pt", model, {
-        "model_config": _as_json(model_cfg), "train_config": _as_json(cfg), "dataset": dataset_info,
+        "model_config": to_jsonable(model_cfg), "train_config": to_jsonable(cfg), "dataset": dataset_info,
         "step": step, "metrics": {k: metrics[k] for k in ("test", "val", "baseline_mae_per_node")}})
     save_json(out_dir / "metrics.json", metrics)
     return TrainResult(model, metrics, out_dir, finished=True)
@@ -407,7 +392,3 @@ def _permutation(n: int, seed: int, pass_index: int) -> Tensor:
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def _as_json(cfg) -> dict:
-    return dataclasses.asdict(cfg)
