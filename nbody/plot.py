@@ -2,18 +2,17 @@
 
 In:  states [S, T, n, 2*dim+2] (any float dtype; layout from `nbody.state`), a title.
 Out: a PNG with one panel per system showing each particle's x-y path (start marked).
+Uses matplotlib's object API (no pyplot), so it needs no display and never changes the
+backend of the program that imports it.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # files only: datasets are generated on headless machines
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from . import state  # noqa: E402
+from . import state
 
 
 def plot_trajectories(states: np.ndarray, dim: int, path: str | Path, title: str = "",
@@ -31,7 +30,8 @@ def plot_trajectories(states: np.ndarray, dim: int, path: str | Path, title: str
     """
     path = Path(path)
     shown = max(1, min(max_systems, states.shape[0]))
-    fig, axes = plt.subplots(1, shown, figsize=(3.2 * shown, 3.2), squeeze=False)
+    fig = Figure(figsize=(3.2 * shown, 3.2))
+    axes = fig.subplots(1, shown, squeeze=False)
     for ax, system in zip(axes[0], states[:shown]):
         xy = np.asarray(state.pos(system, dim), dtype=np.float64)[..., :2]   # [T, n, 2]
         for i in range(xy.shape[1]):
@@ -44,5 +44,4 @@ def plot_trajectories(states: np.ndarray, dim: int, path: str | Path, title: str
         fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
-    plt.close(fig)
     return path
