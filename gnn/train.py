@@ -41,6 +41,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from nbody.config import SPLIT_NAMES
 from nbody.errors import InputError
 from nbody.io import save_json, to_jsonable
 from nbody.progress import progress_bar
@@ -49,8 +50,6 @@ from nbody.rundir import meta_fingerprint
 from .checkpoint import RESUME_KIND, load_torch, save_model, save_torch
 from .config import ModelConfig, TrainConfig
 from .model import GNN, ModelOutput, kl_divergence
-
-SPLITS = ("train", "val", "test")
 
 
 @dataclass
@@ -101,7 +100,7 @@ def load_splits(data: Any, model_cfg: ModelConfig) -> tuple[dict[str, tuple[np.n
         data = load_dataset(path)
         info["path"] = str(path)
     if isinstance(data, dict):
-        raw = {name: data[name] for name in SPLITS if name in data}
+        raw = {name: data[name] for name in SPLIT_NAMES if name in data}
     elif hasattr(data, "split"):
         if data.config.dim != model_cfg.dim:
             raise InputError(f"dataset has dim={data.config.dim} but the model has dim={model_cfg.dim}")
@@ -109,7 +108,7 @@ def load_splits(data: Any, model_cfg: ModelConfig) -> tuple[dict[str, tuple[np.n
             raise InputError(f"dataset law {data.law.name!r} uses topology {data.law.topology!r} "
                              f"but the model uses {model_cfg.topology!r}")
         info["meta"] = dict(data.meta)
-        raw = {name: data.split(name).graphs() for name in SPLITS}
+        raw = {name: data.split(name).graphs() for name in SPLIT_NAMES}
     else:
         raise InputError(f"cannot train on a {type(data).__name__}: give a dataset path or a dict of arrays")
     for name in ("train", "test"):

@@ -13,7 +13,8 @@ from .errors import InputError, require_finite, require_types
 from .integrate import INTEGRATORS
 from .laws import get_law
 
-SPLITS = ("seed", "time")
+SPLIT_MODES = ("seed", "time")         # how a dataset is split: `SimConfig.split`
+SPLIT_NAMES = ("train", "val", "test")  # the splits every dataset holds
 
 
 @dataclass(frozen=True)
@@ -96,8 +97,8 @@ class SimConfig:
             raise InputError(f"softening must be >= 0, got {self.softening}")
         if self.seed < 0:
             raise InputError(f"seed must be >= 0, got {self.seed}")
-        if self.split not in SPLITS:
-            raise InputError(f"split must be one of {SPLITS}, got {self.split!r}")
+        if self.split not in SPLIT_MODES:
+            raise InputError(f"split must be one of {SPLIT_MODES}, got {self.split!r}")
         if not (0 <= self.val_fraction < 1) or not (0 < self.test_fraction < 1):
             raise InputError("val_fraction must be in [0, 1) and test_fraction in (0, 1)")
         if self.split == "time" and self.val_fraction + self.test_fraction >= 1:

@@ -38,14 +38,14 @@ from __future__ import annotations
 
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 from numpy.lib.format import open_memmap
 
-from .config import SimConfig
+from .config import SPLIT_NAMES, SimConfig
 from .errors import InputError
 from .initial import initial_conditions
 from .integrate import integrate
@@ -58,7 +58,6 @@ from .resources import check_resources, chunk_sims
 from .state import feature_names, n_features, pack
 
 FORMAT_VERSION = 1
-SPLIT_NAMES = ("train", "val", "test")
 # Elements checked for NaN/inf at once when a dataset is loaded.
 FINITE_CHECK_BLOCK = 1 << 24
 
@@ -383,7 +382,7 @@ def generate_dataset(cfg: SimConfig, out_dir: str | Path, *, progress: bool = Tr
                   for name in SPLIT_NAMES}
         if counts["train"] == 0:
             raise InputError(f"every training simulation failed; raise max_substeps (now {cfg.max_substeps})")
-        meta = {"format_version": FORMAT_VERSION, "config": cfg, "law": asdict(law), "n": n, "dim": dim,
+        meta = {"format_version": FORMAT_VERSION, "config": cfg, "law": law, "n": n, "dim": dim,
                 "dt": cfg.resolved_dt, "features": feature_names(dim), "splits": splits,
                 "failed_sims": failed_total}
         if cfg.prune_percentile is not None:
