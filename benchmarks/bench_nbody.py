@@ -12,9 +12,12 @@ inside `integrate`, before results are copied back.
 
 Run:  .venv/bin/python -m pytest benchmarks/bench_nbody.py --benchmark-only
 """
+import dataclasses
+
 import numpy as np
 import pytest
 
+from nbody.config import SimConfig
 from nbody.initial import initial_conditions
 from nbody.integrate import integrate, real_gpu_available
 from nbody.laws import get_law
@@ -26,10 +29,10 @@ needs_gpu = pytest.mark.skipif(not real_gpu_available(), reason="no real CUDA GP
 def _bench(benchmark, law_name, n, dim, n_sims, nt, integrator, rounds):
     law = get_law(law_name)
     pos, vel, q, m = initial_conditions(law, n, dim, n_sims, np.random.default_rng(0))
-    kw = dict(dt=law.dt, nt=nt, integrator=integrator, **SETTINGS)
-    integrate(law, pos[:2], vel[:2], q[:2], m[:2], **{**kw, "nt": 3})   # compile outside the timing
-    result = benchmark.pedantic(integrate, args=(law, pos, vel, q, m), kwargs=kw, rounds=rounds,
-                                iterations=1, warmup_rounds=0)
+    cfg = SimConfig(law=law_name, n=n, dim=dim, n_sims=n_sims, nt=nt, integrator=integrator, **SETTINGS)
+    integrate(dataclasses.replace(cfg, nt=3), pos[:2], vel[:2], q[:2], m[:2])   # compile outside the timing
+    result = benchmark.pedantic(integrate, args=(cfg, pos, vel, q, m), rounds=rounds, iterations=1,
+                                warmup_rounds=0)
     assert not result.failed.any()
     seconds = benchmark.stats.stats.mean
     benchmark.extra_info.update(law=law_name, n=n, dim=dim, n_sims=n_sims, nt=nt, integrator=integrator,

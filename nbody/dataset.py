@@ -243,7 +243,7 @@ def _stream(cfg: SimConfig, k: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([cfg.seed, k]))
 
 
-def _simulate_job(cfg: SimConfig, law: Law, ics, targets, bar) -> int:
+def _simulate_job(cfg: SimConfig, ics, targets, bar) -> int:
     """Integrate the systems `ics` in chunks and append each time window to its writer.
 
     `targets` is a list of (writer, slice over kept steps). Returns the failed count: systems
@@ -254,10 +254,7 @@ def _simulate_job(cfg: SimConfig, law: Law, ics, targets, bar) -> int:
     failed_total = 0
     for lo in range(0, len(pos0), chunk):
         hi = min(lo + chunk, len(pos0))
-        result = integrate(law, pos0[lo:hi], vel0[lo:hi], q[lo:hi], m[lo:hi], dt=cfg.resolved_dt,
-                           nt=cfg.nt, softening=cfg.softening, rtol=cfg.rtol, atol=cfg.atol,
-                           max_substeps=cfg.max_substeps, official_quirks=cfg.official_quirks,
-                           integrator=cfg.integrator)
+        result = integrate(cfg, pos0[lo:hi], vel0[lo:hi], q[lo:hi], m[lo:hi])
         with np.errstate(invalid="ignore"):
             finite = [np.isfinite(a).all(axis=(1, 2, 3)) for a in (result.pos, result.vel, result.acc)]
         ok = ~result.failed & np.logical_and.reduce(finite)
@@ -372,7 +369,7 @@ def generate_dataset(cfg: SimConfig, out_dir: str | Path, *, progress: bool = Tr
         total = sum(len(ics[0]) for ics, _ in jobs)
         with progress_bar(total, f"simulate {law.name}", enabled=progress, unit="sim") as bar:
             for ics, targets in jobs:
-                n_failed = _simulate_job(cfg, law, ics, targets, bar)
+                n_failed = _simulate_job(cfg, ics, targets, bar)
                 failed.update({writer.name: n_failed for writer, _ in targets})
         failed_total = sum(failed.values()) if cfg.split == "seed" else failed["train"]
         _check_failures(failed_total, total, cfg)

@@ -1,25 +1,30 @@
 """Integrate many N-body systems with one integrator: the single entry point for simulation.
 
-In:  a `Law`; float64 initial states pos, vel [S, n, dim], charges q and masses m [S, n];
-     output spacing dt and count nt; softening eps; integrator tolerances.
+In:  a `SimConfig` (law, dim, n, output spacing dt and count nt, softening eps, integrator
+     and its tolerances); float64 initial states pos, vel [S, n, dim], charges q and
+     masses m [S, n].
 Out: `IntegrationResult` with pos, vel and the accelerations acc at those states
      [S, nt, n, dim] float64 at t_k = k*dt (k = 0..nt-1), n_steps [S] (accepted adaptive
      steps) and failed [S] (bool).
 
-Backends: "cpu" (Numba, parallel over simulations), "cuda" (Numba CUDA, one thread per
-simulation) and "reference" (NumPy, slow, the specification). All three run the same
-Dormand–Prince 5(4) algorithm (`nbody.integrator_core`). `resolve_integrator` is the one
-place that decides which integrator "auto" means.
+Integrators (`INTEGRATORS`, the names `SimConfig.integrator` and the CLI's --integrator
+accept): "cpu" (Numba, parallel over simulations), "cuda" (Numba CUDA, one thread per
+simulation), "reference" (NumPy, slow, the specification) and "auto". All three run the
+same Dormand–Prince 5(4) algorithm (`nbody.integrator_core`). `resolve_integrator` is the
+one place that decides which integrator "auto" means.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .errors import InputError
-from .laws import Law
+from .laws import get_law
+
+if TYPE_CHECKING:                        # nbody.config imports INTEGRATORS from here
+    from .config import SimConfig
 
 INTEGRATORS = ("auto", "cpu", "cuda", "reference")
 
@@ -80,66 +85,65 @@ def resolve_integrator(name: str) -> str:
     return name
 
 
-def _check_inputs(pos, vel, q, m, dt, nt, softening, rtol, atol, max_substeps):
+def _check_inputs(cfg: SimConfig, pos, vel, q, m):
     pos, vel, q, m = (np.ascontiguousarray(a, dtype=np.float64) for a in (pos, vel, q, m))
-    if pos.ndim != 3 or pos.shape[-1] not in (2, 3):
-        raise InputError(f"pos must be [S, n, dim] with dim 2 or 3, got shape {pos.shape}")
+    if pos.ndim != 3 or pos.shape[1:] != (cfg.resolved_n, cfg.dim):
+        raise InputError(f"pos must be [S, n={cfg.resolved_n}, dim={cfg.dim}] as the config says, "
+                         f"got shape {pos.shape}")
     if vel.shape != pos.shape or q.shape != pos.shape[:2] or m.shape != pos.shape[:2]:
         raise InputError(f"shape mismatch: pos {pos.shape}, vel {vel.shape}, q {q.shape}, m {m.shape}")
     if not all(np.isfinite(a).all() for a in (pos, vel, q, m)):
         raise InputError("initial states contain NaN or inf")
     if not (m > 0).all():
         raise InputError("masses must be positive")
-    if not (dt > 0 and math.isfinite(dt)) or int(nt) < 1:
-        raise InputError(f"need dt > 0 and nt >= 1, got dt={dt}, nt={nt}")
-    if not (softening >= 0 and rtol > 0 and atol > 0 and int(max_substeps) >= 1):
-        raise InputError("need softening >= 0, rtol > 0, atol > 0 and max_substeps >= 1")
     return pos, vel, q, m
 
 
-def integrate(law: Law, pos: np.ndarray, vel: np.ndarray, q: np.ndarray, m: np.ndarray, *,
-              dt: float, nt: int, softening: float = 0.01, rtol: float = 1e-9, atol: float = 1e-9,
-              max_substeps: int = 100_000, official_quirks: bool = False,
-              integrator: str = "auto") -> IntegrationResult:
-    """Integrate S independent systems from their initial states.
+def integrate(cfg: SimConfig, pos: np.ndarray, vel: np.ndarray, q: np.ndarray, m: np.ndarray) -> IntegrationResult:
+    """Integrate S independent systems of the kind `cfg` describes from their initial states.
 
     Args:
-        law: the pair law (plus damping/gravity) from `nbody.laws`.
+        cfg: the `SimConfig`. Read here: law (its pair law, damping, gravity), dim and
+            resolved_n (the arrays' shape), resolved_dt (outputs at t_k = k*dt exactly,
+            k = 0..nt-1, t_0 = the initial state), nt, softening (eps in r' = r + eps),
+            rtol and atol (local error tolerances of the adaptive step control),
+            max_substeps (attempted steps allowed per output interval before `failed`),
+            official_quirks (the official code's damping/gravity node weights) and
+            integrator ("auto", "cpu", "cuda" or "reference", see `resolve_integrator`).
+            The dataset fields (n_sims, split, seed, ...) are not used.
         pos, vel: [S, n, dim] initial positions and velocities.
         q, m: [S, n] charges and (positive) masses.
-        dt: output spacing; outputs at t_k = k*dt exactly, k = 0..nt-1 (t_0 = initial state).
-        nt: number of outputs per system.
-        softening: eps in r' = r + eps.
-        rtol, atol: local error tolerances of the adaptive step control.
-        max_substeps: attempted steps allowed per output interval before `failed`.
-        official_quirks: the official code's damping/gravity node weights.
-        integrator: "auto", "cpu", "cuda" or "reference" (see `resolve_integrator`).
     Returns:
         IntegrationResult (pos, vel, acc [S, nt, n, dim] float64, n_steps [S], failed [S]).
+    Raises:
+        InputError: arrays of another shape than `cfg` says, not finite, or masses <= 0;
+            an integrator that cannot run here.
     """
-    pos, vel, q, m = _check_inputs(pos, vel, q, m, dt, nt, softening, rtol, atol, max_substeps)
-    which = resolve_integrator(integrator)
+    pos, vel, q, m = _check_inputs(cfg, pos, vel, q, m)
+    which = resolve_integrator(cfg.integrator)
+    law = get_law(cfg.law)
     S, n, dim = pos.shape
-    args = (float(dt), int(nt), float(softening), float(rtol), float(atol), int(max_substeps))
+    args = (float(cfg.resolved_dt), int(cfg.nt), float(cfg.softening), float(cfg.rtol), float(cfg.atol),
+            int(cfg.max_substeps))
     if which == "reference":
         from .reference import integrate_reference
         return IntegrationResult(*integrate_reference(
             law, pos, vel, q, m, dt=args[0], nt=args[1], softening=args[2], rtol=args[3],
-            atol=args[4], max_substeps=args[5], official_quirks=official_quirks))
-    out_pos = np.empty((S, int(nt), n, dim))
+            atol=args[4], max_substeps=args[5], official_quirks=cfg.official_quirks))
+    out_pos = np.empty((S, cfg.nt, n, dim))
     out_vel = np.empty_like(out_pos)
     out_acc = np.empty_like(out_pos)
     steps = np.zeros(S, dtype=np.int64)
     failed = np.zeros(S, dtype=np.bool_)
     if which == "cpu":
         from .kernels_cpu import cpu_kernel
-        cpu_kernel(law, n, dim, bool(official_quirks))(pos, vel, q, m, out_pos, out_vel, out_acc, steps, failed,
-                                                       *args)
+        cpu_kernel(law, n, dim, cfg.official_quirks)(pos, vel, q, m, out_pos, out_vel, out_acc, steps, failed,
+                                                     *args)
     else:
         from numba import cuda
 
         from . import kernels_cuda
-        kernel = kernels_cuda.cuda_kernel(law, n, dim, bool(official_quirks))
+        kernel = kernels_cuda.cuda_kernel(law, n, dim, cfg.official_quirks)
         d_in = [cuda.to_device(a) for a in (pos, vel, q, m)]
         d_out = [cuda.device_array_like(a) for a in (out_pos, out_vel, out_acc, steps, failed)]
         tpb = kernels_cuda.THREADS_PER_BLOCK

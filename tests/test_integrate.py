@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from scipy.integrate import solve_ivp
 
+from nbody.config import SimConfig
 from nbody.initial import initial_conditions
 from nbody.integrate import integrate
 from nbody.laws import Law, accelerations, energy, get_law
@@ -24,7 +25,8 @@ DISCONTINUOUS_ENERGY = Law("discontinuous_energy", potential="Piecewise((1, r < 
 def _run(name, n=4, dim=2, n_sims=N_SIMS, nt=1000, seed=1, **kw):
     law = get_law(name)
     pos, vel, q, m = initial_conditions(law, n, dim, n_sims, np.random.default_rng(seed))
-    result = integrate(law, pos, vel, q, m, dt=law.dt, nt=nt, softening=EPS, integrator="cpu", **kw)
+    cfg = SimConfig(law=name, n=n, dim=dim, nt=nt, softening=EPS, integrator="cpu", **kw)
+    result = integrate(cfg, pos, vel, q, m)
     assert not result.failed.any()
     return law, result, q, m
 
@@ -91,7 +93,7 @@ def test_harmonic_oscillator_matches_closed_form():
     ics, exact = _oscillator()
     law = get_law("spring")
     nt = 1000
-    result = integrate(law, *ics, dt=law.dt, nt=nt, softening=EPS, integrator="cpu")
+    result = integrate(SimConfig(law="spring", n=2, dim=2, nt=nt, softening=EPS, integrator="cpu"), *ics)
     # Also pins the output times to t_k = k*dt exactly (a linspace grid would drift in phase).
     np.testing.assert_allclose(result.pos[0], exact(law.dt * np.arange(nt)), rtol=0, atol=1e-9)
 
@@ -100,12 +102,12 @@ def test_runge_kutta_step_is_fifth_order():
     """With huge tolerances every step is accepted and lands on the output grid, so the
     integrator becomes fixed-step DOPRI5; the global error must fall as dt^5."""
     ics, exact = _oscillator()
-    law = get_law("spring")
     t_end = 2.0
     errors = []
     for dt in (0.1, 0.05, 0.025):
         nt = int(round(t_end / dt)) + 1
-        result = integrate(law, *ics, dt=dt, nt=nt, softening=EPS, rtol=1e6, atol=1e6, integrator="cpu")
+        cfg = SimConfig(law="spring", n=2, dim=2, dt=dt, nt=nt, softening=EPS, rtol=1e6, atol=1e6, integrator="cpu")
+        result = integrate(cfg, *ics)
         assert result.n_steps[0] == nt - 1
         errors.append(np.abs(result.pos[0, -1] - exact(np.array([t_end]))[0]).max())
     orders = np.log2(np.array(errors[:-1]) / np.array(errors[1:]))

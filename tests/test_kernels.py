@@ -3,6 +3,7 @@
 The CUDA kernel runs under Numba's CUDA simulator (tests/conftest.py), with few
 threads per block so a handful of simulations spans several blocks.
 """
+import dataclasses
 import os
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 
 from nbody import kernels_cuda
+from nbody.config import SimConfig
 from nbody.errors import InputError
 from nbody.initial import initial_conditions
 from nbody.integrate import integrate, resolve_integrator
@@ -26,13 +28,18 @@ def _systems(law, n, dim, n_sims, seed=0):
     return initial_conditions(law, n, dim, n_sims, np.random.default_rng(seed))
 
 
+def _sim(name, n, dim, **kw) -> SimConfig:
+    """What `integrate` reads: law `name`, n particles in dim dimensions, SETTINGS unless `kw` says otherwise."""
+    return SimConfig(law=name, n=n, dim=dim, **{**SETTINGS, **kw})
+
+
 @pytest.mark.parametrize("name,n,dim,quirks", CASES)
 def test_cpu_kernel_matches_reference(name, n, dim, quirks):
     law = get_law(name)
     ics = _systems(law, n, dim, 3)
-    kw = dict(dt=law.dt, nt=15, official_quirks=quirks, **SETTINGS)
-    cpu = integrate(law, *ics, integrator="cpu", **kw)
-    ref = integrate(law, *ics, integrator="reference", **kw)
+    cfg = _sim(name, n, dim, nt=15, official_quirks=quirks)
+    cpu = integrate(dataclasses.replace(cfg, integrator="cpu"), *ics)
+    ref = integrate(dataclasses.replace(cfg, integrator="reference"), *ics)
     np.testing.assert_array_equal(cpu.n_steps, ref.n_steps)
     np.testing.assert_array_equal(cpu.failed, ref.failed)
     np.testing.assert_allclose(cpu.pos, ref.pos, rtol=1e-10, atol=1e-11)
@@ -50,9 +57,9 @@ def test_cuda_kernel_matches_cpu_kernel(name, n, dim, quirks, monkeypatch):
     monkeypatch.setattr(kernels_cuda, "THREADS_PER_BLOCK", 2)
     law = get_law(name)
     ics = _systems(law, n, dim, 5)
-    kw = dict(dt=law.dt, nt=6, official_quirks=quirks, **SETTINGS)
-    cpu = integrate(law, *ics, integrator="cpu", **kw)
-    gpu = integrate(law, *ics, integrator="cuda", **kw)
+    cfg = _sim(name, n, dim, nt=6, official_quirks=quirks)
+    cpu = integrate(dataclasses.replace(cfg, integrator="cpu"), *ics)
+    gpu = integrate(dataclasses.replace(cfg, integrator="cuda"), *ics)
     np.testing.assert_array_equal(gpu.n_steps, cpu.n_steps)
     np.testing.assert_array_equal(gpu.failed, cpu.failed)
     np.testing.assert_allclose(gpu.pos, cpu.pos, rtol=1e-12, atol=1e-13)
@@ -62,9 +69,9 @@ def test_cuda_kernel_matches_cpu_kernel(name, n, dim, quirks, monkeypatch):
 
 def test_same_seed_gives_identical_bytes():
     law = get_law("spring")
-    runs = [integrate(law, *_systems(law, 4, 2, 16, seed=7), dt=law.dt, nt=20, integrator="cpu", **SETTINGS)
-            for _ in range(2)]
-    other = integrate(law, *_systems(law, 4, 2, 16, seed=8), dt=law.dt, nt=20, integrator="cpu", **SETTINGS)
+    cfg = _sim("spring", 4, 2, nt=20, integrator="cpu")
+    runs = [integrate(cfg, *_systems(law, 4, 2, 16, seed=7)) for _ in range(2)]
+    other = integrate(cfg, *_systems(law, 4, 2, 16, seed=8))
     assert runs[0].pos.tobytes() == runs[1].pos.tobytes()
     assert runs[0].vel.tobytes() == runs[1].vel.tobytes()
     assert runs[0].pos.tobytes() != other.pos.tobytes()
@@ -82,23 +89,24 @@ def _close_and_far_pairs():
 
 @pytest.mark.parametrize("integrator", ["cpu", "reference"])
 def test_failed_flag_when_max_substeps_is_tiny(integrator):
-    law = get_law("charge")
-    kw = dict(dt=law.dt, nt=5, softening=0.01, rtol=1e-9, atol=1e-9, integrator=integrator)
-    tight = integrate(law, *_close_and_far_pairs(), max_substeps=3, **kw)
+    cfg = _sim("charge", 2, 2, nt=5, integrator=integrator)
+    tight = integrate(dataclasses.replace(cfg, max_substeps=3), *_close_and_far_pairs())
     assert tight.failed.tolist() == [True, False]
     assert np.isnan(tight.pos[0, -1]).all() and np.isnan(tight.acc[0, -1]).all()
     assert np.isfinite(tight.pos[1]).all()
     assert np.isfinite(tight.pos[0, 0]).all()                 # the initial state is kept
-    loose = integrate(law, *_close_and_far_pairs(), max_substeps=100_000, **kw)
+    loose = integrate(dataclasses.replace(cfg, max_substeps=100_000), *_close_and_far_pairs())
     assert not loose.failed.any()
-    assert loose.n_steps[0] > 3 * (kw["nt"] - 1)               # it did need the extra steps
+    assert loose.n_steps[0] > 3 * (cfg.nt - 1)                 # it did need the extra steps
 
 
 def test_resolve_integrator():
+    from numba import config, cuda
     assert resolve_integrator("cpu") == "cpu"
     assert resolve_integrator("reference") == "reference"
-    assert resolve_integrator("auto") == "cpu"       # the simulator never counts as a GPU
-    assert resolve_integrator("cuda") == "cuda"      # explicit request runs on the simulator
+    real_gpu = not config.ENABLE_CUDASIM and cuda.is_available()     # the simulator never counts as a GPU
+    assert resolve_integrator("auto") == ("cuda" if real_gpu else "cpu")
+    assert resolve_integrator("cuda") == "cuda"      # a real GPU, or an explicit request run on the simulator
     with pytest.raises(InputError):
         resolve_integrator("tpu")
 
@@ -106,12 +114,15 @@ def test_resolve_integrator():
 def test_bad_inputs_raise_input_error():
     law = get_law("spring")
     pos, vel, q, m = _systems(law, 4, 2, 2)
+    cfg = SimConfig(law="spring", n=4, dim=2, dt=0.01, nt=3, integrator="cpu")
     with pytest.raises(InputError):
-        integrate(law, pos, vel[:, :3], q, m, dt=0.01, nt=3, integrator="cpu")
+        integrate(cfg, pos, vel[:, :3], q, m)
     with pytest.raises(InputError):
-        integrate(law, pos, vel, q, -m, dt=0.01, nt=3, integrator="cpu")
+        integrate(cfg, pos, vel, q, -m)
     with pytest.raises(InputError):
-        integrate(law, pos, vel, q, m, dt=0.0, nt=3, integrator="cpu")
+        integrate(dataclasses.replace(cfg, dt=0.0), pos, vel, q, m)
+    with pytest.raises(InputError):
+        integrate(dataclasses.replace(cfg, n=5), pos, vel, q, m)      # arrays of another size than the config
 
 
 # The simulator runs the kernel as Python and accepts code the real CUDA target rejects

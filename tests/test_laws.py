@@ -3,6 +3,7 @@ are translation invariant and rotate with the system; custom laws work end to en
 import numpy as np
 import pytest
 
+from nbody.config import SimConfig
 from nbody.errors import InputError
 from nbody.initial import initial_conditions
 from nbody.integrate import integrate
@@ -94,7 +95,7 @@ def test_custom_law_registers_and_integrates():
     assert "test_quartic_custom" in law_names() and get_law("test_quartic_custom") is law
     assert law.conservative        # sympy integrated the force into a potential
     pos, vel, q, m = _states(law, 3, 2, n_sims=8)
-    result = integrate(law, pos, vel, q, m, dt=law.dt, nt=300, softening=EPS, integrator="cpu")
+    result = integrate(SimConfig(law=law.name, n=3, dim=2, nt=300, softening=EPS, integrator="cpu"), pos, vel, q, m)
     assert not result.failed.any()
     e = energy(law, result.pos, result.vel, q[:, None], m[:, None], EPS)
     np.testing.assert_allclose(e[:, -1], e[:, 0], rtol=1e-6, atol=1e-6)
