@@ -14,237 +14,27 @@ config.json (the frozen configs), versions.json, data/, train/, distill/ and ana
 Re-running a command skips finished stages and resumes an interrupted training run.
 Bad input prints one line and exits with status 2.
 """
+# This file wires the stages (nbody, gnn, distill, analysis) to the command line; the presets
+# and the flags of the configs live in runconfig.py, the sweep's grid and executors in sweep.py.
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import math
-import os
 import platform
 import subprocess
 import sys
 import time
-import types
-import typing
-from dataclasses import dataclass
 from pathlib import Path
 
+from distill.config import DistillConfig
+from gnn.config import DATA_FIELDS, ModelConfig, TrainConfig, model_for_data
+from nbody import rundir
 from nbody.config import SimConfig
 from nbody.errors import InputError
-from nbody import rundir
 from nbody.io import load_json, remove_stale_temps, save_json, to_jsonable
+from runconfig import PRESETS, STAGE_CLASSES, RunConfig, add_config_flags, config_from_args, flag_type
+from sweep import EXECUTORS, execute, grid_list, sweep_jobs
 
 ROOT = Path(__file__).resolve().parent
-
-
-# --------------------------------------------------------------------------- #
-# Configs and presets                                                          #
-# --------------------------------------------------------------------------- #
-
-def _stage_classes():
-    from distill.config import DistillConfig
-    from gnn.config import ModelConfig, TrainConfig
-    return SimConfig, ModelConfig, TrainConfig, DistillConfig
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    """Everything a run does; saved as RUN/config.json."""
-
-    preset: str
-    sim: SimConfig
-    model: typing.Any   # gnn.config.ModelConfig
-    train: typing.Any   # gnn.config.TrainConfig
-    distill: typing.Any  # distill.config.DistillConfig
-
-
-# The cpu preset's settings per law (config field -> value), on top of tiny.
-CPU_LAW_SETTINGS: dict[str, dict] = {
-    "spring": {},
-    "r1": {},
-    "r2": {"prune_percentile": 99.9},
-    "charge": {"prune_percentile": 99.0},
-}
-
-
-def preset(name: str, law: str | None = None) -> RunConfig:
-    """The named starting point; `law` picks a preset's per-law settings (cpu only).
-
-    tiny:  spring, 2D, 4 bodies, bottleneck model (128-wide, 2 hidden layers, OneCycle peak
-           lr 3e-3), 1,000 simulations x 500 steps keeping every 5th; about 4 minutes on
-           2 CPU cores, and it rediscovers the force law and Newton's second law.
-    cpu:   tiny plus what the other laws need on 2 CPU cores (benchmarks/RESULTS.md,
-           "cpu preset ablation"): PySR's "best" Pareto selection for the edge fits (the
-           "score" knee drops the terms of 3D messages that mix all axes) and "score" for the
-           node fits (where "best" takes spurious terms in ē), then CPU_LAW_SETTINGS[law].
-           run.py applies flags after the preset, so an explicit flag beats a per-law value.
-    paper: the facts sheet's full-size settings (10,000 simulations x 1,000 steps, the
-           demo's 100 kept snapshots per simulation, 300-wide 3-hidden-layer MLPs,
-           batch 64, ~1.2M optimiser steps, the larger SR budget).
-    """
-    sim_cls, model_cls, train_cls, distill_cls = _stage_classes()
-    if name == "cpu":
-        tiny = preset("tiny")
-        base = dataclasses.replace(tiny, preset=name, distill=dataclasses.replace(
-            tiny.distill, selection="best", node_selection="score"))
-        values = {"law": law or base.sim.law, **CPU_LAW_SETTINGS.get(law or base.sim.law, {})}
-        return dataclasses.replace(base, sim=override(base.sim, values), model=override(base.model, values),
-                                   train=override(base.train, values), distill=override(base.distill, values))
-    if name == "tiny":
-        return RunConfig(
-            preset=name,
-            sim=sim_cls(law="spring", dim=2, n=4, n_sims=1000, nt=500, keep_every=5, seed=0),
-            model=model_cls(strategy="bottleneck", dim=2, n_features=6, hidden=128, n_hidden_layers=2),
-            train=train_cls(batch_size=32, epochs=25, lr=3e-3, seed=0),
-            distill=distill_cls(),
-        )
-    if name == "paper":
-        return RunConfig(
-            preset=name,
-            sim=sim_cls(law="spring", dim=2, n=4, n_sims=10_000, nt=1000, keep_every=10, seed=0),
-            model=model_cls(strategy="l1", dim=2, n_features=6),
-            train=train_cls(batch_size=64, epochs=100, seed=0),
-            distill=distill_cls(population_size=1000, generations=200),
-        )
-    raise InputError(f"unknown preset {name!r}; known: tiny, cpu, paper")
-
-
-
-# --------------------------------------------------------------------------- #
-# Config fields as command-line flags                                          #
-# --------------------------------------------------------------------------- #
-
-# ModelConfig fields derived from the dataset, never set by hand.
-_DERIVED = {"dim", "n_features", "topology"}
-
-
-def _field_help(cls) -> dict[str, str]:
-    """Per-field help text parsed from the dataclass's 'Attributes:' docstring section."""
-    helps, current = {}, None
-    in_attrs = False
-    for line in (cls.__doc__ or "").splitlines():
-        stripped = line.strip()
-        if stripped.startswith("Attributes:"):
-            in_attrs = True
-            continue
-        if not in_attrs or not stripped:
-            continue
-        head, sep, rest = stripped.partition(":")
-        if sep and head.isidentifier() and line.startswith(" " * 8) and not line.startswith(" " * 12):
-            current = head
-            helps[current] = rest.strip()
-        elif current:
-            helps[current] += " " + stripped
-    return helps
-
-
-def _converter(hint):
-    """argparse `type=` for a dataclass field annotation (None accepted for Optionals)."""
-    args = typing.get_args(hint)
-    optional = typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in args
-    base = next((a for a in args if a is not type(None)), hint) if optional else hint
-    if typing.get_origin(base) is tuple:
-        item = typing.get_args(base)[0]
-        convert = lambda text: tuple(item(v) for v in text.split(",") if v)  # noqa: E731
-    else:
-        convert = base
-
-    def parse(text: str):
-        if optional and text.lower() == "none":
-            return None
-        try:
-            value = convert(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"invalid value {text!r}") from None
-        if any(isinstance(v, float) and not math.isfinite(v) for v in (value if isinstance(value, tuple) else (value,))):
-            raise argparse.ArgumentTypeError(f"invalid value {text!r}: must be a finite number")
-        return value
-    parse.__name__ = getattr(base, "__name__", "value")
-    return parse
-
-
-# Flag prefix of each stage's config, for field names that several stages share.
-STAGE_PREFIX = {"SimConfig": "sim", "ModelConfig": "model", "TrainConfig": "train", "DistillConfig": "distill"}
-
-
-def _settable_fields(cls) -> list[dataclasses.Field]:
-    return [f for f in dataclasses.fields(cls) if not (cls.__name__ == "ModelConfig" and f.name in _DERIVED)]
-
-
-def add_config_flags(parser: argparse.ArgumentParser, classes) -> None:
-    """Add one `--field-name` flag per config field.
-
-    A name that several of `classes` share (e.g. `seed`) gets one flag per stage,
-    `--sim-seed`, `--train-seed`, `--distill-seed` (dest "sim:seed", ...), plus the
-    plain `--seed`, which sets all of them.
-    """
-    counts: dict[str, int] = {}
-    for cls in classes:
-        for field in _settable_fields(cls):
-            counts[field.name] = counts.get(field.name, 0) + 1
-    shared_done = set()
-    for cls in classes:
-        group = parser.add_argument_group(f"{cls.__name__} fields")
-        hints, helps = typing.get_type_hints(cls), _field_help(cls)
-        for field in _settable_fields(cls):
-            text = helps.get(field.name, "").replace("%", "%%")
-            names = [(field.name, text)]
-            if counts[field.name] > 1:
-                prefix = STAGE_PREFIX[cls.__name__]
-                names = [(f"{prefix}:{field.name}", f"({prefix} stage only) {text}")]
-                if field.name not in shared_done:
-                    shared_done.add(field.name)
-                    names.append((field.name, f"sets --*-{field.name.replace('_', '-')} of every stage"))
-            for dest, help_text in names:
-                flag = "--" + dest.replace(":", "-").replace("_", "-")
-                if hints[field.name] is bool:
-                    group.add_argument(flag, dest=dest, action=argparse.BooleanOptionalAction,
-                                       default=argparse.SUPPRESS, help=help_text)
-                else:
-                    group.add_argument(flag, dest=dest, type=_converter(hints[field.name]),
-                                       default=argparse.SUPPRESS, metavar=field.name.upper(), help=help_text)
-
-
-def override(cfg, values: dict):
-    """`cfg` with every field given in `values` replaced (validated by the dataclass).
-
-    A stage-prefixed key ("train:seed") wins over the shared one ("seed").
-    """
-    prefix = STAGE_PREFIX.get(type(cfg).__name__, "")
-    changes = {}
-    for field in _settable_fields(type(cfg)):
-        for key in (f"{prefix}:{field.name}", field.name):
-            if key in values:
-                changes[field.name] = values[key]
-                break
-    return dataclasses.replace(cfg, **changes) if changes else cfg
-
-
-def config_from_args(args: argparse.Namespace) -> RunConfig:
-    """The preset named by --preset with every given flag applied."""
-    return config_from_values(args.preset, vars(args))
-
-
-def config_from_values(preset_name: str, values: dict) -> RunConfig:
-    """Preset `preset_name` (with its settings for values["law"]) and then `values` applied:
-    {field: value} for every stage, {"stage:field": value} for one stage."""
-    from nbody.laws import get_law
-    base = preset(preset_name, values.get("law"))
-    sim = override(base.sim, values)
-    return dataclasses.replace(
-        base, sim=sim, model=model_for(override(base.model, values), sim.dim, get_law(sim.law).topology),
-        train=override(base.train, values), distill=override(base.distill, values))
-
-
-def register_custom_law(args: argparse.Namespace) -> None:
-    """Register `--law NAME` with `--potential EXPR` or `--force EXPR` (and optional --law-dt)."""
-    if getattr(args, "potential", None) is None and getattr(args, "force", None) is None:
-        return
-    if getattr(args, "law", None) is None:
-        raise InputError("--potential and --force name a new law: give it a name with --law NAME")
-    from nbody.laws import Law, register_law
-    register_law(Law(name=args.law, potential=args.potential, force=args.force,
-                     dt=args.law_dt, charges=args.charges), overwrite=True)
 
 
 # --------------------------------------------------------------------------- #
@@ -274,9 +64,10 @@ def prepare_run_dir(run_dir: Path, cfg: RunConfig) -> None:
     wanted = to_jsonable(cfg)
     if path.exists():
         held = load_json(path)
-        diff = sorted(f"{stage}.{k}" for stage in ("sim", "model", "train", "distill")
+        diff = sorted(f"{stage}.{k}" for stage in STAGE_CLASSES
                       for k in set(held.get(stage, {})) | set(wanted[stage])
-                      if held.get(stage, {}).get(k) != wanted[stage].get(k) and k not in _DERIVED)
+                      if held.get(stage, {}).get(k) != wanted[stage].get(k)
+                      and not (stage == "model" and k in DATA_FIELDS))
         if diff:
             raise InputError(f"{run_dir} holds a run with a different config ({', '.join(diff[:4])}); "
                              "use another --out")
@@ -300,13 +91,8 @@ def stage_simulate(data_dir: Path, sim: SimConfig, progress: bool = True) -> Pat
     return data_dir
 
 
-def model_for(model, dim: int, topology: str):
-    """The model config with the fields that follow from the data: dim, features, topology."""
-    from nbody.state import n_features
-    return dataclasses.replace(model, dim=dim, n_features=n_features(dim), topology=topology)
-
-
-def stage_train(train_dir: Path, data_dir: Path, model, train_cfg, progress: bool = True) -> Path:
+def stage_train(train_dir: Path, data_dir: Path, model: ModelConfig, train_cfg: TrainConfig,
+                progress: bool = True) -> Path:
     """Train (or resume) unless train_dir/metrics.json exists; returns the checkpoint path.
 
     A finished run made with other configs or another dataset is refused (InputError)
@@ -315,7 +101,7 @@ def stage_train(train_dir: Path, data_dir: Path, model, train_cfg, progress: boo
     from gnn.train import train
     from nbody.dataset import load_dataset
     dataset = load_dataset(data_dir)
-    model = model_for(model, dataset.config.dim, dataset.law.topology)
+    model = model_for_data(model, dataset.config)
     if (train_dir / "metrics.json").exists():
         wanted = rundir.record({"model": model, "train": train_cfg},
                                {"dataset": rundir.dataset_identity(dataset.meta)})
@@ -333,7 +119,7 @@ def stage_train(train_dir: Path, data_dir: Path, model, train_cfg, progress: boo
     return train_dir / "checkpoint.pt"
 
 
-def stage_distill(distill_dir: Path, checkpoint: Path, data_dir: Path | None, cfg) -> dict:
+def stage_distill(distill_dir: Path, checkpoint: Path, data_dir: Path | None, cfg: DistillConfig) -> dict:
     """Distill the checkpoint unless distill_dir/distill.json exists; returns its results.
 
     A finished distillation made with another config, checkpoint or dataset is refused.
@@ -411,68 +197,26 @@ def print_equations(result: dict) -> None:
 # Sweep                                                                        #
 # --------------------------------------------------------------------------- #
 
-def sweep_jobs(preset_name: str, values: dict, laws, dims, strategies, seeds, out: Path) -> list[tuple]:
-    """(run_dir, RunConfig, data_dir) for every law x dim x strategy x seed.
-
-    Each job's config is built like a single run's: the preset with its per-law settings,
-    then `values` (the flags), then the job's law, dim, strategy and seed (every stage).
-    """
-    jobs = []
-    for law in laws:
-        for dim in dims:
-            for seed in seeds:
-                data_dir = out / "data" / f"{law}-{dim}d-s{seed}"
-                for strategy in strategies:
-                    job = {**values, "law": law, "dim": dim, "strategy": strategy,
-                           **{key: seed for key in ("seed", "sim:seed", "train:seed", "distill:seed")}}
-                    jobs.append((out / f"{law}-{dim}d-{strategy}-s{seed}", config_from_values(preset_name, job),
-                                 data_dir))
-    return jobs
-
-
-def _sweep_job(job: tuple) -> str:
-    run_dir, cfg, data_dir = job
-    threads = os.environ.get("SYMDISTILL_JOB_THREADS")
-    if threads:
-        import torch
-        torch.set_num_threads(int(threads))
-    run_all(run_dir, cfg, data_dir, progress=False)
-    return str(run_dir)
-
-
 def run_sweep(out: Path, args: argparse.Namespace) -> None:
-    """Run the sweep's jobs into `out` on a local process pool or as a Slurm array (submitit)."""
-    split = lambda text: [v for v in text.split(",") if v]  # noqa: E731
-    try:
-        dims = [int(d) for d in split(args.dims)]
-        seeds = [int(s) for s in split(args.seeds)]
-    except ValueError:
-        raise InputError("--dims and --seeds take comma-separated integers") from None
-    # Every combination is built and validated here, before any job starts.
-    jobs = sweep_jobs(args.preset, vars(args), split(args.laws), dims, split(args.strategies), seeds, out)
-    # Datasets first (each shared by all strategies), so jobs never race to create one.
+    """The sweep's runs into `out` (`sweep.sweep_jobs`): their datasets first, each shared by all
+    strategies so jobs never race to create one, then the runs (`sweep.execute`), then the tables."""
+    jobs = sweep_jobs(args.preset, vars(args), grid_list("--laws", args.laws), grid_list("--dims", args.dims, int),
+                      grid_list("--strategies", args.strategies), grid_list("--seeds", args.seeds, int), out)
     for data_dir, sim in {str(d): (d, c.sim) for _, c, d in jobs}.values():
         stage_simulate(data_dir, sim, progress=not args.quiet)
     print(f"[sweep] {len(jobs)} jobs with {args.executor}, {args.workers} at a time")
-    if args.executor == "submitit":
-        try:
-            import submitit
-        except ImportError:
-            raise InputError("--executor submitit needs `pip install submitit`") from None
-        executor = submitit.AutoExecutor(folder=out / "slurm")
-        executor.update_parameters(slurm_array_parallelism=args.workers, timeout_min=args.timeout_min)
-        for job in executor.map_array(_sweep_job, jobs):
-            print(f"[sweep] done {job.result()}")
-    else:
-        import concurrent.futures as cf
-        import multiprocessing as mp
-        os.environ["SYMDISTILL_JOB_THREADS"] = str(max(1, (os.cpu_count() or 1) // args.workers))
-        with cf.ProcessPoolExecutor(args.workers, mp_context=mp.get_context("spawn")) as pool:
-            for done in pool.map(_sweep_job, jobs):
-                print(f"[sweep] done {done}")
+    for done in execute(_sweep_job, jobs, executor=args.executor, workers=args.workers, folder=out / "slurm",
+                        timeout_min=args.timeout_min):
+        print(f"[sweep] done {done}")
     stage_analyse(out)
     for table in ("test_mae", "edge_reconstruction", "node_reconstruction"):
         print("\n" + (out / "analysis" / f"{table}.md").read_text())
+
+
+def _sweep_job(job: tuple[Path, RunConfig, Path]) -> str:
+    run_dir, cfg, data_dir = job
+    run_all(run_dir, cfg, data_dir, progress=False)
+    return str(run_dir)
 
 
 # --------------------------------------------------------------------------- #
@@ -486,9 +230,20 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {self.prog}: {message}\n")
 
 
+def register_custom_law(args: argparse.Namespace) -> None:
+    """Register `--law NAME` with `--potential EXPR` or `--force EXPR` (and optional --law-dt)."""
+    if getattr(args, "potential", None) is None and getattr(args, "force", None) is None:
+        return
+    if getattr(args, "law", None) is None:
+        raise InputError("--potential and --force name a new law: give it a name with --law NAME")
+    from nbody.laws import Law, register_law
+    register_law(Law(name=args.law, potential=args.potential, force=args.force,
+                     dt=args.law_dt, charges=args.charges), overwrite=True)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The `run.py` argument parser with its six subcommands."""
-    sim_cls, model_cls, train_cls, distill_cls = _stage_classes()
+    every_stage = list(STAGE_CLASSES.values())
     parser = _Parser(prog="run.py", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog=__doc__.split("\n\n", 1)[1])
@@ -496,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def command(name, text, classes):
         p = sub.add_parser(name, help=text, description=text)
-        p.add_argument("--preset", default="tiny", choices=("tiny", "cpu", "paper"),
+        p.add_argument("--preset", default="tiny", choices=PRESETS,
                        help="starting values for every config (default: tiny)")
         p.add_argument("--quiet", action="store_true", help="no progress bars")
         add_config_flags(p, classes)
@@ -506,19 +261,19 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--potential", help="register --law NAME with this pair potential U(r, q1, q2, m1, m2), "
                                            "r the softened distance")
         p.add_argument("--force", help="register --law NAME with this radial force f(r, q1, q2, m1, m2) = -dU/dr")
-        p.add_argument("--law-dt", type=_converter(float), default=1e-2, help="sampling interval of a custom law")
+        p.add_argument("--law-dt", type=flag_type(float), default=1e-2, help="sampling interval of a custom law")
         p.add_argument("--charges", default="gaussian", choices=("gaussian", "sign"),
                        help="charges of a custom law: N(0,1) or ±1")
 
-    p = command("simulate", "simulate a dataset (nbody)", [sim_cls])
+    p = command("simulate", "simulate a dataset (nbody)", [SimConfig])
     p.add_argument("--out", required=True, help="dataset directory to create (must not exist)")
     custom_law_flags(p)
 
-    p = command("train", "train a GNN on a dataset (gnn)", [model_cls, train_cls])
+    p = command("train", "train a GNN on a dataset (gnn)", [ModelConfig, TrainConfig])
     p.add_argument("--data", required=True, help="dataset directory made by `simulate`")
     p.add_argument("--out", required=True, help="training output directory (resumed if interrupted)")
 
-    p = command("distill", "distill a trained GNN into equations (distill)", [distill_cls])
+    p = command("distill", "distill a trained GNN into equations (distill)", [DistillConfig])
     p.add_argument("--model", required=True, help="checkpoint.pt made by `train`")
     p.add_argument("--data", help="dataset directory (default: the one the model was trained on)")
     p.add_argument("--out", help="output directory (default: beside the checkpoint, distill/)")
@@ -527,20 +282,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", required=True, help="a run directory or a sweep directory")
     p.add_argument("--out", help="output directory (default: RUN/analysis)")
 
-    p = command("all", "simulate, train, distill and analyse into one run directory",
-                [sim_cls, model_cls, train_cls, distill_cls])
+    p = command("all", "simulate, train, distill and analyse into one run directory", every_stage)
     p.add_argument("--out", required=True, help="run directory (finished stages are skipped)")
     custom_law_flags(p)
 
-    p = command("sweep", "laws x dims x strategies x seeds as independent runs",
-                [sim_cls, model_cls, train_cls, distill_cls])
+    p = command("sweep", "laws x dims x strategies x seeds as independent runs", every_stage)
     p.add_argument("--out", required=True, help="sweep directory")
     p.add_argument("--laws", default="spring,r1,r2,charge")
     p.add_argument("--dims", default="2,3")
     p.add_argument("--strategies", default="standard,bottleneck,l1,kl")
     p.add_argument("--seeds", default="0")
     p.add_argument("--workers", type=int, default=1, help="jobs at a time")
-    p.add_argument("--executor", default="local", choices=("local", "submitit"),
+    p.add_argument("--executor", default="local", choices=EXECUTORS,
                    help="local process pool, or a Slurm job array through submitit")
     p.add_argument("--timeout-min", type=int, default=24 * 60, help="Slurm time limit per job")
     return parser

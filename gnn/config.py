@@ -3,18 +3,25 @@
 In:  field values (from run.py flags, a preset, or a saved model_config.json /
      train_config.json via `nbody.io.config_from_dict`).
 Out: validated, frozen dataclasses; both are saved next to every checkpoint.
-Bad values raise `nbody.errors.InputError` with a one-line message.
+     `model_for_data` is the one place the model's DATA_FIELDS (dim, n_features, topology)
+     are derived from the dataset's `SimConfig`.
+Bad values raise `nbody.errors.InputError` with a one-line message. Imports no torch.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
+from nbody.config import SimConfig
 from nbody.errors import InputError, require_finite
 from nbody.graph import TOPOLOGIES
+from nbody.laws import get_law
 from nbody.state import n_features as layout_width
 
 STRATEGIES = ("standard", "bottleneck", "l1", "kl")
 DEVICES = ("auto", "cpu", "cuda")
+# ModelConfig fields that follow from the data (`model_for_data`), never set by hand.
+DATA_FIELDS = ("dim", "n_features", "topology")
 
 # Message width of every strategy except the bottleneck (paper App. A; official models.py).
 WIDE_MSG_DIM = 100
@@ -77,6 +84,13 @@ class ModelConfig:
         if self.msg_dim is not None:
             return self.msg_dim
         return self.dim if self.strategy == "bottleneck" else WIDE_MSG_DIM
+
+
+def model_for_data(model: ModelConfig, sim: SimConfig) -> ModelConfig:
+    """`model` fitted to the dataset `sim` makes: its DATA_FIELDS set to the dataset's dim,
+    the width of the n-body node layout (pos, vel, q, m) and the law's topology."""
+    return dataclasses.replace(model, dim=sim.dim, n_features=layout_width(sim.dim),
+                               topology=get_law(sim.law).topology)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ integrator and a one-epoch model on the spring data.
 """
 from __future__ import annotations
 
-import dataclasses
 import fcntl
 import json
 import os
@@ -22,6 +21,9 @@ import numpy as np
 import pytest
 
 import run
+from gnn.config import model_for_data
+from nbody.errors import InputError
+from runconfig import STAGE_CLASSES, config_from_args, preset, settable_fields
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL_SIM = ["--n-sims", "12", "--nt", "20", "--integrator", "reference", "--quiet"]
@@ -151,17 +153,17 @@ def test_every_field_of_every_stage_has_its_own_working_flag(command):
     parser = run.build_parser()
     base = {"train": ["--data", "d"], "distill": ["--model", "m"]}.get(command, [])
     dests = {a.dest for a in parser._subparsers._group_actions[0].choices[command]._actions}
-    default = run.preset("tiny")
-    classes = dict(zip(("sim", "model", "train", "distill"), run._stage_classes()))
+    default = preset("tiny")
+    classes = STAGE_CLASSES
     for stage in COMMAND_STAGES[command]:
-        for field in run._settable_fields(classes[stage]):
+        for field in settable_fields(classes[stage]):
             dest = next((d for d in (f"{stage}:{field.name}", field.name) if d in dests), None)
             assert dest is not None, f"{command}: no flag for {stage}.{field.name}"
             value = FIELD_VALUES[field.name]
             flag = "--" + dest.replace(":", "-").replace("_", "-")
             given = ([flag if value else "--no-" + flag[2:]] if isinstance(value, bool)
                      else [flag, ",".join(value) if isinstance(value, tuple) else str(value)])
-            cfg = run.config_from_args(parser.parse_args([command, "--out", "x", *base, *given]))
+            cfg = config_from_args(parser.parse_args([command, "--out", "x", *base, *given]))
             assert getattr(getattr(cfg, stage), field.name) == value, (command, flag)
             if ":" in dest:          # a stage-prefixed flag sets its own stage only
                 for other in set(classes) - {stage}:
@@ -171,7 +173,7 @@ def test_every_field_of_every_stage_has_its_own_working_flag(command):
 
 def test_the_shared_seed_flag_sets_every_stage_and_a_stage_flag_wins():
     args = run.build_parser().parse_args(["all", "--out", "x", "--seed", "4", "--train-seed", "9"])
-    cfg = run.config_from_args(args)
+    cfg = config_from_args(args)
     assert (cfg.sim.seed, cfg.train.seed, cfg.distill.seed) == (4, 9, 4)
 
 
@@ -202,12 +204,12 @@ def test_an_interrupted_training_run_does_not_resume_on_another_dataset(datasets
     from gnn.train import train
     out = tmp_path / "t"
     args = ["train", "--strategy", "bottleneck", *SMALL_TRAIN[:-1], "--epochs", "3", "--out", str(out)]
-    parsed = run.config_from_args(run.build_parser().parse_args([*args, "--data", str(datasets["spring"])]))
-    model = run.model_for(parsed.model, 2, "full")
+    parsed = config_from_args(run.build_parser().parse_args([*args, "--data", str(datasets["spring"])]))
+    model = model_for_data(parsed.model, parsed.sim)
     assert _main([*args, "--data", datasets["spring"], "--quiet"], capsys)[0] == 0
     (out / "metrics.json").unlink()                      # as if killed before the end
     _refused([*args, "--data", datasets["r2"], "--quiet"], capsys, contains="another dataset")
-    with pytest.raises(run.InputError, match="another dataset"):
+    with pytest.raises(InputError, match="another dataset"):
         train(datasets["r2"], model, parsed.train, out, progress=False)
 
 
@@ -254,7 +256,7 @@ def test_configs_built_in_python_refuse_non_finite_values():
     from nbody.config import SimConfig
     for cls, field in ((TrainConfig, "lr"), (TrainConfig, "l1_weight"), (ModelConfig, "logvar_clamp"),
                        (DistillConfig, "max_time"), (SimConfig, "rtol")):
-        with pytest.raises(run.InputError, match="finite"):
+        with pytest.raises(InputError, match="finite"):
             cls(**{field: float("inf")})
 
 

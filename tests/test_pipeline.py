@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 
 import run
+import runconfig
+import sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -132,13 +134,13 @@ def test_every_config_field_is_a_flag_and_overrides_the_preset():
     assert cfg.train.seed == cfg.sim.seed == cfg.distill.seed == 0
 
 
-@pytest.mark.parametrize("law", sorted(run.CPU_LAW_SETTINGS))
+@pytest.mark.parametrize("law", sorted(runconfig.CPU_LAW_SETTINGS))
 def test_cpu_preset_applies_its_per_law_settings_unless_a_flag_is_given(law):
     parser = run.build_parser()
     cfg = run.config_from_args(parser.parse_args(["all", "--out", "x", "--preset", "cpu", "--law", law]))
     assert cfg.preset == "cpu" and cfg.sim.law == law
     flat = {k: v for stage in (cfg.sim, cfg.model, cfg.train, cfg.distill) for k, v in vars(stage).items()}
-    for field, value in run.CPU_LAW_SETTINGS[law].items():
+    for field, value in runconfig.CPU_LAW_SETTINGS[law].items():
         assert flat[field] == value, field
     given = run.config_from_args(parser.parse_args(
         ["all", "--out", "x", "--preset", "cpu", "--law", law, "--prune-percentile", "none", "--epochs", "2"]))
@@ -146,7 +148,7 @@ def test_cpu_preset_applies_its_per_law_settings_unless_a_flag_is_given(law):
 
 
 def test_sweep_jobs_cover_the_grid_and_share_datasets(tmp_path):
-    jobs = run.sweep_jobs("tiny", {}, ["spring", "r1"], [2, 3], ["l1", "bottleneck"], [0, 1], tmp_path)
+    jobs = sweep.sweep_jobs("tiny", {}, ["spring", "r1"], [2, 3], ["l1", "bottleneck"], [0, 1], tmp_path)
     assert len(jobs) == 16
     assert len({str(job[0]) for job in jobs}) == 16
     assert len({str(job[2]) for job in jobs}) == 8        # one dataset per law x dim x seed
@@ -156,9 +158,9 @@ def test_sweep_jobs_cover_the_grid_and_share_datasets(tmp_path):
 
 def test_cpu_sweep_jobs_carry_each_laws_preset_settings_and_the_flags(tmp_path):
     values = vars(run.build_parser().parse_args(["sweep", "--out", "x", "--preset", "cpu", "--epochs", "3"]))
-    jobs = run.sweep_jobs("cpu", values, ["spring", "r2"], [2], ["l1"], [0, 1], tmp_path)
+    jobs = sweep.sweep_jobs("cpu", values, ["spring", "r2"], [2], ["l1"], [0, 1], tmp_path)
     by_law = {(c.sim.law, c.sim.seed): c for _, c, _ in jobs}
-    assert by_law[("r2", 0)].sim.prune_percentile == run.CPU_LAW_SETTINGS["r2"]["prune_percentile"]
+    assert by_law[("r2", 0)].sim.prune_percentile == runconfig.CPU_LAW_SETTINGS["r2"]["prune_percentile"]
     assert by_law[("spring", 0)].sim.prune_percentile is None
     assert all(c.train.epochs == 3 and c.sim.seed == c.train.seed == c.distill.seed for c in by_law.values())
     assert {c.train.seed for c in by_law.values()} == {0, 1}

@@ -1,0 +1,213 @@
+"""The config of a run: presets, and every field of every stage config as a command-line flag.
+
+In:  a preset name (PRESETS) and {field: value} overrides, as run.py's flags give them:
+     "field" sets that field in every stage that has it, "stage:field" in one stage only.
+Out: a frozen `RunConfig` of the four stage configs (SimConfig, ModelConfig, TrainConfig,
+     DistillConfig) whose model fits its data (`gnn.config.model_for_data`);
+     `add_config_flags` gives an argparse parser one `--field-name` flag per settable field,
+     its help text taken from the config's docstring.
+Imports no torch: configs are built and checked before any stage starts.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import types
+import typing
+from dataclasses import dataclass
+
+from distill.config import DistillConfig
+from gnn.config import DATA_FIELDS, ModelConfig, TrainConfig, model_for_data
+from nbody.config import SimConfig
+from nbody.errors import InputError
+
+PRESETS = ("tiny", "cpu", "paper")
+# RunConfig field (and flag prefix of a field several stages share) -> its config class.
+STAGE_CLASSES: dict[str, type] = {"sim": SimConfig, "model": ModelConfig, "train": TrainConfig,
+                                  "distill": DistillConfig}
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything a run does; saved as RUN/config.json."""
+
+    preset: str
+    sim: SimConfig
+    model: ModelConfig
+    train: TrainConfig
+    distill: DistillConfig
+
+
+# The cpu preset's settings per law (config field -> value), on top of tiny.
+CPU_LAW_SETTINGS: dict[str, dict] = {
+    "spring": {},
+    "r1": {},
+    "r2": {"prune_percentile": 99.9},
+    "charge": {"prune_percentile": 99.0},
+}
+
+
+def preset(name: str, law: str | None = None) -> RunConfig:
+    """The named starting point; `law` picks a preset's per-law settings (cpu only).
+
+    tiny:  spring, 2D, 4 bodies, bottleneck model (128-wide, 2 hidden layers, OneCycle peak
+           lr 3e-3), 1,000 simulations x 500 steps keeping every 5th; about 4 minutes on
+           2 CPU cores, and it rediscovers the force law and Newton's second law.
+    cpu:   tiny plus what the other laws need on 2 CPU cores (benchmarks/RESULTS.md,
+           "cpu preset ablation"): PySR's "best" Pareto selection for the edge fits (the
+           "score" knee drops the terms of 3D messages that mix all axes) and "score" for the
+           node fits (where "best" takes spurious terms in ē), then CPU_LAW_SETTINGS[law].
+           run.py applies flags after the preset, so an explicit flag beats a per-law value.
+    paper: the facts sheet's full-size settings (10,000 simulations x 1,000 steps, the
+           demo's 100 kept snapshots per simulation, 300-wide 3-hidden-layer MLPs,
+           batch 64, ~1.2M optimiser steps, the larger SR budget).
+    """
+    if name == "cpu":
+        tiny = preset("tiny")
+        base = dataclasses.replace(tiny, preset=name, distill=dataclasses.replace(
+            tiny.distill, selection="best", node_selection="score"))
+        law = law or base.sim.law
+        return with_values(base, {"law": law, **CPU_LAW_SETTINGS.get(law, {})})
+    if name == "tiny":
+        sim = SimConfig(law="spring", dim=2, n=4, n_sims=1000, nt=500, keep_every=5, seed=0)
+        return RunConfig(
+            preset=name, sim=sim,
+            model=model_for_data(ModelConfig(strategy="bottleneck", hidden=128, n_hidden_layers=2), sim),
+            train=TrainConfig(batch_size=32, epochs=25, lr=3e-3, seed=0),
+            distill=DistillConfig(),
+        )
+    if name == "paper":
+        sim = SimConfig(law="spring", dim=2, n=4, n_sims=10_000, nt=1000, keep_every=10, seed=0)
+        return RunConfig(
+            preset=name, sim=sim,
+            model=model_for_data(ModelConfig(strategy="l1"), sim),
+            train=TrainConfig(batch_size=64, epochs=100, seed=0),
+            distill=DistillConfig(population_size=1000, generations=200),
+        )
+    raise InputError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
+
+
+def config_from_values(preset_name: str, values: dict) -> RunConfig:
+    """Preset `preset_name` (with its settings for values["law"]) and then `values` applied:
+    {field: value} for every stage, {"stage:field": value} for one stage."""
+    return with_values(preset(preset_name, values.get("law")), values)
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    """The preset named by --preset with every given flag applied."""
+    return config_from_values(args.preset, vars(args))
+
+
+def with_values(cfg: RunConfig, values: dict) -> RunConfig:
+    """`cfg` with `values` applied to every stage (`override`) and its model fitted to the new sim."""
+    sim = override(cfg.sim, values)
+    return dataclasses.replace(cfg, sim=sim, model=model_for_data(override(cfg.model, values), sim),
+                               train=override(cfg.train, values), distill=override(cfg.distill, values))
+
+
+def override(cfg, values: dict):
+    """`cfg` (a stage config) with every settable field given in `values` replaced (validated
+    by the dataclass). A stage-prefixed key ("train:seed") wins over the shared one ("seed")."""
+    prefix = _prefix(type(cfg))
+    changes = {}
+    for field in settable_fields(type(cfg)):
+        for key in (f"{prefix}:{field.name}", field.name):
+            if key in values:
+                changes[field.name] = values[key]
+                break
+    return dataclasses.replace(cfg, **changes) if changes else cfg
+
+
+def settable_fields(cls: type) -> list[dataclasses.Field]:
+    """The fields of stage config `cls` that flags set: all but the model's DATA_FIELDS."""
+    return [f for f in dataclasses.fields(cls) if not (cls is ModelConfig and f.name in DATA_FIELDS)]
+
+
+# --------------------------------------------------------------------------- #
+# Config fields as command-line flags                                          #
+# --------------------------------------------------------------------------- #
+
+def add_config_flags(parser: argparse.ArgumentParser, classes) -> None:
+    """Add one `--field-name` flag per settable field of the stage config `classes`.
+
+    A name that several of `classes` share (e.g. `seed`) gets one flag per stage,
+    `--sim-seed`, `--train-seed`, `--distill-seed` (dest "sim:seed", ...), plus the
+    plain `--seed`, which sets all of them.
+    """
+    counts: dict[str, int] = {}
+    for cls in classes:
+        for field in settable_fields(cls):
+            counts[field.name] = counts.get(field.name, 0) + 1
+    shared_done = set()
+    for cls in classes:
+        group = parser.add_argument_group(f"{cls.__name__} fields")
+        hints, helps = typing.get_type_hints(cls), _field_help(cls)
+        for field in settable_fields(cls):
+            text = helps.get(field.name, "").replace("%", "%%")
+            names = [(field.name, text)]
+            if counts[field.name] > 1:
+                prefix = _prefix(cls)
+                names = [(f"{prefix}:{field.name}", f"({prefix} stage only) {text}")]
+                if field.name not in shared_done:
+                    shared_done.add(field.name)
+                    names.append((field.name, f"sets --*-{field.name.replace('_', '-')} of every stage"))
+            for dest, help_text in names:
+                flag = "--" + dest.replace(":", "-").replace("_", "-")
+                if hints[field.name] is bool:
+                    group.add_argument(flag, dest=dest, action=argparse.BooleanOptionalAction,
+                                       default=argparse.SUPPRESS, help=help_text)
+                else:
+                    group.add_argument(flag, dest=dest, type=flag_type(hints[field.name]),
+                                       default=argparse.SUPPRESS, metavar=field.name.upper(), help=help_text)
+
+
+def flag_type(hint):
+    """argparse `type=` for a dataclass field annotation (None accepted for Optionals;
+    tuples as comma-separated text; NaN and infinities refused)."""
+    args = typing.get_args(hint)
+    optional = typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in args
+    base = next((a for a in args if a is not type(None)), hint) if optional else hint
+    if typing.get_origin(base) is tuple:
+        item = typing.get_args(base)[0]
+        convert = lambda text: tuple(item(v) for v in text.split(",") if v)  # noqa: E731
+    else:
+        convert = base
+
+    def parse(text: str):
+        if optional and text.lower() == "none":
+            return None
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid value {text!r}") from None
+        if any(isinstance(v, float) and not math.isfinite(v) for v in (value if isinstance(value, tuple) else (value,))):
+            raise argparse.ArgumentTypeError(f"invalid value {text!r}: must be a finite number")
+        return value
+    parse.__name__ = getattr(base, "__name__", "value")
+    return parse
+
+
+def _prefix(cls: type) -> str:
+    """The flag prefix of stage config `cls` ("sim", "model", "train", "distill")."""
+    return next(prefix for prefix, stage in STAGE_CLASSES.items() if stage is cls)
+
+
+def _field_help(cls) -> dict[str, str]:
+    """Per-field help text parsed from the dataclass's 'Attributes:' docstring section."""
+    helps, current = {}, None
+    in_attrs = False
+    for line in (cls.__doc__ or "").splitlines():
+        stripped = line.strip()
+        if stripped.startswith("Attributes:"):
+            in_attrs = True
+            continue
+        if not in_attrs or not stripped:
+            continue
+        head, sep, rest = stripped.partition(":")
+        if sep and head.isidentifier() and line.startswith(" " * 8) and not line.startswith(" " * 12):
+            current = head
+            helps[current] = rest.strip()
+        elif current:
+            helps[current] += " " + stripped
+    return helps

@@ -1,0 +1,89 @@
+"""The sweep: every law x dim x strategy x seed as an independent run, executed in parallel.
+
+In:  a preset name and flag values (as for one run), the grid's lists, an output folder;
+     a job function that is importable (so it can be sent to another process).
+Out: `sweep_jobs` -> [(run_dir, RunConfig, data_dir)], runs OUT/{law}-{dim}d-{strategy}-s{seed}
+     sharing one dataset OUT/data/{law}-{dim}d-s{seed} per law x dim x seed;
+     `execute` calls the job function on every job, in a local pool of spawned processes
+     (the CPU threads split evenly between them) or as a Slurm job array (submitit), and
+     yields the results in job order.
+Imports no torch (a pool worker sets its torch thread count itself).
+"""
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+from typing import Callable, Iterator
+
+from nbody.errors import InputError
+from runconfig import RunConfig, config_from_values
+
+EXECUTORS = ("local", "submitit")
+
+Job = tuple[Path, RunConfig, Path]
+
+
+def grid_list(flag: str, text: str, kind: type = str) -> list:
+    """The value `text` of grid flag `flag` as a list of `kind` ("2,3" -> [2, 3]); empty items are skipped."""
+    try:
+        return [kind(v) for v in text.split(",") if v]
+    except ValueError:
+        raise InputError(f"{flag} takes a comma-separated list of {kind.__name__}, got {text!r}") from None
+
+
+def sweep_jobs(preset_name: str, values: dict, laws, dims, strategies, seeds, out: Path) -> list[Job]:
+    """(run_dir, RunConfig, data_dir) for every law x dim x strategy x seed.
+
+    Each job's config is built like a single run's: the preset with its per-law settings,
+    then `values` (the flags), then the job's law, dim, strategy and seed (every stage).
+    Every config is built, hence validated, here: a bad value fails before any job starts.
+    """
+    jobs = []
+    for law in laws:
+        for dim in dims:
+            for seed in seeds:
+                data_dir = out / "data" / f"{law}-{dim}d-s{seed}"
+                for strategy in strategies:
+                    job = {**values, "law": law, "dim": dim, "strategy": strategy,
+                           **{key: seed for key in ("seed", "sim:seed", "train:seed", "distill:seed")}}
+                    jobs.append((out / f"{law}-{dim}d-{strategy}-s{seed}", config_from_values(preset_name, job),
+                                 data_dir))
+    return jobs
+
+
+def execute(fn: Callable[[Job], str], jobs: list[Job], *, executor: str = "local", workers: int = 1,
+            folder: Path | None = None, timeout_min: int = 24 * 60) -> Iterator[str]:
+    """fn(job) for every job, `workers` at a time; yields the results in job order.
+
+    Args:
+        fn: a module-level function (pickled by name into the workers).
+        jobs: from `sweep_jobs`.
+        executor: "local" (a pool of spawned processes, each with cpu_count // workers torch
+            threads) or "submitit" (a Slurm job array; needs `pip install submitit`).
+        workers: jobs at a time (the array's parallelism for submitit).
+        folder: submitit's log and pickle folder.
+        timeout_min: Slurm time limit per job.
+    """
+    if executor == "submitit":
+        try:
+            import submitit
+        except ImportError:
+            raise InputError("--executor submitit needs `pip install submitit`") from None
+        slurm = submitit.AutoExecutor(folder=folder)
+        slurm.update_parameters(slurm_array_parallelism=workers, timeout_min=timeout_min)
+        for job in slurm.map_array(fn, jobs):
+            yield job.result()
+        return
+    import concurrent.futures as cf
+    import multiprocessing as mp
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    with cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+        yield from pool.map(functools.partial(_with_threads, fn, threads), jobs)
+
+
+def _with_threads(fn: Callable[[Job], str], threads: int, job: Job) -> str:
+    """fn(job) with torch limited to `threads` CPU threads (run in a pool worker)."""
+    import torch
+    torch.set_num_threads(threads)
+    return fn(job)
