@@ -8,7 +8,8 @@ Out: a dataset directory (see `nbody.dataset`): per split, states [S, T, n, 2*di
 
 The physics (pair laws, softening, damping, gravity) lives in `nbody.laws` and is shared
 by the NumPy reference integrator, the Numba CPU and CUDA kernels, the tests and the
-analysis of learned messages.
+analysis of learned messages; the edge template of n interacting particles and the
+scatter-sum over it live in `nbody.graph`, shared with the graph network.
 """
 from .errors import InputError
 from .laws import Law, get_law, law_names, register_law
