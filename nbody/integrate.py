@@ -7,11 +7,11 @@ Out: `IntegrationResult` with pos, vel and the accelerations acc at those states
      [S, nt, n, dim] float64 at t_k = k*dt (k = 0..nt-1), n_steps [S] (accepted adaptive
      steps) and failed [S] (bool).
 
-Integrators (`INTEGRATORS`, the names `SimConfig.integrator` and the CLI's --integrator
-accept): "cpu" (Numba, parallel over simulations), "cuda" (Numba CUDA, one thread per
-simulation), "reference" (NumPy, slow, the specification) and "auto". All three run the
-same Dormand–Prince 5(4) algorithm (`nbody.integrator_core`). `resolve_integrator` is the
-one place that decides which integrator "auto" means.
+Integrators (`INTEGRATORS` holds the names `SimConfig.integrator`, hence the CLI's
+--integrator, accepts): "cpu" (Numba, parallel over simulations), "cuda" (Numba CUDA, one
+thread per simulation) and "reference" (NumPy, slow, the specification), all three running
+the same Dormand–Prince 5(4) algorithm (`nbody.integrator_core`); and "auto", for which
+`resolve_integrator`, the one place that decides, picks "cuda" or "cpu".
 """
 from __future__ import annotations
 
