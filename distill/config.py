@@ -42,11 +42,12 @@ class DistillConfig:
         refit: refit the numeric constants of each selected equation on its fit data
             (paper §2; the reproduction that skipped it lost to the network).
         node_target: node-model SR target: "network" (the node MLP's output on the
-            network's aggregated messages; paper) or "true" (true accelerations; vj).
+            network's aggregated messages; paper) or "true" (true accelerations; the reproduction).
         min_r: edges with true distance r < min_r (and nodes with a neighbour that close)
             are left out of the SR fits and the judgement. Near-singular pairs dominate
-            the loss of 1/r and 1/r^2 heads and make them 10-30x harder (sr_engines.md
-            §7.4); 0.5 removes ~6 % of pairs of the paper's N(0,1) initial conditions.
+            the loss of 1/r and 1/r^2 heads and make them 10-30x harder
+            (docs/sr_engines.md §5); 0.5 removes ~6 % of pairs of the paper's N(0,1) initial
+            conditions.
             The message R^2 and the MAE comparison always use every edge.
         success_r2: R^2 an equation needs against an affine map of the truth to count as
             a reconstruction.

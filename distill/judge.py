@@ -23,7 +23,7 @@ m1, can multiply it back; the composed model is then still Newton's law. Tried i
     (expr = g(q1, m1)·h(rest) + b after factoring numerator and denominator), so it is
     identified exactly, e.g. 1/(m1 + 0.7). A factor mixing r with m1, like the
     reproduction's failed 1/(r + 0.169 m1), does not separate and is never absorbed.
-Criteria (paper_facts §3.4; the reproduction's Table 5 criterion made numeric):
+Criteria (docs/facts.md §3.4; the reproduction's Table 5 criterion made numeric):
     edge: the output is an affine function a·(s F) + b of one target with plain
           least-squares R² >= success_r2 on the fresh rows, and complexity <= max_complexity;
           the first target of the family that passes is reported;

@@ -9,7 +9,7 @@ Out: `EdgeSample`s; SR inputs [N, dim + 6] with columns `edge_input_names(dim)`:
      force f(r')·dx/r needs both: an equation in r alone errs by orders of magnitude on
      the close pairs the test MAE includes (r1: 1/r against 1/r' = 1/(r + 0.01)), and the
      SR fit rows (r >= min_r) cannot reveal the 0.01 for it to be fitted as a constant;
-     component significance, sparsity, and the robust message-vs-force R² (paper_facts §3.2).
+     component significance, sparsity, and the robust message-vs-force R² (docs/facts.md §3.2).
 
 R² procedure (the demo's `linear_transformation_2d` + `percentile_sum`): each significant
 component is standardised; an affine map of the true pairwise vector (force, or

@@ -6,7 +6,7 @@ Out: PySR's hall of fame as `Candidate`s, re-scored with the project's complexit
 
 `pysr` is imported inside `fit`: importing it at module level would start juliacall (and a
 Julia download) for every user. Without Julia the import fails within a second with a
-URLError or "could not find Julia" (sr_engines.md §2); that becomes a one-line InputError.
+URLError or "could not find Julia" (docs/sr_engines.md §2); that becomes a one-line InputError.
 """
 from __future__ import annotations
 

@@ -5,7 +5,8 @@ Out: the same expression structure with least-squares constants, and its MAE. Th
      kept only when it lowers the MAE, so it can never make an equation worse.
 
 Why: constants found during the search were fitted on the engine's own (scaled, float32)
-objective; the reproduction that skipped this step lost to the network (vj Table 8).
+objective; the reproduction that skipped this step lost to the network (its Table 8,
+docs/published.md §2.9).
 """
 from __future__ import annotations
 

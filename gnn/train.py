@@ -10,7 +10,7 @@ Out: in `out_dir`:
      metrics.json       see `train` (atomic)
      model_config.json, train_config.json
 
-Loss per batch of B graphs with n particles (paper App. A; paper_facts §2.2):
+Loss per batch of B graphs with n particles (paper App. A; docs/facts.md §2.2):
 
     loss = (1/B) [ sum_{nodes, dims} |a_true - a_pred| + reg ]
     l1:  reg = l1_weight * sum_{edges of the batch} ||m||_1 / n
@@ -19,7 +19,7 @@ Loss per batch of B graphs with n particles (paper App. A; paper_facts §2.2):
 
 Per graph this is the demo's Sum|da| + 1e-2 * Sum_{edges of one graph} ||m||_1 / n. The demo
 evaluates the regulariser on graph 0 of each batch and multiplies by B; we evaluate it on
-every graph of the batch, which has the same expectation with less noise (paper_facts §7 #3).
+every graph of the batch, which has the same expectation with less noise (docs/facts.md §4 #14).
 The translation augmentation draws an independent N(0, sigma^2) shift per graph (the official
 code draws one shift for the whole batch).
 

@@ -30,7 +30,8 @@ def verdict(law_name, dim, text, fitted_direction=None):
 
 @pytest.mark.parametrize("law_name, dim, text, target", [
     ("spring", 2, "(0.7*dx - 0.3*dy)*(r - 1)/r", "force"),
-    # vj's published successes (their §5, Spring-2 L1; r^-1 2D KL; r^-2 3D bottleneck; charge 3D)
+    # the reproduction's published successes (docs/published.md §2.11: Spring-2 L1; r^-1 2D KL;
+    # r^-2 3D bottleneck; charge 3D)
     ("spring", 2, "(-0.291 + 0.287/r)*(dx - 0.986*dy) + 0.00118", "force"),
     ("r1", 2, "-0.273*m2*(dx + dy)/r**2", "acceleration"),
     ("r1", 2, "m1*m2*(dx - 2*dy)/r**2", "force"),
@@ -68,11 +69,11 @@ def test_accepts_true_laws(law_name, dim, text, target):
     ("r1", 2, "(dx - 2*dy)/r**2"),                              # mass factor missing
     ("r2", 3, "m2*(dx + dy)/r**2"),                             # 1/r for an 1/r^2 law
     ("charge", 3, "q1*q2*dy/r**2"),                             # wrong power of r
-    # vj appendix 8.1, failed edge reconstructions
+    # the reproduction's failed edge reconstructions (docs/published.md §2.11)
     ("spring", 2, "(dx + dy)/(-r + m1*(0.647 - m1))"),
     ("charge", 2, "0.351*dy*q2/(r**2*(r + 0.169*m1))"),
     ("r2", 3, "8.43*m2*(0.26 + (dx - dy + 3.52*dz)/r)/r**2"),
-    ("spring", 2, "0.57*dy + 0.32*dx"),                         # the paper's KL failure, 2D
+    ("spring", 2, "0.57*dy + 0.32*dx"),                         # the paper's KL failure (docs/published.md §1.4), in 2D
     ("charge", 2, "0.49*q2*dy/r**2"),                           # field with the wrong power of r
     ("charge", 2, "dx/r**3"),                                   # sender charge missing
     ("charge", 2, "q2*dx/(r**3*(r + 0.3*m1))"),                 # factor mixing r and m1
@@ -136,9 +137,9 @@ def node_verdict(node_data, text, targets=FIXED_TARGETS[:2]):
 
 @pytest.mark.parametrize("text, target", [
     ("(0.2*e1 - 0.5*e2 + 0.03)/m1", "force"),
-    ("(0.199*e1 - 0.509*e2 + 0.0316)/m1", "force"),   # vj Spring-2 L1
-    ("7.76*e1 - e2", "acceleration"),                 # vj r^-2 2D bottleneck (edge learned accelerations)
-    ("0.147*(e1 + e2)/m1", "force"),                  # vj charge 3D KL
+    ("(0.199*e1 - 0.509*e2 + 0.0316)/m1", "force"),   # reproduction Spring-2 L1 (docs/published.md §2.11)
+    ("7.76*e1 - e2", "acceleration"),                 # reproduction r^-2 2D bottleneck (edge learned accelerations)
+    ("0.147*(e1 + e2)/m1", "force"),                  # reproduction charge 3D KL
 ])
 def test_node_accepts_newtons_second_law(node_data, text, target):
     j = node_verdict(node_data, text)
@@ -173,9 +174,9 @@ def test_node_rejects_a_factor_the_edges_did_not_learn(node_data, text, targets)
 
 
 @pytest.mark.parametrize("text", [
-    "e1*e2**2",                                       # vj appendix: charge 3D KL
-    "(0.153 + 0.171/m1)*(e2 + e1 + 1.11)",            # vj appendix: charge 3D bottleneck, "almost correct"
-    "3.62e-5*e1**2",                                  # vj appendix: r^-2 2D standard
+    "e1*e2**2",                                       # reproduction failures (docs/published.md §2.11): charge 3D KL
+    "(0.153 + 0.171/m1)*(e2 + e1 + 1.11)",            # reproduction failure: charge 3D bottleneck, "almost correct"
+    "3.62e-5*e1**2",                                  # reproduction failure: r^-2 2D standard
     "0.5*e1/m1**2",                                   # wrong power of the mass
     "(85.0*e1 + 57.2*e2)*(0.001*e2**2 + 0.898)",      # r2 2D, "best" selection: a hidden e2**3
 ])
