@@ -19,9 +19,7 @@ from analysis.runs import read_pareto
 from analysis.tables import to_markdown
 from nbody.errors import InputError
 
-SEED_REPORT = Path("/work/shared/seeds/002_57b7254c1e717487.txt")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-STRATS = ("standard", "bottleneck", "l1", "kl")
 
 
 # --------------------------------------------------------------------------- #
@@ -123,65 +121,60 @@ def markdown_rows(text: str) -> dict[str, list[str]]:
 # Published numbers                                                            #
 # --------------------------------------------------------------------------- #
 
-def _seed_rows(caption_start: str, n_rows: int) -> dict[str, list[str]]:
-    """The rows just above a table caption in the report text, keyed "{law}-{dim}"."""
-    lines = SEED_REPORT.read_text(encoding="utf-8").splitlines()
-    end = next(i for i, line in enumerate(lines) if line.startswith(caption_start))
-    body = [line for line in lines[:end] if line.strip()][-n_rows:]
-    rows = {}
-    for line in body:
-        label, *cells = line.split("\t")
-        label = re.sub(r"<[^>]+>|\$|\^|\s", "", label)
-        law = {"Charge": "charge", "Spring": "spring", "r-1": "r1", "r-2": "r2", "r{-1}": "r1", "r{-2}": "r2"}
-        head, dim = label.rsplit("-", 1)
-        rows[f"{law[head]}-{dim}"] = [re.sub(r"<[^>]+>|\$|\\pm", " ", c) for c in cells]
-    return rows
+PUBLISHED_DOC = Path(__file__).resolve().parents[1] / "docs" / "published.md"
+PUBLISHED_TABLES = [(source, name) for source in published.sources() for name in published.table_names(source)]
 
 
-def _numbers(cell: str) -> list[float]:
-    return [float(x) for x in re.findall(r"\d+\.?\d*", cell)]
+def _doc_tables() -> dict[tuple[str, str], list[list[str]]]:
+    """Each table of docs/published.md whose heading names a published.json key `source.table`,
+    as rows of cells (header first, the |---| line dropped)."""
+    tables, key = {}, None
+    for line in PUBLISHED_DOC.read_text(encoding="utf-8").splitlines():
+        heading = re.match(r"#+ .*`(paper|repro)\.(\w+)`", line)
+        if heading:
+            key = heading.groups()
+            tables[key] = []
+        elif line.startswith("#"):
+            key = None
+        elif key and line.startswith("|") and not line.startswith("|---"):
+            tables[key].append([c.strip() for c in line.strip().strip("|").split("|")])
+    return tables
 
 
-needs_seed = pytest.mark.skipif(not SEED_REPORT.is_file(), reason="reproduction report text not available")
+def _mean_std_cell(cell: str) -> dict:
+    mean, std = re.fullmatch(r"([\d.]+) ± ([\d.]+)", cell).groups()
+    return {"mean": float(mean), "std": float(std)}
 
 
-@needs_seed
-@pytest.mark.parametrize("caption,table,kind", [
-    ("Table 1: Mean Absolute Error", "test_mae", "mean_std"),
-    ("Table 3:  $R^2$", "r2_force", "first"),
-    ("Table 3:  $R^2$", "r2_accel", "second"),
-    ("Table 5: Fraction", "sparsity", "first"),
-    ("Table 6: Successful", "edge_success", "count"),
-    ("Table 7: Successful", "node_success", "count"),
-])
-def test_repro_tables_match_report_text(caption, table, kind):
-    rows = _seed_rows(caption, 8)
-    assert len(rows) == 8
-    for sim, cells in rows.items():
-        for strategy, cell in zip(STRATS, cells):
-            nums = _numbers(cell)
-            got = published.value("repro", table, sim, strategy)
-            if kind == "mean_std":
-                assert got == {"mean": nums[0], "std": nums[1]}, (sim, strategy)
-            elif kind == "count":
-                assert got == {"success": int(nums[0]), "total": int(nums[1])}, (sim, strategy)
-            else:
-                assert got == nums[0 if kind == "first" else 1], (sim, strategy)
+def _doc_values(fmt: str, rows: list[list[str]]) -> dict[str, dict]:
+    """A docs table as published.json lays it out: {"{law}-{dim}": {strategy: value}}."""
+    columns = [re.sub(r"[`*]", "", c).split()[0].lower() for c in rows[0][1:]]
+    out = {}
+    for sim, *cells in rows[1:]:
+        row = dict(zip(columns, cells))
+        if fmt == "symbolic_network":
+            out[sim] = {"best": {k: _mean_std_cell(row[k]) for k in ("symbolic", "network")}}
+            continue
+        parse = {"number": float, "mean_std": _mean_std_cell, "bool": {"✓": True, "✗": False}.__getitem__,
+                 "count": lambda c: dict(zip(("success", "total"), map(int, c.split("/"))))}[fmt]
+        out[sim] = {k: parse(v) for k, v in row.items()}
+    return out
 
 
-@needs_seed
-def test_symbolic_vs_network_and_label_std_match_report_text():
-    for sim, cells in _seed_rows("Table 8: Symbolic", 6).items():
-        sym, net = _numbers(cells[0]), _numbers(cells[1])
-        got = published.symbolic_network("repro", "symbolic_vs_network", sim, "best")
-        assert got == ((sym[0], sym[1]), (net[0], net[1])), sim
-    rows = _seed_rows("Table 9: Standard", 8)
-    assert {sim: _numbers(c[0])[0] for sim, c in rows.items()} == \
-        {sim: published.number("repro", "accel_std", sim, "all") for sim in rows}
+def test_every_published_table_is_transcribed_in_the_docs():
+    assert set(_doc_tables()) == set(PUBLISHED_TABLES)
+
+
+@pytest.mark.parametrize("source,name", PUBLISHED_TABLES)
+def test_published_json_matches_docs_table(source, name):
+    """Every cell of published.json equals its source table as transcribed in docs/published.md."""
+    rows = _doc_tables()[(source, name)]
+    fmt = published.table_info(source, name)["format"]
+    assert _doc_values(fmt, rows) == published.table(source, name)
 
 
 def test_published_spot_checks():
-    # Values read off the report text and paper_facts.md §4 by hand.
+    # Values read off docs/published.md (§1 the paper, §2 the reproduction) by hand.
     assert published.mean_std("repro", "test_mae", "spring-2", "bottleneck") == (0.0182, 0.001)
     assert published.mean_std("repro", "test_mae", "charge-2", "standard") == (0.466, 0.211)
     assert published.mean_std("repro", "test_mae", "r2-3", "kl") == (3.8264, 0.264)
