@@ -128,7 +128,8 @@ def pair_targets(law: Law, x_recv: np.ndarray, x_send: np.ndarray, dim: int,
 
 
 def significance(messages: np.ndarray, logvar: np.ndarray | None = None) -> np.ndarray:
-    """Per-component significance: std over edges, or mean KL 0.5(mu²+σ²-log σ²-1) when logvar is given.
+    """Per-component significance: std over edges, or, when logvar is given, the mean over
+    edges of the KL divergence the model was trained with (`gnn.model.kl_divergence`).
 
     Args:
         messages: [N, k] messages (mu for a KL model).
@@ -138,7 +139,11 @@ def significance(messages: np.ndarray, logvar: np.ndarray | None = None) -> np.n
     """
     if logvar is None:
         return np.std(messages, axis=0)
-    return np.mean(0.5 * (messages ** 2 + np.exp(logvar) - logvar - 1.0), axis=0)
+    import torch  # deferred: reading the outputs (`distill.schema`) should not load torch
+
+    from gnn.model import kl_divergence
+    kl = kl_divergence(torch.as_tensor(messages, dtype=torch.float64), torch.as_tensor(logvar, dtype=torch.float64))
+    return kl.mean(dim=0).numpy()
 
 
 def top_components(scores: np.ndarray, d: int) -> np.ndarray:
