@@ -46,11 +46,11 @@ distill.json schema (floats that are not finite are null):
 """
 from .candidate import Candidate, complexity
 from .config import DistillConfig
-from .engines import get_engine, register_engine
 from .pipeline import DistillData, distill_checkpoint, distill_model, distill_network, fit_target
 from .report import summary_lines
+from .sr_engines import get_sr_engine, register_sr_engine
 from .symbolic import Network
 
 __all__ = ["Candidate", "DistillConfig", "DistillData", "Network", "complexity", "distill_checkpoint",
-           "distill_model", "distill_network", "fit_target", "get_engine", "register_engine",
+           "distill_model", "distill_network", "fit_target", "get_sr_engine", "register_sr_engine",
            "summary_lines"]

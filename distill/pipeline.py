@@ -27,7 +27,7 @@ from nbody.io import load_json, replace_dir, save_json, temp_dir_beside
 from nbody.rundir import dataset_identity, file_sha256
 from nbody.laws import R, Law, get_law
 
-from . import engines, report
+from . import report, sr_engines
 from .candidate import Candidate, complexity
 from .config import DistillConfig
 from .judge import edge_target, judge_edge, judge_node
@@ -80,7 +80,7 @@ def fit_target(X: np.ndarray, y: np.ndarray, names: list[str], cfg: DistillConfi
         seconds = wall time of search, selection and refit).
     """
     start = time.perf_counter()
-    front = pareto_front(engines.fit(X, y, names, cfg))
+    front = pareto_front(sr_engines.fit(X, y, names, cfg))
     index = select(front, cfg.selection, cfg.best_loss_factor)
     chosen = front[index]
     final = chosen
