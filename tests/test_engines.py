@@ -46,9 +46,9 @@ def test_operon_recovers_planted_spring_component_and_judge_accepts():
     assert fit.final.complexity <= 20
     assert fit.final.expr.free_symbols == set(sp.symbols("dx dy r", real=True))
     X_fresh, (force, _) = spring_edges(1, 3000)
-    j = judge_edge(fit.final.expr, names, X_fresh, force, fit.final.complexity,
+    j = judge_edge(fit.final.expr, names, X_fresh, force, fit.final.complexity, SMALL.judge,
                    fitted=planted_spring_component(X_fresh))
-    assert j["success"] and j["target"] == "force", j
+    assert j.success and j.target == "force", j
     assert fit.front[fit.index].complexity <= fit.front[-1].complexity
     assert all(a.loss > b.loss for a, b in zip(fit.front, fit.front[1:]))
 
@@ -67,8 +67,8 @@ def test_operon_recovers_planted_node_law_and_judge_accepts():
     fit = fit_target(X, y, names, SMALL)
     assert fit.final.expr.free_symbols == set(sp.symbols("e1 e2 m1", real=True))
     Xf, e, m, yf = node_rows(1, 2000)
-    j = judge_node(fit.final.expr, names, Xf, e, fit.final.complexity, fitted=yf)
-    assert j["success"] and j["target"] == "force", j
+    j = judge_node(fit.final.expr, names, Xf, e, fit.final.complexity, SMALL.judge, fitted=yf)
+    assert j.success and j.target == "force", j
     np.testing.assert_allclose(lambdify(fit.final.expr, names)(Xf), yf, atol=1e-3)
 
 
