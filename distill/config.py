@@ -1,7 +1,8 @@
 """`DistillConfig`: every setting of the symbolic-distillation stage, validated on construction.
 
 In:  field values (run.py flags, a preset, or a saved `distill_config.json`).
-Out: a frozen config, saved next to the outputs. Bad values raise `InputError` (one line).
+Out: a frozen config, saved next to the outputs, and its `JudgeConfig` (the thresholds the
+     judgement reads). Bad values raise `InputError` (one line).
 """
 from __future__ import annotations
 
@@ -14,6 +15,19 @@ SELECTIONS = ("score", "best")
 NODE_TARGETS = ("network", "true")
 # Operators both SR engines understand; the SR search uses the ones listed in `operators`.
 OPERATORS = ("+", "-", "*", "/", "^", "exp", "log", "sqrt", "square")
+
+
+@dataclass(frozen=True)
+class JudgeConfig:
+    """The success thresholds of `judge` (meanings: the DistillConfig fields of the same names).
+
+    Built by `DistillConfig.judge`, which holds the defaults and validates them.
+    """
+
+    success_r2: float
+    max_complexity: int
+    max_rel_error: float
+    min_cosine: float
 
 
 @dataclass(frozen=True)
@@ -118,3 +132,8 @@ class DistillConfig:
             raise InputError(f"need max_rel_error > 0 and min_cosine in [-1, 1], got {self.max_rel_error}, {self.min_cosine}")
         if not (0 < self.success_r2 <= 1):
             raise InputError(f"success_r2 must lie in (0, 1], got {self.success_r2}")
+
+    @property
+    def judge(self) -> JudgeConfig:
+        """The judgement thresholds of this config."""
+        return JudgeConfig(self.success_r2, self.max_complexity, self.max_rel_error, self.min_cosine)

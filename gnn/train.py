@@ -49,6 +49,7 @@ from nbody.rundir import meta_fingerprint
 
 from .checkpoint import RESUME_KIND, load_torch, save_model, save_torch
 from .config import ModelConfig, TrainConfig
+from .metrics import mae_per_node
 from .model import GNN, ModelOutput, kl_divergence
 
 SPLITS = ("train", "val", "test")
@@ -207,9 +208,9 @@ def evaluate(model: GNN, x, a, *, batch_size: int = 1024, device: str | torch.de
 def _summary(loss_per_graph: np.ndarray, n_nodes: int) -> dict:
     per_node = loss_per_graph / n_nodes
     g = len(loss_per_graph)
-    std = float(per_node.std(ddof=1)) if g > 1 else 0.0
+    mean, std = mae_per_node(per_node)
     return {
-        "mae_per_node": float(per_node.mean()),
+        "mae_per_node": mean,
         "mae_per_node_std": std,
         "mae_per_node_sem": std / math.sqrt(g),
         "loss_per_graph": float(loss_per_graph.mean()),

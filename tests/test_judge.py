@@ -1,16 +1,21 @@
 """Success judgement: accepts the true laws up to a receiver factor (and the reproduction's
 published successes), rejects near misses (wrong power of r, missing terms, the reproduction's
 appendix 8.1 failures); the node must undo the factor the edges learned."""
+import dataclasses
+
 import numpy as np
 import pytest
 
 from _distill_helpers import edge_truth, states
 from distill.candidate import complexity, parse
+from distill.config import DistillConfig
 from distill.judge import (FIXED_TARGETS, Target, affine_r2, edge_target, judge_edge, judge_node,
                            receiver_factor)
 from distill.messages import edge_input_names, edge_inputs, pair_targets, sample_edges
 from distill.symbolic import aggregate, node_input_names, node_inputs
 from nbody.laws import get_law
+
+JUDGE = DistillConfig().judge
 
 
 def fresh_edges(law_name, dim, seed=5):
@@ -25,7 +30,7 @@ def verdict(law_name, dim, text, fitted_direction=None):
     X, force = fresh_edges(law_name, dim)
     expr = parse(text, edge_input_names(dim))
     fitted = None if fitted_direction is None else force @ np.asarray(fitted_direction)
-    return judge_edge(expr, edge_input_names(dim), X, force, complexity(expr), fitted)
+    return judge_edge(expr, edge_input_names(dim), X, force, complexity(expr), JUDGE, fitted)
 
 
 @pytest.mark.parametrize("law_name, dim, text, target", [
@@ -58,9 +63,9 @@ def verdict(law_name, dim, text, fitted_direction=None):
 ])
 def test_accepts_true_laws(law_name, dim, text, target):
     j = verdict(law_name, dim, text)
-    assert j["success"], j
-    assert j["target"] == target
-    assert j["r2"] >= 0.99
+    assert j.success, j
+    assert j.target == target
+    assert j.r2 >= 0.99
 
 
 @pytest.mark.parametrize("law_name, dim, text", [
@@ -84,29 +89,29 @@ def test_accepts_true_laws(law_name, dim, text, target):
 ])
 def test_rejects_near_misses(law_name, dim, text):
     j = verdict(law_name, dim, text)
-    assert not j["success"], j
-    assert j["target"] is None
+    assert not j.success, j
+    assert j.target is None
 
 
 def test_missing_dy_term_is_rejected_against_the_fitted_component():
     direction = [-0.35, 0.15]      # the message 0.7(r-1)/r dx - 0.3(r-1)/r dy, in force units
-    assert verdict("spring", 2, "(0.7*dx - 0.3*dy)*(r - 1)/r", direction)["success"]
+    assert verdict("spring", 2, "(0.7*dx - 0.3*dy)*(r - 1)/r", direction).success
     j = verdict("spring", 2, "0.7*dx*(r - 1)/r", direction)
-    assert j["r2"] > 0.99 and j["cosine"] < 0.95 and not j["success"]
-    assert not verdict("spring", 2, "(-0.7*dx + 0.3*dy)*(r - 1)/r", direction)["success"]  # sign flipped
+    assert j.r2 > 0.99 and j.cosine < 0.95 and not j.success
+    assert not verdict("spring", 2, "(-0.7*dx + 0.3*dy)*(r - 1)/r", direction).success  # sign flipped
 
 
 def test_force_plus_field_is_offered_only_for_charges_of_plus_minus_one():
-    assert "force+field" in verdict("charge", 2, "q2*dx/r**3")["r2_targets"]
-    assert "force+field" not in verdict("r2", 2, "m1*m2*dx/r**3")["r2_targets"]
+    assert "force+field" in verdict("charge", 2, "q2*dx/r**3").r2_targets
+    assert "force+field" not in verdict("r2", 2, "m1*m2*dx/r**3").r2_targets
 
 
 def test_receiver_factor_is_read_off_the_equation():
     j = verdict("r2", 2, "2*m2*dy/(r**3*(m1 + 0.5))")
-    assert j["target"] == "acceleration·g", j
-    assert j["receiver_factor"] == str(receiver_factor(parse("1/(m1 + 0.5)", ["m1"])))
-    assert edge_target(j) == Target("acceleration·g", mass=True, factor=j["receiver_factor"])
-    assert verdict("r2", 2, "m1*m2*dy/r**3")["receiver_factor"] is None
+    assert j.target == "acceleration·g", j
+    assert j.receiver_factor == str(receiver_factor(parse("1/(m1 + 0.5)", ["m1"])))
+    assert edge_target(j) == Target("acceleration·g", mass=True, factor=j.receiver_factor)
+    assert verdict("r2", 2, "m1*m2*dy/r**3").receiver_factor is None
     names = edge_input_names(2)
     assert receiver_factor(parse("q2*dx/(r**2*(r + 0.169*m1))", names)) is None     # mixes r and m1
     assert receiver_factor(parse("0.5*dx*q1", names)) == parse("q1", names)
@@ -115,7 +120,8 @@ def test_receiver_factor_is_read_off_the_equation():
 def test_complexity_limit_applies():
     X, force = fresh_edges("spring", 2)
     expr = parse("(0.7*dx - 0.3*dy)*(r - 1)/r", edge_input_names(2))
-    assert not judge_edge(expr, edge_input_names(2), X, force, complexity=99, max_complexity=40)["success"]
+    cfg = dataclasses.replace(JUDGE, max_complexity=40)
+    assert not judge_edge(expr, edge_input_names(2), X, force, complexity=99, cfg=cfg).success
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +138,7 @@ def node_verdict(node_data, text, targets=FIXED_TARGETS[:2]):
     X, agg = node_data
     names = node_input_names(3, 3)
     expr = parse(text, names)
-    return judge_node(expr, names, X, agg, complexity(expr), targets=targets)
+    return judge_node(expr, names, X, agg, complexity(expr), JUDGE, targets=targets)
 
 
 @pytest.mark.parametrize("text, target", [
@@ -143,7 +149,7 @@ def node_verdict(node_data, text, targets=FIXED_TARGETS[:2]):
 ])
 def test_node_accepts_newtons_second_law(node_data, text, target):
     j = node_verdict(node_data, text)
-    assert j["success"] and j["target"] == target, j
+    assert j.success and j.target == target, j
 
 
 FIELD, FIELD_M, MIXED = FIXED_TARGETS[2], FIXED_TARGETS[3], FIXED_TARGETS[4]
@@ -159,7 +165,7 @@ SCALED = Target("force·g", factor="1/(m1 + 0.5)")
 ])
 def test_node_undoes_the_receiver_factor(node_data, text, targets, target):
     j = node_verdict(node_data, text, targets)
-    assert j["success"] and j["target"] == target, j
+    assert j.success and j.target == target, j
 
 
 @pytest.mark.parametrize("text, targets", [
@@ -170,7 +176,7 @@ def test_node_undoes_the_receiver_factor(node_data, text, targets, target):
     ("(0.3*e1 + 0.4*e2*q1)/m1**2", [MIXED]),                      # wrong power of the mass
 ])
 def test_node_rejects_a_factor_the_edges_did_not_learn(node_data, text, targets):
-    assert not node_verdict(node_data, text, targets)["success"]
+    assert not node_verdict(node_data, text, targets).success
 
 
 @pytest.mark.parametrize("text", [
@@ -182,7 +188,7 @@ def test_node_rejects_a_factor_the_edges_did_not_learn(node_data, text, targets)
 ])
 def test_node_rejects_near_misses(node_data, text):
     j = node_verdict(node_data, text)
-    assert not j["success"] and j["target"] is None, j
+    assert not j.success and j.target is None, j
 
 
 def test_affine_r2_handles_constant_and_nonfinite_outputs():
