@@ -119,16 +119,17 @@ def stage_train(train_dir: Path, data_dir: Path, model: ModelConfig, train_cfg: 
     return train_dir / "checkpoint.pt"
 
 
-def stage_distill(distill_dir: Path, checkpoint: Path, data_dir: Path | None, cfg: DistillConfig) -> dict:
-    """Distill the checkpoint unless distill_dir/distill.json exists; returns its results.
+def stage_distill(distill_dir: Path, checkpoint: Path, data_dir: Path | None, cfg: DistillConfig):
+    """Distill the checkpoint unless distill_dir/distill.json exists; returns its `DistillResult`.
 
     A finished distillation made with another config, checkpoint or dataset is refused.
     """
     from distill.pipeline import distill_checkpoint, distill_inputs
+    from distill.schema import load_result
     if (distill_dir / "distill.json").exists():
-        held = load_json(distill_dir / "distill.json")
-        data = data_dir or Path(held.get("dataset") or "")      # default: the dataset it was made from
-        rundir.check_record(rundir.record(load_json(distill_dir / "distill_config.json"), held.get("inputs")),
+        held = load_result(distill_dir)
+        data = data_dir or Path(held.dataset or "")      # default: the dataset it was made from
+        rundir.check_record(rundir.record(load_json(distill_dir / "distill_config.json"), held.inputs),
                             rundir.record(cfg, distill_inputs(checkpoint, data)), distill_dir)
         print(f"[distill] {distill_dir}: done already, skipped")
         return held
@@ -154,7 +155,7 @@ def stage_analyse(target: Path, out_dir: Path | None = None) -> list[Path]:
     return written
 
 
-def run_all(run_dir: Path, cfg: RunConfig, data_dir: Path | None = None, progress: bool = True) -> dict:
+def run_all(run_dir: Path, cfg: RunConfig, data_dir: Path | None = None, progress: bool = True):
     """Every stage in order into `run_dir` (data in `data_dir` if shared); returns distill results.
 
     The run directory is locked for the whole run: a second run on it exits at once.
@@ -185,7 +186,7 @@ def run_all(run_dir: Path, cfg: RunConfig, data_dir: Path | None = None, progres
     return result
 
 
-def print_equations(result: dict) -> None:
+def print_equations(result) -> None:
     """The rediscovered force law and Newton's second law, a few readable lines."""
     from distill.report import summary_lines
     print()

@@ -1,21 +1,18 @@
-"""Figures of one run: PNG files written atomically (temp file + os.replace).
+"""Figures of one run: PNG files, written atomically (temp file + os.replace) except
+trajectories.png, which `nbody.plot` draws.
 
 In:  a `Run` (see `analysis.runs`); each plot function also takes plain arrays, so a notebook
-     can call it directly. Arrays used:
-       distill/messages.npz    "messages" [E, msg_dim]; "top_components" or "top" [d] (else
-                               distill.json top_components); "fitted" or "fitted_force" and
-                               "fitted_accel" [E, d]; "component_std" [msg_dim] (else
-                               distill.json component_std)
-       distill/predictions.npz "true", "network", "symbolic" [G, n, dim]
-       distill/pareto_*.csv    complexity, loss, score, (selected), equation; the selected
-                               point is the row with selected=1, else the matching
-                               distill.json edge[] / node[] entry's "complexity"
+     can call it directly. Read (the distill files through `distill.schema`):
+       distill.json            top_components, r2_force, r2_accel, component_std, edge[], node[]
+       messages.npz            messages [E, k], fitted_force and fitted_accel [E, dim]
+       predictions.npz         true, network, symbolic [G, n, dim] (layout version 2 on)
+       pareto_*.csv            each selected equation's front (its `front_file`)
        data/{split}_states.npy [S, T, n, 2*dim+2] (pos, vel, q, m)
 Out: message_fit.png (paper Fig. 3: each significant message component vs the linear
-     combination of true forces, and of accelerations when fitted, fitted to it), sparsity.png (sorted message stds),
-     trajectories.png, predictions.png (network and symbolic vs truth), and
-     pareto_edge_{k}.png / pareto_node_{axis}.png (loss vs complexity, log y).
-     Uses matplotlib's object API (no pyplot), so it never changes a notebook's backend.
+     combination of true forces, and of accelerations, fitted to it), sparsity.png (sorted
+     message stds), trajectories.png (`nbody.plot.plot_trajectories`), predictions.png
+     (network and symbolic vs truth), and pareto_edge_{k}.png / pareto_node_{axis}.png (loss
+     vs complexity, log y). The plots made here use matplotlib's object API (no pyplot).
 """
 from __future__ import annotations
 
@@ -26,15 +23,13 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from distill.schema import FrontRow, read_front
 from nbody.errors import InputError
-from nbody.state import mass, pos
 
-from .runs import Run, dig, read_pareto
+from .runs import Run
 
 MAX_POINTS = 5000  # scatter plots subsample to this many points (deterministically)
 SPLITS = ("test", "train", "val")
-# messages.npz keys of the fitted force combinations: the brief's "fitted" or distill's names.
-FIT_KEYS = (("force", "fitted"), ("force", "fitted_force"), ("acceleration", "fitted_accel"))
 
 
 def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 120) -> Path:
@@ -151,41 +146,6 @@ def plot_sparsity(component_std: np.ndarray, path: str | os.PathLike, d: int | N
     return save_figure(fig, path)
 
 
-def plot_trajectories(data_dir: str | os.PathLike, path: str | os.PathLike, split: str = "test",
-                      n_systems: int = 4) -> Path:
-    """Particle paths (first two axes) of the first few simulations of a dataset split.
-
-    Args:
-        data_dir: dataset directory holding {split}_states.npy [S, T, n, 2*dim+2].
-        path: output PNG.
-        split: "test", "train" or "val".
-        n_systems: how many simulations to draw (one panel each).
-    Returns:
-        The written path.
-    Raises:
-        InputError: the split's states file is missing or not 4-D.
-    """
-    file = Path(data_dir) / f"{split}_states.npy"
-    if not file.is_file():
-        raise InputError(f"missing dataset file: {file}")
-    states = np.load(file, mmap_mode="r")
-    if states.ndim != 4 or states.shape[-1] < 6:
-        raise InputError(f"{file}: expected states [S, T, n, 2*dim+2], got shape {states.shape}")
-    dim = (states.shape[-1] - 2) // 2
-    count = max(1, min(n_systems, states.shape[0]))
-    fig = Figure(figsize=(3.2 * count, 3.2))
-    for s in range(count):
-        ax = fig.add_subplot(1, count, s + 1)
-        x = np.asarray(pos(states[s], dim), dtype=float)  # [T, n, dim]
-        m = np.asarray(mass(states[s, 0], dim), dtype=float)  # [n]
-        for i in range(x.shape[1]):
-            line, = ax.plot(x[:, i, 0], x[:, i, 1], lw=0.8)
-            ax.scatter(x[0, i, 0], x[0, i, 1], s=20 * np.clip(m[i], 0.2, 5), color=line.get_color())
-        ax.set_title(f"{split} system {s}", fontsize=9)
-        ax.set_aspect("equal", adjustable="datalim")
-    return save_figure(fig, path)
-
-
 def plot_predictions(true: np.ndarray, path: str | os.PathLike, network: np.ndarray | None = None,
                      symbolic: np.ndarray | None = None) -> Path:
     """Predicted vs true acceleration per axis, for the network and the symbolic model.
@@ -220,48 +180,32 @@ def plot_predictions(true: np.ndarray, path: str | os.PathLike, network: np.ndar
     return save_figure(fig, path)
 
 
-def plot_pareto(rows: list[dict], path: str | os.PathLike, selected: int | None = None,
-                title: str = "") -> Path:
+def plot_pareto(rows: list[FrontRow], path: str | os.PathLike, title: str = "") -> Path:
     """Loss vs complexity of one distillation's Pareto front, log y, selected point marked.
 
     Args:
-        rows: `analysis.runs.read_pareto` rows (complexity, loss, score, selected, equation).
+        rows: `distill.schema.read_front` rows.
         path: output PNG.
-        selected: complexity of the chosen equation, used when no row has selected=True.
         title: panel title.
     Returns:
         The written path.
     """
-    c = np.array([r["complexity"] for r in rows], dtype=float)
-    loss = np.array([r["loss"] for r in rows], dtype=float)
+    c = np.array([r.complexity for r in rows], dtype=float)
+    loss = np.array([r.loss for r in rows], dtype=float)
     fig = Figure(figsize=(5, 3.4))
     ax = fig.add_subplot(1, 1, 1)
     ax.step(c, np.maximum(loss, 1e-30), where="post", color="tab:gray", lw=0.8)
     ax.scatter(c, np.maximum(loss, 1e-30), s=14, color="tab:blue")
-    chosen = [r for r in rows if r.get("selected")] or \
-        [r for r in rows if selected is not None and r["complexity"] == selected]
+    chosen = [r for r in rows if r.selected]
     if chosen:
-        ax.scatter([chosen[0]["complexity"]], [max(chosen[0]["loss"], 1e-30)], s=120, marker="*", color="tab:red",
-                   zorder=3, label=f"selected: {chosen[0]['equation']}"[:80])
+        ax.scatter([chosen[0].complexity], [max(chosen[0].loss, 1e-30)], s=120, marker="*", color="tab:red",
+                   zorder=3, label=f"selected: {chosen[0].equation}"[:80])
         ax.legend(fontsize=7, loc="best")
     ax.set_yscale("log")
     ax.set_xlabel("complexity")
     ax.set_ylabel("loss")
     ax.set_title(title, fontsize=9)
     return save_figure(fig, path)
-
-
-def _selected_complexity(run: Run, stem: str) -> int | None:
-    """Complexity of the distill.json entry that a pareto_{edge|node}_{key} file belongs to."""
-    _, part, key = stem.split("_", 2)
-    entries = dig(run.distill, part, default=[]) or []
-    id_field = "component" if part == "edge" else "output"
-    match = [e for e in entries if isinstance(e, dict) and str(e.get(id_field)) == key]
-    if not match:
-        ordinal = int(key) if key.isdigit() else ("xyz".index(key) if key in ("x", "y", "z") else None)
-        match = [entries[ordinal]] if ordinal is not None and ordinal < len(entries) else []
-    value = dig(match, 0, "complexity")
-    return int(value) if isinstance(value, (int, float)) else None
 
 
 def make_figures(run: Run, out_dir: str | os.PathLike) -> list[Path]:
@@ -274,26 +218,27 @@ def make_figures(run: Run, out_dir: str | os.PathLike) -> list[Path]:
         Paths of the PNGs written.
     """
     out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     made: list[Path] = []
-    msgs = run.messages or {}
-    top = next((msgs[k] for k in ("top_components", "top") if k in msgs), dig(run.distill, "top_components"))
-    fits = {target: msgs[key] for target, key in FIT_KEYS if key in msgs}
-    if "messages" in msgs and fits and top is not None and np.size(top):
-        r2 = {"force": dig(run.distill, "r2_force"), "acceleration": dig(run.distill, "r2_accel")}
-        made.append(plot_message_fit(msgs["messages"], top, fits, out_dir / "message_fit.png", r2=r2))
-    component_std = msgs.get("component_std", dig(run.distill, "component_std"))
-    if component_std is not None and len(component_std):
-        made.append(plot_sparsity(component_std, out_dir / "sparsity.png", d=run.dim))
     split = next((s for s in SPLITS if (run.data_dir / f"{s}_states.npy").is_file()), None)
     if split is not None:
-        made.append(plot_trajectories(run.data_dir, out_dir / "trajectories.png", split=split))
-    preds = run.predictions or {}
-    if "true" in preds and ("network" in preds or "symbolic" in preds):
-        made.append(plot_predictions(preds["true"], out_dir / "predictions.png",
-                                     network=preds.get("network"), symbolic=preds.get("symbolic")))
-    for stem, csv_path in run.pareto_files().items():
-        rows = read_pareto(csv_path)
-        if rows and stem.count("_") >= 2:
-            made.append(plot_pareto(rows, out_dir / f"{stem}.png", _selected_complexity(run, stem),
-                                    title=f"{run.name}: {stem}"))
+        from nbody.plot import plot_trajectories  # deferred: it sets matplotlib's pyplot backend
+        states = np.load(run.data_dir / f"{split}_states.npy", mmap_mode="r")
+        made.append(plot_trajectories(states, run.dim, out_dir / "trajectories.png", title=f"{run.name}: {split}"))
+    result = run.distill
+    if result is None:
+        return made
+    msgs = run.messages
+    fits = {"force": msgs.fitted_force, "acceleration": msgs.fitted_accel}
+    made.append(plot_message_fit(msgs.messages, np.array(result.top_components), fits, out_dir / "message_fit.png",
+                                 r2={"force": result.r2_force, "acceleration": result.r2_accel}))
+    made.append(plot_sparsity(np.array(result.component_std, dtype=float), out_dir / "sparsity.png", d=run.dim))
+    preds = run.predictions
+    if preds is not None:
+        made.append(plot_predictions(preds.true, out_dir / "predictions.png", network=preds.network,
+                                     symbolic=preds.symbolic))
+    for entry in result.edge + result.node:
+        stem = Path(entry.front_file).stem
+        made.append(plot_pareto(read_front(run.distill_dir / entry.front_file), out_dir / f"{stem}.png",
+                                title=f"{run.name}: {stem}"))
     return made

@@ -1,6 +1,8 @@
 """Published numbers of the paper and of the Cambridge reproduction, with typed accessors.
 
-In:  `analysis/data/published.json` (package data), laid out as
+In:  `analysis/data/published.json` (package data), the tables of docs/published.md (§1 the
+     paper, §2 the reproduction, with their sources; tests/test_analysis.py checks every cell
+     against them), laid out as
      data[source][table]["{law}-{dim}"][strategy] -> value, plus data["sources"][source]
      with the citation, the loss normalisation and, per table, where it was transcribed
      from, its value format and units.

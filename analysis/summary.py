@@ -1,9 +1,8 @@
 """One row per run: the sweep's flat record of what each experiment found and what it cost.
 
-In:  `Run`s (see `analysis.runs`). Keys read: distill/distill.json edge_success,
-     node_success, r2_force_mean, r2_accel_mean, mae.network, mae.symbolic, edge[].judgement
-     .target; train/metrics.json test.mae_per_node; RUN/timings.json (wall seconds per stage,
-     written by run.py).
+In:  `Run`s (see `analysis.runs`). Read: distill.json (`distill.schema.DistillResult`)
+     edge_success, node_success, r2_force_mean, r2_accel_mean, mae.network, mae.symbolic,
+     edge[].judgement.target; RUN/timings.json (wall seconds per stage, written by run.py).
 Out: `summary_rows` (dicts with SUMMARY_FIELDS) and `to_summary_csv` (booleans as
      true/false, missing values empty). `test_mae_network` is the network's MAE on the
      distillation's evaluation graphs (the same graphs as `test_mae_symbolic`); `wall_s` is the
@@ -16,34 +15,32 @@ import csv
 import io
 from typing import Any
 
-from .runs import Run, dig
+from .runs import Run
 
 SUMMARY_FIELDS = ("law", "dim", "strategy", "seed", "force_law_found", "newton_found", "edge_target",
                   "r2_force", "r2_accel", "test_mae_network", "test_mae_symbolic", "wall_s", "run")
 
 
 def summary_rows(runs: list[Run]) -> list[dict[str, Any]]:
-    """The summary row of each run that has a law and a dim, sorted by law, dim, strategy, seed."""
+    """The summary row of each run, sorted by law, dim, strategy, seed; distill fields are
+    None for a run not distilled yet."""
     rows = []
     for run in runs:
-        if run.law is None or run.dim is None:
-            continue
-        timings = run.timings
-        targets = sorted({t for t in (dig(e, "judgement", "target") for e in dig(run.distill, "edge", default=[]))
-                          if t is not None})
+        d = run.distill
+        targets = sorted({e.judgement.target for e in d.edge if e.judgement.target is not None}) if d else []
         rows.append({
             "law": run.law, "dim": run.dim, "strategy": run.strategy, "seed": run.seed,
-            "force_law_found": dig(run.distill, "edge_success"),
-            "newton_found": dig(run.distill, "node_success"),
+            "force_law_found": d.edge_success if d else None,
+            "newton_found": d.node_success if d else None,
             "edge_target": "+".join(targets) or None,
-            "r2_force": dig(run.distill, "r2_force_mean"),
-            "r2_accel": dig(run.distill, "r2_accel_mean"),
-            "test_mae_network": dig(run.distill, "mae", "network"),
-            "test_mae_symbolic": dig(run.distill, "mae", "symbolic"),
-            "wall_s": round(sum(timings.values()), 1) if timings else None,
+            "r2_force": d.r2_force_mean if d else None,
+            "r2_accel": d.r2_accel_mean if d else None,
+            "test_mae_network": d.mae.network if d else None,
+            "test_mae_symbolic": d.mae.symbolic if d else None,
+            "wall_s": round(sum(run.timings.values()), 1) if run.timings else None,
             "run": run.name,
         })
-    return sorted(rows, key=lambda r: (r["law"], r["dim"], str(r["strategy"]), r["seed"] or 0))
+    return sorted(rows, key=lambda r: (r["law"], r["dim"], r["strategy"], r["seed"]))
 
 
 def to_summary_csv(rows: list[dict[str, Any]]) -> str:

@@ -1,12 +1,12 @@
 """Comparison tables in the layout of the reproduction report, beside the published numbers.
 
-In:  a list of `Run`s (see `analysis.runs`). Keys read:
+In:  a list of `Run`s (see `analysis.runs`). Read:
        train/metrics.json   test.mae_per_node, test.mae_per_node_std
-       distill/distill.json r2_force_mean (else mean of r2_force), r2_accel_mean (else mean
-                            of r2_accel), sparsity, edge[].judgement.success, edge_success,
+       distill.json         (`distill.schema.DistillResult`) r2_force_mean, r2_accel_mean,
+                            sparsity, edge[].judgement.success, edge_success,
                             node[].judgement.success, node_success, mae.network,
                             mae.network_std, mae.symbolic, mae.symbolic_std,
-                            mae.ood.{spread,more_particles}.{network,symbolic}
+                            mae.ood[spread, more_particles].network / .symbolic
      and `analysis.published` for the paper's and the reproduction's numbers.
 Out: per table, rows "{law}-{dim}" and one column per strategy (standard, bottleneck, l1, kl,
      then any other strategy the runs use), each cell "ours (paper P, repro R)", e.g.
@@ -27,20 +27,30 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from distill.schema import DistillResult
 from nbody.io import atomic_write_text
 
 from . import published as pub
-from .runs import Run, dig
+from .runs import Run
 from .summary import summary_rows, to_summary_csv
 
 STRATEGIES = ("standard", "bottleneck", "l1", "kl")
 STRATEGY_TITLES = {"standard": "Standard", "bottleneck": "Bottleneck", "l1": "L1", "kl": "KL", "flathgn": "FlatHGN"}
 LAW_ORDER = ("spring", "r1", "r2", "charge")
 MISSING = "–"
-UNKNOWN = "unknown"
 
 # A measure turns the runs of one cell into (numbers for the long form, text for the cell).
 Measure = Callable[[list[Run]], "tuple[dict[str, Any], str] | None"]
+
+
+def _distilled(get: Callable[[DistillResult], Any]) -> Callable[[Run], Any]:
+    """A run's distill value `get(result)`, None for a run not distilled yet."""
+    return lambda run: None if run.distill is None else get(run.distill)
+
+
+def _trained(key: str) -> Callable[[Run], Any]:
+    """A run's train/metrics.json test[key], None for a run not trained yet."""
+    return lambda run: None if run.metrics is None else run.metrics["test"][key]
 
 
 @dataclass(frozen=True)
@@ -126,24 +136,15 @@ def _with_n(text: str, n: int) -> str:
 # --------------------------------------------------------------------------- #
 
 def _test_mae(runs: list[Run]):
-    s = _mean_spread(runs, lambda r: dig(r.metrics, "test", "mae_per_node"),
-                     lambda r: dig(r.metrics, "test", "mae_per_node_std"))
+    s = _mean_spread(runs, _trained("mae_per_node"), _trained("mae_per_node_std"))
     if s is None:
         return None
     return {"value": s[0], "spread": s[1], "n_runs": s[2]}, _with_n(_text(s), s[2])
 
 
-def _r2_of(run: Run, kind: str) -> Any:
-    value = dig(run.distill, f"r2_{kind}_mean")
-    if value is None:
-        per_component = _finite(dig(run.distill, f"r2_{kind}", default=[]) or [])
-        value = sum(per_component) / len(per_component) if per_component else None
-    return value
-
-
 def _r2(runs: list[Run]):
-    force = _mean_spread(runs, lambda r: _r2_of(r, "force"))
-    accel = _mean_spread(runs, lambda r: _r2_of(r, "accel"))
+    force = _mean_spread(runs, _distilled(lambda d: d.r2_force_mean))
+    accel = _mean_spread(runs, _distilled(lambda d: d.r2_accel_mean))
     if force is None and accel is None:
         return None
     f_text = _text(force, _fixed) if force else MISSING
@@ -155,42 +156,34 @@ def _r2(runs: list[Run]):
 
 
 def _sparsity(runs: list[Run]):
-    s = _mean_spread(runs, lambda r: dig(r.distill, "sparsity"))
+    s = _mean_spread(runs, _distilled(lambda d: d.sparsity))
     if s is None:
         return None
     return {"value": s[0], "spread": s[1], "n_runs": s[2]}, _with_n(_text(s, _fixed), s[2])
 
 
 def _reconstruction(part: str) -> Measure:
-    """Measure for edge or node reconstruction: successes / components, ✓ if all runs succeed."""
+    """Measure for edge or node reconstruction: successes / equations, ✓ if all runs succeed."""
     def measure(runs: list[Run]):
-        success = total = n = 0
-        all_ok = True
-        for run in runs:
-            entries = dig(run.distill, part)
-            flag = dig(run.distill, f"{part}_success")
-            if not isinstance(entries, list) and flag is None:
-                continue
-            entries = entries if isinstance(entries, list) else []
-            k = sum(1 for e in entries if dig(e, "judgement", "success") is True)
-            success, total, n = success + k, total + len(entries), n + 1
-            all_ok = all_ok and (bool(flag) if flag is not None else bool(entries) and k == len(entries))
-        if n == 0:
+        done = [r.distill for r in runs if r.distill is not None]
+        if not done:
             return None
-        mark = "✓" if all_ok else "✗"
-        text = f"{success}/{total} {mark}" if total else mark
-        return {"value": success, "total": total, "success": bool(all_ok), "n_runs": n}, _with_n(text, n)
+        success = sum(e.judgement.success for d in done for e in getattr(d, part))
+        total = sum(len(getattr(d, part)) for d in done)
+        all_ok = all(getattr(d, f"{part}_success") for d in done)
+        text = f"{success}/{total} {'✓' if all_ok else '✗'}"
+        return {"value": success, "total": total, "success": all_ok, "n_runs": len(done)}, _with_n(text, len(done))
     return measure
 
 
 def _success_rate(runs: list[Run]):
     """Runs (seeds) that found the force law, Newton's law, and both, out of the distilled runs."""
-    done = [r for r in runs if dig(r.distill, "edge_success") is not None]
+    done = [r.distill for r in runs if r.distill is not None]
     if not done:
         return None
-    force = sum(bool(dig(r.distill, "edge_success")) for r in done)
-    newton = sum(bool(dig(r.distill, "node_success")) for r in done)
-    both = sum(bool(dig(r.distill, "edge_success")) and bool(dig(r.distill, "node_success")) for r in done)
+    force = sum(d.edge_success for d in done)
+    newton = sum(d.node_success for d in done)
+    both = sum(d.edge_success and d.node_success for d in done)
     n = len(done)
     return ({"value": both / n, "both": both, "force": force, "newton": newton, "n_runs": n},
             f"{both}/{n} (force {force}/{n}, Newton {newton}/{n})")
@@ -201,10 +194,8 @@ def _pair_text(sym, net) -> str:
 
 
 def _symbolic_vs_network(runs: list[Run]):
-    sym = _mean_spread(runs, lambda r: dig(r.distill, "mae", "symbolic"),
-                       lambda r: dig(r.distill, "mae", "symbolic_std"))
-    net = _mean_spread(runs, lambda r: dig(r.distill, "mae", "network"),
-                       lambda r: dig(r.distill, "mae", "network_std"))
+    sym = _mean_spread(runs, _distilled(lambda d: d.mae.symbolic), _distilled(lambda d: d.mae.symbolic_std))
+    net = _mean_spread(runs, _distilled(lambda d: d.mae.network), _distilled(lambda d: d.mae.network_std))
     if sym is None and net is None:
         return None
     n = max(s[2] for s in (sym, net) if s)
@@ -220,8 +211,8 @@ def _ood(runs: list[Run]):
     data: dict[str, Any] = {}
     parts, n = [], 0
     for case, label in OOD_CASES:
-        sym = _mean_spread(runs, lambda r, c=case: dig(r.distill, "mae", "ood", c, "symbolic"))
-        net = _mean_spread(runs, lambda r, c=case: dig(r.distill, "mae", "ood", c, "network"))
+        sym = _mean_spread(runs, _distilled(lambda d, c=case: d.mae.ood[c].symbolic))
+        net = _mean_spread(runs, _distilled(lambda d, c=case: d.mae.ood[c].network))
         data[f"{case}_symbolic"] = sym[0] if sym else None
         data[f"{case}_network"] = net[0] if net else None
         if sym or net:
@@ -330,9 +321,7 @@ def _groups(runs: list[Run]) -> tuple[list[str], list[str], dict[tuple[str, str]
     """Sims (row order), strategies (column order) and runs per (sim, strategy)."""
     groups: dict[tuple[str, str], list[Run]] = {}
     for run in runs:
-        if run.sim is None:
-            continue
-        groups.setdefault((run.sim, run.strategy or UNKNOWN), []).append(run)
+        groups.setdefault((run.sim, run.strategy), []).append(run)
     sims = sorted({sim for sim, _ in groups}, key=_sim_order)
     extra = sorted({s for _, s in groups} - set(STRATEGIES))
     return sims, [*STRATEGIES, *extra], groups
@@ -342,8 +331,7 @@ def build_tables(runs: list[Run]) -> dict[str, list[dict]]:
     """All comparison tables in long form, one dict per (sim, strategy) cell.
 
     Args:
-        runs: runs to tabulate; runs without law/dim are left out, runs without a strategy
-            go to the column "unknown".
+        runs: runs to tabulate.
     Returns:
         {table name: [row]}, rows in table order (sim, then strategy), each row
         {"table", "sim", "law", "dim", "strategy", "n_runs", "runs" (names), "value",

@@ -17,42 +17,31 @@ Run: `make bench`, or `pytest benchmarks/bench_distill.py -k planted`.
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from distill import DistillConfig, distill_model, distill_network
+from distill import DistillConfig, DistillResult, distill_model, distill_network
 from distill.pipeline import DistillData
+from distill.planted import BIAS_2D, MIX_2D, planted_network
 from distill.symbolic import Network, ood_states
-from nbody import state
-from nbody.laws import get_law, pair_force
+from nbody.laws import get_law
 
 LAWS = ("spring", "r1", "r2", "charge")
 CACHE = Path(__file__).resolve().parent.parent / ".benchmarks" / "distill_models"
 SOFTENING = 0.01
-MIX = np.array([[0.7, -0.3], [0.2, 0.5]])   # messages = MIX @ force + BIAS (a rotated, scaled basis)
-BIAS = np.array([0.05, -0.02])
 
 
 def planted_case(law_name: str, dim: int = 2, n: int = 4) -> tuple[Network, DistillData]:
-    """A planted bottleneck model and paper-like states (train 2000, test 500 graphs)."""
+    """A planted bottleneck model (`distill.planted`) and paper-like states (train 2000, test 500 graphs)."""
     law = get_law(law_name)
     rng = np.random.default_rng(0)
     train_x, train_a = ood_states(law, dim, n, 2000, SOFTENING, rng)
     test_x, test_a = ood_states(law, dim, n, 500, SOFTENING, rng)
-    inv = np.linalg.inv(MIX)
-
-    def edge(x_recv, x_send):
-        force = pair_force(law, state.pos(x_recv, dim) - state.pos(x_send, dim), state.charge(x_recv, dim),
-                           state.charge(x_send, dim), state.mass(x_recv, dim), state.mass(x_send, dim), SOFTENING)
-        return force @ MIX.T + BIAS
-
-    def node(x, agg):
-        return ((agg - (n - 1) * BIAS) @ inv.T) / state.mass(x, dim)[:, None]
-
-    data = DistillData(law, dim, SOFTENING, train_x, train_a, test_x, test_a)
-    return Network(edge=edge, node=node, strategy="planted-bottleneck"), data
+    net = planted_network(law, dim, MIX_2D, BIAS_2D, SOFTENING, n, strategy="planted-bottleneck")
+    return net, DistillData(law, dim, SOFTENING, train_x, train_a, test_x, test_a)
 
 
 def trained_case(law_name: str, dim: int = 2):
@@ -76,11 +65,11 @@ def trained_case(law_name: str, dim: int = 2):
     return model, dataset
 
 
-def _record(benchmark, result: dict) -> None:
+def _record(benchmark, result: DistillResult) -> None:
     benchmark.extra_info.update(
-        law=result["law"], edge_success=result["edge_success"], node_success=result["node_success"],
-        distill_seconds=result["seconds"], edge=[e["equation"] for e in result["edge"]],
-        node=[e["equation"] for e in result["node"]], mae=result["mae"])
+        law=result.law, edge_success=result.edge_success, node_success=result.node_success,
+        distill_seconds=result.seconds, edge=[e.equation for e in result.edge],
+        node=[e.equation for e in result.node], mae=dataclasses.asdict(result.mae))
 
 
 @pytest.mark.parametrize("law_name", LAWS)
@@ -88,7 +77,7 @@ def test_distill_planted(benchmark, law_name, tmp_path):
     net, data = planted_case(law_name)
     result = benchmark.pedantic(distill_network, args=(net, data, DistillConfig(), tmp_path), rounds=1, iterations=1)
     _record(benchmark, result)
-    assert result["edge_success"] and result["node_success"]
+    assert result.edge_success and result.node_success
 
 
 @pytest.mark.parametrize("law_name", LAWS)
@@ -96,4 +85,4 @@ def test_distill_trained_bottleneck(benchmark, law_name, tmp_path):
     model, dataset = trained_case(law_name)
     result = benchmark.pedantic(distill_model, args=(model, dataset, DistillConfig(), tmp_path), rounds=1, iterations=1)
     _record(benchmark, result)
-    assert result["edge_success"] and result["node_success"]
+    assert result.edge_success and result.node_success

@@ -1,11 +1,11 @@
-"""Candidate equations: sympy expressions with a engine-independent complexity and loss.
+"""Candidate equations: sympy expressions with an SR-engine-independent complexity and loss.
 
 In:  expressions (sympy or infix strings) over named input columns, data X [N, d], y [N].
 Out: `Candidate(expr, complexity, loss)`; `complexity` counts operators, constants and
      variables once each (PySR style) on the sympy tree, so Operon and PySR fronts are
      compared on the same scale; loss is the MAE on the fit data (paper App. C).
 
-Cleaning (`clean`) makes engine output readable without changing its values: rounding to
+Cleaning (`clean`) makes SR engine output readable without changing its values: rounding to
 a few significant digits, dropping additive terms that contribute nothing on the data,
 and choosing the least complex of a few algebraically equal sympy forms.
 """
@@ -39,7 +39,7 @@ def symbols_for(names: Sequence[str]) -> list[sp.Symbol]:
 
 
 def parse(text: str | sp.Expr, names: Sequence[str]) -> sp.Expr:
-    """Parse an engine's infix string (or re-bind a sympy expression) onto our symbols.
+    """Parse an SR engine's infix string (or re-bind a sympy expression) onto our symbols.
 
     Args:
         text: infix string ("0.5*dx/r") or sympy expression.
@@ -170,7 +170,7 @@ def monic_factors(expr: sp.Expr) -> sp.Expr:
 
 
 def clean(expr: sp.Expr, X: np.ndarray, y: np.ndarray, names: Sequence[str], digits: int = 5) -> sp.Expr:
-    """Readable, value-preserving form of an engine's expression.
+    """Readable, value-preserving form of an SR engine's expression.
 
     Rounds constants to `digits` significant digits, drops top-level additive terms whose
     RMS contribution on X is below CHOP_FRACTION * std(y), and returns the least complex

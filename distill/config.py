@@ -1,7 +1,8 @@
 """`DistillConfig`: every setting of the symbolic-distillation stage, validated on construction.
 
 In:  field values (run.py flags, a preset, or a saved `distill_config.json`).
-Out: a frozen config, saved next to the outputs. Bad values raise `InputError` (one line).
+Out: a frozen config, saved next to the outputs, and its `JudgeConfig` (the thresholds the
+     judgement reads). Bad values raise `InputError` (one line).
 """
 from __future__ import annotations
 
@@ -14,6 +15,19 @@ SELECTIONS = ("score", "best")
 NODE_TARGETS = ("network", "true")
 # Operators both SR engines understand; the SR search uses the ones listed in `operators`.
 OPERATORS = ("+", "-", "*", "/", "^", "exp", "log", "sqrt", "square")
+
+
+@dataclass(frozen=True)
+class JudgeConfig:
+    """The success thresholds of `judge` (meanings: the DistillConfig fields of the same names).
+
+    Built by `DistillConfig.judge`, which holds the defaults and validates them.
+    """
+
+    success_r2: float
+    max_complexity: int
+    max_rel_error: float
+    min_cosine: float
 
 
 @dataclass(frozen=True)
@@ -42,11 +56,12 @@ class DistillConfig:
         refit: refit the numeric constants of each selected equation on its fit data
             (paper §2; the reproduction that skipped it lost to the network).
         node_target: node-model SR target: "network" (the node MLP's output on the
-            network's aggregated messages; paper) or "true" (true accelerations; vj).
+            network's aggregated messages; paper) or "true" (true accelerations; the reproduction).
         min_r: edges with true distance r < min_r (and nodes with a neighbour that close)
             are left out of the SR fits and the judgement. Near-singular pairs dominate
-            the loss of 1/r and 1/r^2 heads and make them 10-30x harder (sr_engines.md
-            §7.4); 0.5 removes ~6 % of pairs of the paper's N(0,1) initial conditions.
+            the loss of 1/r and 1/r^2 heads and make them 10-30x harder
+            (docs/sr_engines.md §5); 0.5 removes ~6 % of pairs of the paper's N(0,1) initial
+            conditions.
             The message R^2 and the MAE comparison always use every edge.
         success_r2: R^2 an equation needs against an affine map of the truth to count as
             a reconstruction.
@@ -117,3 +132,8 @@ class DistillConfig:
             raise InputError(f"need max_rel_error > 0 and min_cosine in [-1, 1], got {self.max_rel_error}, {self.min_cosine}")
         if not (0 < self.success_r2 <= 1):
             raise InputError(f"success_r2 must lie in (0, 1], got {self.success_r2}")
+
+    @property
+    def judge(self) -> JudgeConfig:
+        """The judgement thresholds of this config."""
+        return JudgeConfig(self.success_r2, self.max_complexity, self.max_rel_error, self.min_cosine)

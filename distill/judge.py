@@ -8,7 +8,8 @@ In:  a selected equation, FRESH inputs (rows not used in its fit; their columns 
      node model has to undo;
      optionally the values the equation was fitted to (the network's message component or
      node output) on the same rows.
-Out: a judgement dict (the "judgement" object of distill.json).
+     The thresholds come as one `JudgeConfig` (`DistillConfig.judge`).
+Out: an `EdgeJudgement` / `NodeJudgement` (`distill.schema`; the "judgement" of distill.json).
 
 Targets (the receiver-factor family). A message may carry the pair force scaled by any
 factor of the receiver's own properties (q1, m1), because the node model, which sees q1 and
@@ -23,7 +24,7 @@ m1, can multiply it back; the composed model is then still Newton's law. Tried i
     (expr = g(q1, m1)·h(rest) + b after factoring numerator and denominator), so it is
     identified exactly, e.g. 1/(m1 + 0.7). A factor mixing r with m1, like the
     reproduction's failed 1/(r + 0.169 m1), does not separate and is never absorbed.
-Criteria (paper_facts §3.4; the reproduction's Table 5 criterion made numeric):
+Criteria (docs/facts.md §3.4; the reproduction's Table 5 criterion made numeric):
     edge: the output is an affine function a·(s F) + b of one target with plain
           least-squares R² >= success_r2 on the fresh rows, and complexity <= max_complexity;
           the first target of the family that passes is reported;
@@ -53,6 +54,8 @@ import numpy as np
 import sympy as sp
 
 from .candidate import lambdify, parse
+from .config import JudgeConfig
+from .schema import EdgeJudgement, NodeJudgement
 
 RECEIVER = ("q1", "m1")
 
@@ -131,11 +134,10 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _assess(out: np.ndarray, basis: np.ndarray, fitted: np.ndarray | None, n_dir: int, complexity: int,
-            thresholds: dict) -> dict:
+            cfg: JudgeConfig) -> dict:
     """R², coefficients, relative error, direction agreement and verdict of out ≈ basis @ a + b.
 
     n_dir: how many leading basis columns form the direction (the vector part a).
-    thresholds: success_r2, max_complexity, max_rel_error, min_cosine.
     """
     r2, coef = affine_r2(out, basis)
     design = np.hstack([basis, np.ones((len(out), 1))])
@@ -146,29 +148,28 @@ def _assess(out: np.ndarray, basis: np.ndarray, fitted: np.ndarray | None, n_dir
     cosine = None
     if fitted is not None:
         cosine = _cosine(coef[:n_dir], affine_r2(fitted, basis)[1][:n_dir])
-    success = (r2 >= thresholds["success_r2"] and complexity <= thresholds["max_complexity"]
-               and rel <= thresholds["max_rel_error"]
-               and (cosine is None or cosine >= thresholds["min_cosine"]))
-    return {"success": bool(success), "r2": r2, "affine": [float(c) for c in coef], "rel_error": rel,
-            "cosine": cosine, "complexity_ok": complexity <= thresholds["max_complexity"]}
+    success = (r2 >= cfg.success_r2 and complexity <= cfg.max_complexity and rel <= cfg.max_rel_error
+               and (cosine is None or cosine >= cfg.min_cosine))
+    return {"success": bool(success), "r2": r2, "affine": tuple(float(c) for c in coef), "rel_error": rel,
+            "cosine": cosine, "complexity_ok": complexity <= cfg.max_complexity}
 
 
 def _judge(out: np.ndarray, bases: dict[Target, tuple[np.ndarray, int]], fitted: np.ndarray | None,
-           complexity: int, thresholds: dict) -> dict:
+           complexity: int, cfg: JudgeConfig) -> dict:
     """The first target (in the order of `bases`: target -> (basis, n_dir)) whose basis
     passes, else the best-R² one.
 
     Returns:
-        the `_assess` dict of that target plus "target" (its name when successful, else None),
-        "best" (its name either way), "receiver_factor" (its g, or None) and "r2_targets"
-        {name: R²}.
+        the fields of `schema.Judgement`: the `_assess` dict of that target plus "target"
+        (its name when successful, else None), "best" (its name either way),
+        "receiver_factor" (its g, or None) and "r2_targets" {name: R²}.
     """
-    assessed = {t: _assess(out, basis, fitted, n_dir, complexity, thresholds) for t, (basis, n_dir) in bases.items()}
+    assessed = {t: _assess(out, basis, fitted, n_dir, complexity, cfg) for t, (basis, n_dir) in bases.items()}
     passed = [t for t, a in assessed.items() if a["success"]]
     chosen = passed[0] if passed else max(assessed, key=lambda t: assessed[t]["r2"])
     j = assessed[chosen]
-    return {"success": j["success"], "target": chosen.name if j["success"] else None, "best": chosen.name,
-            "receiver_factor": chosen.factor, **j, "r2_targets": {t.name: a["r2"] for t, a in assessed.items()}}
+    return {**j, "target": chosen.name if j["success"] else None, "best": chosen.name,
+            "receiver_factor": chosen.factor, "r2_targets": {t.name: a["r2"] for t, a in assessed.items()}}
 
 
 def _column(X: np.ndarray, names: Sequence[str], name: str) -> np.ndarray:
@@ -176,22 +177,19 @@ def _column(X: np.ndarray, names: Sequence[str], name: str) -> np.ndarray:
 
 
 def judge_edge(expr: sp.Expr, names: Sequence[str], X: np.ndarray, force: np.ndarray, complexity: int,
-               fitted: np.ndarray | None = None, success_r2: float = 0.99, max_complexity: int = 40,
-               max_rel_error: float = 0.05, min_cosine: float = 0.99) -> dict:
+               cfg: JudgeConfig, fitted: np.ndarray | None = None) -> EdgeJudgement:
     """Is an edge equation a reconstruction of the pair force up to a receiver factor?
 
     Args:
         expr: equation over `names` (edge_input_names: the receiver's m1 and q1 are read from X).
         X: fresh edge inputs [N, d]; force: true pair force on the receiver [N, dim].
         complexity: the equation's complexity.
+        cfg: the thresholds.
         fitted: the message component the equation was fitted to, on the same rows, or None.
-        success_r2, max_complexity, max_rel_error, min_cosine: thresholds.
     Returns:
-        {"success", "target": name of the first passing target of the family or None,
-         "best": that name, or the best-R² target's when none passes, "receiver_factor": g of
-         a "·g" target (sympy text over q1, m1) or None, "r2", "affine" (a_1..a_dim, b), "rel_error" (median
-         relative deviation), "cosine" (direction agreement with `fitted`, or None),
-         "complexity_ok", "r2_targets" {name: R²}, "r2_force", "r2_accel"}.
+        the verdict: target = the first passing member of the family or None, best = that
+        member, or the best-R² one when none passes; r2_force / r2_accel = R² against the
+        "force" / "acceleration" members.
     """
     out = lambdify(expr, names)(X)
     q1, m1 = _column(X, names, "q1"), _column(X, names, "m1")
@@ -200,37 +198,33 @@ def judge_edge(expr: sp.Expr, names: Sequence[str], X: np.ndarray, force: np.nda
     family = [t for t in FIXED_TARGETS if len(t.charges) == 1 or signs]
     targets = family + ([] if g is None else [Target(f"{t.name}·g", t.charges, t.mass, str(g)) for t in family])
     bases = {t: (basis, basis.shape[1]) for t in targets for basis in [t.basis(force, q1, m1)]}
-    j = _judge(out, bases, fitted, complexity,
-               dict(success_r2=success_r2, max_complexity=max_complexity, max_rel_error=max_rel_error,
-                    min_cosine=min_cosine))
-    return {**j, "r2_force": j["r2_targets"]["force"], "r2_accel": j["r2_targets"]["acceleration"]}
+    j = _judge(out, bases, fitted, complexity, cfg)
+    return EdgeJudgement(**j, r2_force=j["r2_targets"]["force"], r2_accel=j["r2_targets"]["acceleration"])
 
 
-def edge_target(judgement: dict) -> Target:
+def edge_target(judgement: EdgeJudgement) -> Target:
     """The `Target` an edge judgement matched (its best one when it failed)."""
-    base = next(t for t in FIXED_TARGETS if judgement["best"] in (t.name, f"{t.name}·g"))
-    return Target(judgement["best"], base.charges, base.mass, judgement["receiver_factor"])
+    base = next(t for t in FIXED_TARGETS if judgement.best in (t.name, f"{t.name}·g"))
+    return Target(judgement.best, base.charges, base.mass, judgement.receiver_factor)
 
 
 def judge_node(expr: sp.Expr, names: Sequence[str], X: np.ndarray, agg: np.ndarray, complexity: int,
-               fitted: np.ndarray | None = None, targets: Sequence[Target] = FIXED_TARGETS[:2],
-               success_r2: float = 0.99, max_complexity: int = 40, max_rel_error: float = 0.05,
-               min_cosine: float = 0.99) -> dict:
+               cfg: JudgeConfig, fitted: np.ndarray | None = None,
+               targets: Sequence[Target] = FIXED_TARGETS[:2]) -> NodeJudgement:
     """Is a node equation Newton's second law on the aggregated messages?
 
     Args:
         expr: equation over `names` (node_input_names: the receiver's m1 and q1 are read from X).
         X: fresh node inputs [N, d]; agg: the significant aggregated components [N, k].
         complexity: the equation's complexity.
+        cfg: the thresholds.
         fitted: the node target the equation was fitted to, on the same rows, or None.
         targets: what the edges may have learned (`edge_target` of their judgements); the
             node must undo one of them. Default: force or acceleration.
-        success_r2, max_complexity, max_rel_error, min_cosine: thresholds.
     Returns:
-        {"success", "target": the edge target it undoes or None, "best", "receiver_factor",
-         "linear_in_messages" (no second derivative in e1..ek), "r2",
-         "affine" (coefficients of (ē/(s m1), 1/(s m1), 1)), "rel_error", "cosine",
-         "complexity_ok", "r2_targets" {name: R²}}.
+        the verdict: target = the edge target it undoes or None; affine = coefficients of
+        (ē/(s m1), 1/(s m1), 1); linear_in_messages = no second derivative in e1..ek
+        (required for success).
     """
     out = lambdify(expr, names)(X)
     q1, m1 = _column(X, names, "q1"), _column(X, names, "m1")
@@ -238,8 +232,7 @@ def judge_node(expr: sp.Expr, names: Sequence[str], X: np.ndarray, agg: np.ndarr
     linear = all(sp.diff(expr, a, b) == 0 for a in messages for b in messages)
     undo = {t: [(1.0 / (s * m1))[:, None] for s in t.scales(q1, m1)] for t in targets}
     bases = {t: (np.hstack([agg * u for u in us] + us), agg.shape[1] * len(us)) for t, us in undo.items()}
-    j = _judge(out, bases, fitted, complexity,
-               dict(success_r2=success_r2, max_complexity=max_complexity, max_rel_error=max_rel_error,
-                    min_cosine=min_cosine))
+    j = _judge(out, bases, fitted, complexity, cfg)
     success = j["success"] and linear
-    return {**j, "success": success, "target": j["target"] if success else None, "linear_in_messages": linear}
+    return NodeJudgement(**{**j, "success": success, "target": j["target"] if success else None},
+                         linear_in_messages=linear)

@@ -9,7 +9,7 @@ Out: `EdgeSample`s; SR inputs [N, dim + 6] with columns `edge_input_names(dim)`:
      force f(r')·dx/r needs both: an equation in r alone errs by orders of magnitude on
      the close pairs the test MAE includes (r1: 1/r against 1/r' = 1/(r + 0.01)), and the
      SR fit rows (r >= min_r) cannot reveal the 0.01 for it to be fitted as a constant;
-     component significance, sparsity, and the robust message-vs-force R² (paper_facts §3.2).
+     component significance, sparsity, and the robust message-vs-force R² (docs/facts.md §3.2).
 
 R² procedure (the demo's `linear_transformation_2d` + `percentile_sum`): each significant
 component is standardised; an affine map of the true pairwise vector (force, or
@@ -20,17 +20,16 @@ denominator makes pure noise score ~0 and an exact affine map 1.
 """
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import scipy.optimize
 
 from nbody import state
 from nbody.errors import InputError
-from nbody.io import atomic_write_bytes
 from nbody.laws import Law, pair_force, pair_list
+
+from .schema import MessageArrays
 
 KEEP_PERCENTILE = 90.0
 
@@ -128,7 +127,8 @@ def pair_targets(law: Law, x_recv: np.ndarray, x_send: np.ndarray, dim: int,
 
 
 def significance(messages: np.ndarray, logvar: np.ndarray | None = None) -> np.ndarray:
-    """Per-component significance: std over edges, or mean KL 0.5(mu²+σ²-log σ²-1) when logvar is given.
+    """Per-component significance: std over edges, or, when logvar is given, the mean over
+    edges of the KL divergence the model was trained with (`gnn.model.kl_divergence`).
 
     Args:
         messages: [N, k] messages (mu for a KL model).
@@ -138,7 +138,11 @@ def significance(messages: np.ndarray, logvar: np.ndarray | None = None) -> np.n
     """
     if logvar is None:
         return np.std(messages, axis=0)
-    return np.mean(0.5 * (messages ** 2 + np.exp(logvar) - logvar - 1.0), axis=0)
+    import torch  # deferred: reading the outputs (`distill.schema`) should not load torch
+
+    from gnn.model import kl_divergence
+    kl = kl_divergence(torch.as_tensor(messages, dtype=torch.float64), torch.as_tensor(logvar, dtype=torch.float64))
+    return kl.mean(dim=0).numpy()
 
 
 def top_components(scores: np.ndarray, d: int) -> np.ndarray:
@@ -231,26 +235,16 @@ def analyse_messages(messages: np.ndarray, logvar: np.ndarray | None, sample: Ed
         force=force, accel=accel)
 
 
-def save_messages(path: str | Path, messages: np.ndarray, sample: EdgeSample, report: MessageReport,
-                  dim: int, softening: float) -> None:
-    """Write messages.npz: one array per SR input column, the messages and the R² fits.
-
-    Keys: dx, dy, (dz), r, rs, m1, m2, q1, q2 [N]; messages [N, k]; top [dim];
-    messages_top_std [N, dim] (standardised top components); fitted_force / fitted_accel
-    [N, dim] (affine fit of force / F/m1 to each standardised top component);
-    force / accel [N, dim]; scores [k]; r2_force / r2_accel [dim]; affine_force /
-    affine_accel [dim, dim + 1].
-    """
+def message_arrays(messages: np.ndarray, sample: EdgeSample, report: MessageReport, dim: int,
+                   softening: float) -> MessageArrays:
+    """The messages.npz content (`schema.MessageArrays`) of messages recorded on `sample`."""
     cols = edge_inputs(sample.x_recv, sample.x_send, dim, softening)
     top = messages[:, report.top]
-    arrays = {name: cols[:, i] for i, name in enumerate(edge_input_names(dim))}
-    arrays.update(
-        messages=messages, top=report.top,
+    return MessageArrays(
+        inputs={name: cols[:, i] for i, name in enumerate(edge_input_names(dim))},
+        messages=messages, scores=report.scores, top=report.top,
         messages_top_std=(top - top.mean(0)) / np.where(top.std(0) > 0, top.std(0), 1.0),
         fitted_force=report.fitted_force, fitted_accel=report.fitted_accel,
-        force=report.force, accel=report.accel, scores=report.scores,
+        force=report.force, accel=report.accel,
         r2_force=np.array(report.r2_force), r2_accel=np.array(report.r2_accel),
         affine_force=report.affine_force, affine_accel=report.affine_accel)
-    buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
-    atomic_write_bytes(path, buf.getvalue())

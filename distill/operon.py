@@ -3,7 +3,7 @@
 In:  X [N, d], y [N], names, `DistillConfig` (operators, budget, seed, threads).
 Out: Operon's Pareto front as `Candidate`s.
 
-Settings follow sr_engines.md §7: objectives ["r2", "length"] (single-objective runs bloat),
+Settings follow docs/sr_engines.md §3: objectives ["r2", "length"] (single-objective runs bloat),
 constant optimisation switched on (Operon's default is off), max_evaluations raised so the
 generation budget is what stops the run, fixed random_state (deterministic for any thread
 count). The "r2" objective applies linear scaling, so every model arrives as c0 + c1*(...);

@@ -2,9 +2,9 @@
 
 In:  a trained GNN (`gnn.checkpoint.load_model`) and its dataset (`nbody.dataset.load_dataset`),
      or, for tests and planted models, a `symbolic.Network` of callables plus `DistillData`.
-Out: the result dict (schema in `distill/__init__.py`), written with everything else to
-     out_dir: distill.json, equations.md, pareto_edge_{k}.csv, pareto_node_{axis}.csv,
-     messages.npz, distill_config.json.
+Out: the `schema.DistillResult`, written with everything else to out_dir (layout:
+     `distill.schema`): distill.json, messages.npz, predictions.npz, pareto_edge_{k}.csv,
+     pareto_node_{axis}.csv, plus distill_config.json and equations.md.
 
 Data use: messages are analysed on test edges; SR fits use training edges/nodes; the
 judgement uses fresh test edges/nodes (never the fit rows); the MAE comparison uses
@@ -27,13 +27,14 @@ from nbody.io import load_json, replace_dir, save_json, temp_dir_beside
 from nbody.rundir import dataset_identity, file_sha256
 from nbody.laws import R, Law, get_law
 
-from . import engines, report
+from . import report, schema, sr_engines
 from .candidate import Candidate, complexity
 from .config import DistillConfig
 from .judge import edge_target, judge_edge, judge_node
-from .messages import (analyse_messages, directed_edges, edge_input_names, edge_inputs,
-                       pair_targets, sample_edges, save_messages)
+from .messages import (analyse_messages, directed_edges, edge_input_names, edge_inputs, message_arrays,
+                       pair_targets, sample_edges)
 from .refit import refit_constants
+from .schema import DistillResult, EdgeEquation, MAEComparison, NodeEquation, OODError, Predictions
 from .select import pareto_front, scores, select
 from .symbolic import (Network, aggregate, forward, mae_stats, node_input_names, node_inputs,
                        ood_states, symbolic_network)
@@ -80,7 +81,7 @@ def fit_target(X: np.ndarray, y: np.ndarray, names: list[str], cfg: DistillConfi
         seconds = wall time of search, selection and refit).
     """
     start = time.perf_counter()
-    front = pareto_front(engines.fit(X, y, names, cfg))
+    front = pareto_front(sr_engines.fit(X, y, names, cfg))
     index = select(front, cfg.selection, cfg.best_loss_factor)
     chosen = front[index]
     final = chosen
@@ -121,7 +122,7 @@ def _sample_nodes(net: Network, x: np.ndarray, a: np.ndarray, law: Law, dim: int
 
 
 def distill_network(net: Network, data: DistillData, cfg: DistillConfig, out_dir: str | Path,
-                    info: dict | None = None) -> dict:
+                    info: dict | None = None) -> DistillResult:
     """Distill a message-passing model given as callables; write every output to out_dir.
 
     The outputs are written to a temporary sibling folder that replaces out_dir only when
@@ -132,9 +133,9 @@ def distill_network(net: Network, data: DistillData, cfg: DistillConfig, out_dir
         data: law, dimension, softening and train/test states.
         cfg: stage config.
         out_dir: output folder (replaced as a whole).
-        info: extra top-level entries for distill.json (e.g. checkpoint path, inputs).
+        info: the result's "checkpoint", "dataset" and "inputs" fields, if any.
     Returns:
-        the distill.json dict.
+        the result as `schema.load_result` reads it back from out_dir.
     """
     out = Path(out_dir)
     tmp = temp_dir_beside(out)
@@ -147,7 +148,7 @@ def distill_network(net: Network, data: DistillData, cfg: DistillConfig, out_dir
     return result
 
 
-def _distill_into(out: Path, net: Network, data: DistillData, cfg: DistillConfig, info: dict | None) -> dict:
+def _distill_into(out: Path, net: Network, data: DistillData, cfg: DistillConfig, info: dict | None) -> DistillResult:
     start = time.perf_counter()
     rng = np.random.default_rng(cfg.seed)
     law, dim = data.law, data.dim
@@ -157,7 +158,7 @@ def _distill_into(out: Path, net: Network, data: DistillData, cfg: DistillConfig
     messages = np.asarray(net.edge(rec.x_recv, rec.x_send), dtype=np.float64)
     logvar = None if net.logvar is None else np.asarray(net.logvar(rec.x_recv, rec.x_send), dtype=np.float64)
     msg = analyse_messages(messages, logvar, rec, law, dim, data.softening)
-    save_messages(out / "messages.npz", messages, rec, msg, dim, data.softening)
+    schema.save_messages(out, message_arrays(messages, rec, msg, dim, data.softening))
     top = msg.top
 
     # 2. Edge model: one fit per significant component on training edges, judged on fresh test edges.
@@ -169,13 +170,15 @@ def _distill_into(out: Path, net: Network, data: DistillData, cfg: DistillConfig
     X_fresh = edge_inputs(fresh_edges.x_recv, fresh_edges.x_send, dim, data.softening)
     force = pair_targets(law, fresh_edges.x_recv, fresh_edges.x_send, dim, data.softening)[0]
     y_fresh = np.asarray(net.edge(fresh_edges.x_recv, fresh_edges.x_send), dtype=np.float64)
-    edge_entries = []
+    edge_fits, edges = [], []
     for rank, k in enumerate(top):
         fit = fit_target(X_fit, y_fit[:, k], names_e, cfg)
-        verdict = judge_edge(fit.final.expr, names_e, X_fresh, force, fit.final.complexity, y_fresh[:, k],
-                             cfg.success_r2, cfg.max_complexity, cfg.max_rel_error, cfg.min_cosine)
-        report.write_front(out / f"pareto_edge_{int(k)}.csv", fit)
-        edge_entries.append(report.equation_entry(fit, cfg, verdict, component=int(k), rank=rank + 1))
+        verdict = judge_edge(fit.final.expr, names_e, X_fresh, force, fit.final.complexity, cfg.judge, y_fresh[:, k])
+        edge = EdgeEquation(component=int(k), rank=rank + 1, judgement=verdict,
+                            **report.equation_fields(fit, cfg.selection))
+        schema.write_front(out / edge.front_file, report.front_rows(fit))
+        edge_fits.append(fit)
+        edges.append(edge)
 
     # 3. Node model: one fit per output axis on training nodes, judged on fresh test nodes
     #    against the receiver factor(s) the edge equations matched (the composed model).
@@ -183,66 +186,63 @@ def _distill_into(out: Path, net: Network, data: DistillData, cfg: DistillConfig
     node_cfg = dataclasses.replace(cfg, selection=cfg.node_selection or cfg.selection)
     X_node, y_node = _sample_nodes(net, data.train_x, data.train_a, law, dim, top, cfg, rng)
     X_node_fresh, y_node_fresh = _sample_nodes(net, data.test_x, data.test_a, law, dim, top, cfg, rng)
-    undone = list(dict.fromkeys(edge_target(e["judgement"]) for e in edge_entries))
-    node_entries = []
+    undone = list(dict.fromkeys(edge_target(e.judgement) for e in edges))
+    node_fits, nodes = [], []
     for j, axis in enumerate("xyz"[:dim]):
         fit = fit_target(X_node, y_node[:, j], names_n, node_cfg)
         verdict = judge_node(fit.final.expr, names_n, X_node_fresh, X_node_fresh[:, :len(top)],
-                             fit.final.complexity, y_node_fresh[:, j], undone, cfg.success_r2,
-                             cfg.max_complexity, cfg.max_rel_error, cfg.min_cosine)
-        report.write_front(out / f"pareto_node_{axis}.csv", fit)
-        node_entries.append(report.equation_entry(fit, node_cfg, verdict, output=axis, index=j))
+                             fit.final.complexity, cfg.judge, y_node_fresh[:, j], undone)
+        node = NodeEquation(output=axis, index=j, judgement=verdict,
+                            **report.equation_fields(fit, node_cfg.selection))
+        schema.write_front(out / node.front_file, report.front_rows(fit))
+        node_fits.append(fit)
+        nodes.append(node)
 
     # 4. Symbolic model vs network, in distribution and out of distribution.
-    sym = symbolic_network([e["expr"] for e in edge_entries], [e["expr"] for e in node_entries], dim,
+    sym = symbolic_network([f.final.expr for f in edge_fits], [f.final.expr for f in node_fits], dim,
                            data.softening)
-    mae = _compare(net, sym, data, cfg, rng)
+    mae = _compare(net, sym, data, cfg, rng, out)
 
-    result = {
-        "strategy": net.strategy, "law": law.name, "dim": dim, "sr_engine": cfg.sr_engine,
-        "seconds": time.perf_counter() - start,
-        "sparsity": msg.sparsity, "component_std": np.std(messages, axis=0).tolist(),
-        "component_score": msg.scores.tolist(), "top_components": [int(k) for k in top],
-        "r2_force": msg.r2_force, "r2_force_mean": float(np.mean(msg.r2_force)),
-        "r2_accel": msg.r2_accel, "r2_accel_mean": float(np.mean(msg.r2_accel)),
-        "r2_affine_force": msg.affine_force.tolist(), "r2_affine_accel": msg.affine_accel.tolist(),
-        "edge": [report.public(e) for e in edge_entries],
-        "node": [report.public(e) for e in node_entries],
-        "edge_success": all(e["judgement"]["success"] for e in edge_entries),
-        "node_success": all(e["judgement"]["success"] for e in node_entries),
-        "mae": mae,
-        "expected_force": str(law.force_expr.xreplace({R: sp.Symbol("r'")})),
-        **(info or {}),
-    }
-    result = report.jsonable(result)
+    result = DistillResult(
+        strategy=net.strategy, law=law.name, dim=dim, sr_engine=cfg.sr_engine,
+        seconds=time.perf_counter() - start,
+        sparsity=msg.sparsity, component_std=tuple(np.std(messages, axis=0).tolist()),
+        component_score=tuple(msg.scores.tolist()), top_components=tuple(int(k) for k in top),
+        r2_force=tuple(msg.r2_force), r2_force_mean=float(np.mean(msg.r2_force)),
+        r2_accel=tuple(msg.r2_accel), r2_accel_mean=float(np.mean(msg.r2_accel)),
+        r2_affine_force=tuple(map(tuple, msg.affine_force.tolist())),
+        r2_affine_accel=tuple(map(tuple, msg.affine_accel.tolist())),
+        edge=tuple(edges), node=tuple(nodes),
+        edge_success=all(e.judgement.success for e in edges),
+        node_success=all(e.judgement.success for e in nodes),
+        mae=mae, expected_force=str(law.force_expr.xreplace({R: sp.Symbol("r'")})), **(info or {}))
     save_json(out / "distill_config.json", cfg)
-    save_json(out / "distill.json", result)
+    schema.save_result(out, result)
+    result = schema.load_result(out)   # what every reader sees: non-finite floats are None
     report.write_equations_md(out / "equations.md", result)
     return result
 
 
 def _compare(net: Network, sym: Network, data: DistillData, cfg: DistillConfig,
-             rng: np.random.Generator) -> dict:
-    """MAE of network and symbolic model on test graphs and on the two OOD sets."""
+             rng: np.random.Generator, out: Path) -> MAEComparison:
+    """MAE of network and symbolic model on test graphs (their predictions saved to out)
+    and on the two OOD sets."""
     G, n = data.test_x.shape[:2]
     idx = rng.choice(G, size=min(G, cfg.n_eval_graphs), replace=False)
     x, a = data.test_x[idx], data.test_a[idx]
-    net_mean, net_std = mae_stats(forward(net, x, data.law), a)
-    sym_mean, sym_std = mae_stats(forward(sym, x, data.law), a)
+    predictions = Predictions(true=a, network=forward(net, x, data.law), symbolic=forward(sym, x, data.law))
+    schema.save_predictions(out, predictions)
+    net_mean, net_std = mae_stats(predictions.network, a)
+    sym_mean, sym_std = mae_stats(predictions.symbolic, a)
     ood = {}
     for name, n_ood, spread in (("spread", n, cfg.ood_spread),
                                 ("more_particles", n + cfg.ood_extra_particles, 1.0)):
         xo, ao = ood_states(data.law, data.dim, n_ood, cfg.n_ood_graphs, data.softening, rng, spread)
-        ood[name] = {"network": mae_stats(forward(net, xo, data.law), ao)[0],
-                     "symbolic": mae_stats(forward(sym, xo, data.law), ao)[0],
-                     "n": n_ood, "position_spread": spread}
-    return {"network": net_mean, "symbolic": sym_mean, "network_std": net_std, "symbolic_std": sym_std,
-            "n_graphs": int(len(idx)), "ood": ood}
-
-
-def _check_gnn(model) -> None:
-    if not all(hasattr(model, a) for a in ("edge", "node", "edge_stats", "cfg")):
-        raise InputError(f"checkpoint holds a {type(model).__name__}, not a message-passing GNN")
+        ood[name] = OODError(network=mae_stats(forward(net, xo, data.law), ao)[0],
+                             symbolic=mae_stats(forward(sym, xo, data.law), ao)[0],
+                             n=n_ood, position_spread=spread)
+    return MAEComparison(network=net_mean, symbolic=sym_mean, network_std=net_std, symbolic_std=sym_std,
+                         n_graphs=int(len(idx)), ood=ood)
 
 
 def network_from_model(model, batch: int = 8192) -> Network:
@@ -256,7 +256,8 @@ def network_from_model(model, batch: int = 8192) -> Network:
     Raises:
         InputError: the object is not a GNN of the `gnn` package.
     """
-    _check_gnn(model)
+    if not all(hasattr(model, a) for a in ("edge", "node", "edge_stats", "cfg")):
+        raise InputError(f"{type(model).__name__} is not a message-passing GNN")
     import torch
 
     model.eval()
@@ -280,7 +281,8 @@ def network_from_model(model, batch: int = 8192) -> Network:
         strategy=strategy)
 
 
-def distill_model(model, dataset, cfg: DistillConfig, out_dir: str | Path, info: dict | None = None) -> dict:
+def distill_model(model, dataset, cfg: DistillConfig, out_dir: str | Path,
+                  info: dict | None = None) -> DistillResult:
     """Distill a trained GNN on its dataset.
 
     Args:
@@ -288,9 +290,9 @@ def distill_model(model, dataset, cfg: DistillConfig, out_dir: str | Path, info:
         dataset: `nbody.dataset.Dataset` (.config, .law, .split(name).graphs()).
         cfg: stage config.
         out_dir: output folder.
-        info: extra top-level entries for distill.json.
+        info: the result's "checkpoint", "dataset" and "inputs" fields, if any.
     Returns:
-        the distill.json dict.
+        the result (`distill_network`).
     Raises:
         InputError: not a GNN, or model and dataset dimensions disagree.
     """
@@ -306,7 +308,7 @@ def distill_model(model, dataset, cfg: DistillConfig, out_dir: str | Path, info:
 
 
 def distill_checkpoint(path: str | Path, cfg: DistillConfig, out_dir: str | Path,
-                       dataset_path: str | Path | None = None) -> dict:
+                       dataset_path: str | Path | None = None) -> DistillResult:
     """Load a GNN checkpoint and its dataset, then `distill_model`.
 
     Args:
@@ -315,32 +317,24 @@ def distill_checkpoint(path: str | Path, cfg: DistillConfig, out_dir: str | Path
         out_dir: output folder.
         dataset_path: dataset folder; default: the one recorded in the checkpoint.
     Returns:
-        the distill.json dict (plus "checkpoint", "dataset" and "inputs" entries).
+        the result, with its checkpoint, dataset and inputs fields set.
     Raises:
-        InputError: missing checkpoint, not a GNN checkpoint, no dataset, or a dataset of
-        another law, dimension or topology than the one the model was trained on.
+        InputError: missing or foreign checkpoint (`gnn.checkpoint.load_model`), no dataset,
+        or a dataset of another law, dimension or topology than the one the model was
+        trained on.
     """
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"no checkpoint at {path}")
     from gnn.checkpoint import load_model
     from nbody.dataset import load_dataset
 
-    try:
-        model, meta = load_model(path, device="cpu")
-    except InputError:
-        raise
-    except Exception as exc:  # torch.load / unpickling raise many types for a foreign file
-        raise InputError(f"{path} is not a GNN checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
-    _check_gnn(model)  # fail on a foreign model before loading any data
-    recorded = (meta or {}).get("dataset")
-    dataset_path = dataset_path or (recorded.get("path") if isinstance(recorded, dict) else recorded)
+    model, meta = load_model(path, device="cpu")
+    recorded = meta["dataset"]          # {"path": str | None, "meta": dict} (`gnn.train.load_splits`)
+    dataset_path = dataset_path or recorded["path"]
     if not dataset_path:
         raise InputError(f"checkpoint {path} names no dataset; pass dataset_path")
     dataset = load_dataset(dataset_path)
-    _check_same_physics(recorded.get("meta") if isinstance(recorded, dict) else None, dataset)
+    _check_same_physics(recorded["meta"], dataset)
     info = {"checkpoint": str(path), "dataset": str(dataset_path),
-            "inputs": distill_inputs(path, Path(dataset_path))}
+            "inputs": distill_inputs(Path(path), Path(dataset_path))}
     return distill_model(model, dataset, cfg, out_dir, info)
 
 
@@ -350,17 +344,16 @@ def distill_inputs(checkpoint: Path, dataset_path: Path) -> dict:
             "dataset": dataset_identity(load_json(Path(dataset_path) / "meta.json"))}
 
 
-def _check_same_physics(trained_on: dict | None, dataset) -> None:
-    """InputError when the dataset's law, dimension or topology differ from the training data's.
+def _check_same_physics(trained_on: dict, dataset) -> None:
+    """InputError when the dataset's law or dimension differ from the training data's.
 
-    `trained_on` is the training dataset's meta.json as the checkpoint recorded it (None or
-    empty for a model trained on in-memory arrays: nothing to compare).
+    `trained_on` is the training dataset's meta.json as the checkpoint recorded it (empty for
+    a model trained on in-memory arrays: nothing to compare).
     """
     if not trained_on:
         return
-    law = trained_on.get("law") or {}
-    theirs = (law.get("name"), trained_on.get("dim"), law.get("topology"))
-    ours = (dataset.law.name, dataset.config.dim, dataset.law.topology)
-    if theirs != ours or law != dataclasses.asdict(dataset.law):
-        raise InputError(f"the model was trained on law {theirs[0]!r} ({theirs[1]}D, {theirs[2]} topology) but the "
-                         f"dataset holds law {ours[0]!r} ({ours[1]}D, {ours[2]} topology); distill on matching data")
+    law = trained_on["law"]
+    if trained_on["dim"] != dataset.config.dim or law != dataclasses.asdict(dataset.law):
+        raise InputError(f"the model was trained on law {law['name']!r} ({trained_on['dim']}D, {law['topology']} "
+                         f"topology) but the dataset holds law {dataset.law.name!r} ({dataset.config.dim}D, "
+                         f"{dataset.law.topology} topology); distill on matching data")

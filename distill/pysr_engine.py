@@ -2,11 +2,11 @@
 
 In:  X [N, d], y [N], names, `DistillConfig`.
 Out: PySR's hall of fame as `Candidate`s, re-scored with the project's complexity and MAE
-     so fronts from both engines compare.
+     so fronts from both SR engines compare.
 
 `pysr` is imported inside `fit`: importing it at module level would start juliacall (and a
 Julia download) for every user. Without Julia the import fails within a second with a
-URLError or "could not find Julia" (sr_engines.md §2); that becomes a one-line InputError.
+URLError or "could not find Julia" (docs/sr_engines.md §2); that becomes a one-line InputError.
 """
 from __future__ import annotations
 

@@ -4,8 +4,9 @@ In:  expression over named columns, data X [N, d], y [N].
 Out: the same expression structure with least-squares constants, and its MAE. The refit is
      kept only when it lowers the MAE, so it can never make an equation worse.
 
-Why: constants found during the search were fitted on the engine's own (scaled, float32)
-objective; the reproduction that skipped this step lost to the network (vj Table 8).
+Why: constants found during the search were fitted on the SR engine's own (scaled, float32)
+objective; the reproduction that skipped this step lost to the network (its Table 8,
+docs/published.md §2.9).
 """
 from __future__ import annotations
 

@@ -1,138 +1,110 @@
-"""Output files and readable summaries of a distillation run.
+"""Readable outputs of a distillation run: the per-equation fields, equations.md and summary lines.
 
-In:  `pipeline.FitResult`s with their judgements, and the finished result dict.
-Out: pareto_*.csv (complexity, loss, score, selected, equation), the per-equation entries of
-     distill.json, equations.md (text + LaTeX + sympy strings with the verdicts), and
-     `summary_lines` for the end of a run.
+In:  `pipeline.FitResult`s, and the finished `schema.DistillResult`.
+Out: the Pareto-front rows and the `schema.Equation` fields of a fit, equations.md (text +
+     LaTeX + sympy strings with the verdicts), and `summary_lines` for the end of a run.
 """
 from __future__ import annotations
 
-import csv
-import io
-import math
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import sympy as sp
 
 from nbody.io import atomic_write_text
 
 from .candidate import round_floats
-from .config import DistillConfig
+from .schema import DistillResult, Equation, FrontRow, Judgement
 
 LATEX_DIGITS = 3
 
 
-def write_front(path: str | Path, fit) -> None:
-    """Write a fit's Pareto front as CSV; `selected` marks the entry the rule chose (pre-refit)."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["complexity", "loss", "score", "selected", "equation"])
-    for i, (c, s) in enumerate(zip(fit.front, fit.scores)):
-        writer.writerow([c.complexity, repr(float(c.loss)), repr(float(s)), int(i == fit.index), str(c.expr)])
-    atomic_write_text(path, buf.getvalue())
+def front_rows(fit) -> list[FrontRow]:
+    """A fit's Pareto front; `selected` marks the entry the rule chose (before the refit)."""
+    return [FrontRow(complexity=c.complexity, loss=float(c.loss), score=float(s), selected=i == fit.index,
+                     equation=str(c.expr)) for i, (c, s) in enumerate(zip(fit.front, fit.scores))]
 
 
-def equation_entry(fit, cfg: DistillConfig, judgement: dict, **keys: Any) -> dict:
-    """One "edge"/"node" entry of distill.json; the sympy object stays under "expr" until `public`."""
+def equation_fields(fit, selection: str) -> dict[str, Any]:
+    """The `schema.Equation` fields of a fit chosen by the rule `selection`."""
     expr = fit.final.expr
-    return {**keys, "expr": expr, "equation": str(expr), "latex": sp.latex(round_floats(expr, LATEX_DIGITS)),
-            "complexity": fit.final.complexity, "loss": fit.final.loss, "selected_by": cfg.selection,
-            "refit": fit.refitted, "selected_equation": str(fit.front[fit.index].expr),
-            "selected_loss": fit.front[fit.index].loss, "seconds": fit.seconds, "judgement": judgement}
-
-
-def public(entry: dict) -> dict:
-    """The entry without its sympy object (JSON-able)."""
-    return {k: v for k, v in entry.items() if k != "expr"}
-
-
-def jsonable(obj: Any) -> Any:
-    """Plain-JSON copy: numpy scalars/arrays to Python, non-finite floats to None."""
-    if isinstance(obj, dict):
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return jsonable(obj.tolist())
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
+    chosen = fit.front[fit.index]
+    return {"equation": str(expr), "latex": sp.latex(round_floats(expr, LATEX_DIGITS)),
+            "complexity": fit.final.complexity, "loss": fit.final.loss, "selected_by": selection,
+            "refit": fit.refitted, "selected_equation": str(chosen.expr), "selected_loss": chosen.loss,
+            "seconds": fit.seconds}
 
 
 def _fmt(value: Any, digits: int = 4) -> str:
     return "n/a" if value is None else f"{value:.{digits}g}"
 
 
-def _target(j: dict) -> str:
+def _target(j: Judgement) -> str:
     """A judgement's target name, with its receiver factor g when it has one."""
-    return f"{j['target']} (g = {j['receiver_factor']})" if j.get("receiver_factor") else j["target"]
+    return f"{j.target} (g = {j.receiver_factor})" if j.receiver_factor else j.target
 
 
-def _edge_verdict(e: dict) -> str:
-    j = e["judgement"]
-    if j["success"]:
-        return f"reconstructed: affine in the true pair {_target(j)} (R² = {_fmt(j['r2'])})"
-    return f"not reconstructed (best R² = {_fmt(j['r2'])}, complexity {e['complexity']})"
+def _edge_verdict(e: Equation) -> str:
+    j = e.judgement
+    if j.success:
+        return f"reconstructed: affine in the true pair {_target(j)} (R² = {_fmt(j.r2)})"
+    return f"not reconstructed (best R² = {_fmt(j.r2)}, complexity {e.complexity})"
 
 
-def _node_verdict(e: dict) -> str:
-    j = e["judgement"]
-    if j["success"]:
-        return f"Newton's second law: undoes the edge's {_target(j)} (R² = {_fmt(j['r2'])})"
-    return f"not reconstructed (best R² = {_fmt(j['r2'])}, complexity {e['complexity']})"
+def _node_verdict(e: Equation) -> str:
+    j = e.judgement
+    if j.success:
+        return f"Newton's second law: undoes the edge's {_target(j)} (R² = {_fmt(j.r2)})"
+    return f"not reconstructed (best R² = {_fmt(j.r2)}, complexity {e.complexity})"
 
 
-def summary_lines(result: dict) -> list[str]:
+def summary_lines(result: DistillResult) -> list[str]:
     """A few readable lines: the rediscovered force law, Newton's second law, and the MAE comparison.
 
     Args:
-        result: the distill.json dict.
+        result: the stage's result.
     Returns:
         lines without trailing newlines.
     """
-    lines = [f"Distilled {result['strategy']} GNN on {result['law']} {result['dim']}D "
-             f"(true radial force on the receiver f = {result.get('expected_force', '?')} along r_hat):"]
-    for e in result["edge"]:
-        lines.append(f"  edge φ{e['rank']} (component {e['component']}) = {e['equation']}  [{_edge_verdict(e)}]")
-    for e in result["node"]:
-        lines.append(f"  node a_{e['output']} = {e['equation']}  [{_node_verdict(e)}]")
-    mae = result["mae"]
-    lines.append(f"  force law {'FOUND' if result['edge_success'] else 'not found'}; "
-                 f"Newton's 2nd law {'FOUND' if result['node_success'] else 'not found'}; "
-                 f"test MAE network {_fmt(mae['network'])} vs symbolic {_fmt(mae['symbolic'])}")
+    lines = [f"Distilled {result.strategy} GNN on {result.law} {result.dim}D "
+             f"(true radial force on the receiver f = {result.expected_force} along r_hat):"]
+    for e in result.edge:
+        lines.append(f"  edge φ{e.rank} (component {e.component}) = {e.equation}  [{_edge_verdict(e)}]")
+    for e in result.node:
+        lines.append(f"  node a_{e.output} = {e.equation}  [{_node_verdict(e)}]")
+    mae = result.mae
+    lines.append(f"  force law {'FOUND' if result.edge_success else 'not found'}; "
+                 f"Newton's 2nd law {'FOUND' if result.node_success else 'not found'}; "
+                 f"test MAE network {_fmt(mae.network)} vs symbolic {_fmt(mae.symbolic)}")
     return lines
 
 
-def write_equations_md(path: str | Path, result: dict) -> None:
+def write_equations_md(path: str | Path, result: DistillResult) -> None:
     """Human-readable equations.md: each selected equation as LaTeX and sympy text, with its verdict."""
-    dim = result["dim"]
+    dim = result.dim
     edge_cols = ", ".join([f"d{a}" for a in "xyz"[:dim]] + ["r", "rs", "m1", "m2", "q1", "q2"])
-    out = [f"# Distilled equations: {result['strategy']} GNN, law {result['law']}, {dim}D",
-           "", f"SR engine {result['sr_engine']}, selection by {result['edge'][0]['selected_by'] if result['edge'] else '-'}; "
-           f"{result['seconds']:.1f} s. Message sparsity {_fmt(result['sparsity'])} "
-           f"(variance share of the top {dim} components {result['top_components']}).",
-           "", f"True radial force on the receiver: f = {result.get('expected_force', '?')} "
+    out = [f"# Distilled equations: {result.strategy} GNN, law {result.law}, {dim}D",
+           "", f"SR engine {result.sr_engine}, selection by {result.edge[0].selected_by}; "
+           f"{result.seconds:.1f} s. Message sparsity {_fmt(result.sparsity)} "
+           f"(variance share of the top {dim} components {list(result.top_components)}).",
+           "", f"True radial force on the receiver: f = {result.expected_force} "
            "(r' = r + softening) along (x1 - x2)/r.", "",
            "## Edge model (messages)", "",
            f"Inputs: {edge_cols}; \"1\" = receiver, \"2\" = sender, dx = x1 - x2, rs = r + softening.", ""]
-    for e in result["edge"]:
-        out += [f"### φ{e['rank']} (message component {e['component']})", "",
-                f"$$\\phi_{{{e['rank']}}} = {e['latex']}$$", "", f"    {e['equation']}", "",
-                f"complexity {e['complexity']}, MAE {_fmt(e['loss'])}; {_edge_verdict(e)}; "
-                f"R² force {_fmt(e['judgement']['r2_force'])}, acceleration {_fmt(e['judgement']['r2_accel'])}.", ""]
+    for e in result.edge:
+        out += [f"### φ{e.rank} (message component {e.component})", "",
+                f"$$\\phi_{{{e.rank}}} = {e.latex}$$", "", f"    {e.equation}", "",
+                f"complexity {e.complexity}, MAE {_fmt(e.loss)}; {_edge_verdict(e)}; "
+                f"R² force {_fmt(e.judgement.r2_force)}, acceleration {_fmt(e.judgement.r2_accel)}.", ""]
     out += ["## Node model", "",
             "Inputs: e1..ek = summed significant message components (e1 = φ1), m1, q1, v1 of the receiver.", ""]
-    for e in result["node"]:
-        out += [f"### a_{e['output']}", "", f"$$a_{{{e['output']}}} = {e['latex']}$$", "", f"    {e['equation']}", "",
-                f"complexity {e['complexity']}, MAE {_fmt(e['loss'])}; {_node_verdict(e)}.", ""]
-    mae = result["mae"]
+    for e in result.node:
+        out += [f"### a_{e.output}", "", f"$$a_{{{e.output}}} = {e.latex}$$", "", f"    {e.equation}", "",
+                f"complexity {e.complexity}, MAE {_fmt(e.loss)}; {_node_verdict(e)}.", ""]
+    mae = result.mae
     out += ["## Symbolic model vs network (MAE: mean over nodes of Σ|Δa|)", "",
             "| data | network | symbolic |", "|---|---|---|",
-            f"| test | {_fmt(mae['network'])} ± {_fmt(mae['network_std'])} | {_fmt(mae['symbolic'])} ± {_fmt(mae['symbolic_std'])} |"]
-    for name, v in mae["ood"].items():
-        out.append(f"| OOD {name} (n={v['n']}, spread ×{v['position_spread']}) | {_fmt(v['network'])} | {_fmt(v['symbolic'])} |")
+            f"| test | {_fmt(mae.network)} ± {_fmt(mae.network_std)} | {_fmt(mae.symbolic)} ± {_fmt(mae.symbolic_std)} |"]
+    for name, v in mae.ood.items():
+        out.append(f"| OOD {name} (n={v.n}, spread ×{v.position_spread}) | {_fmt(v.network)} | {_fmt(v.symbolic)} |")
     atomic_write_text(path, "\n".join(out) + "\n")

@@ -60,21 +60,21 @@ def node_inputs(x: np.ndarray, agg: np.ndarray, dim: int) -> np.ndarray:
 
 
 def aggregate(edge: EdgeFn, x: np.ndarray, law: Law) -> np.ndarray:
-    """Sum of incoming messages per node.
+    """Sum of incoming messages per node (the GNN's own `gnn.graph.scatter_sum`).
 
     Args:
         edge: edge callable; x: [G, n, F]; law: its topology defines the edges.
     Returns:
         [G, n, k] float64.
     """
+    import torch  # deferred: reading the outputs (`distill.schema`) should not load torch
+
+    from gnn.graph import scatter_sum
     G, n, F = x.shape
     recv, send = directed_edges(law, n)
     msgs = np.asarray(edge(x[:, recv].reshape(-1, F).astype(np.float64),
                            x[:, send].reshape(-1, F).astype(np.float64)), dtype=np.float64)
-    msgs = msgs.reshape(G, len(recv), -1)
-    incidence = np.zeros((len(recv), n))
-    incidence[np.arange(len(recv)), recv] = 1.0
-    return np.einsum("gek,en->gnk", msgs, incidence)
+    return scatter_sum(torch.from_numpy(msgs.reshape(G, len(recv), -1)), torch.from_numpy(recv), n).numpy()
 
 
 def forward(net: Network, x: np.ndarray, law: Law) -> np.ndarray:
@@ -107,18 +107,19 @@ def symbolic_network(edge_exprs: Sequence[sp.Expr], node_exprs: Sequence[sp.Expr
 
 
 def mae_stats(pred: np.ndarray, true: np.ndarray) -> tuple[float, float]:
-    """Mean and std over graphs of the per-graph MAE (mean over nodes of sum over dims |Δa|),
-    the definition of `gnn.train.evaluate`'s mae_per_node (std with ddof=1).
+    """Mean and std over graphs of the MAE per node (`gnn.metrics.mae_per_node`, the
+    definition of the network's test MAE).
 
     Args:
         pred, true: [G, n, dim].
     Returns:
         (mean, std); both inf when any prediction is not finite.
     """
-    per_graph = np.abs(pred - true).sum(-1).mean(-1)
+    from gnn.metrics import mae_per_node, per_graph_mae  # deferred like `aggregate`'s torch
+    per_graph = per_graph_mae(pred, true)
     if not np.all(np.isfinite(per_graph)):
         return float("inf"), float("inf")
-    return float(per_graph.mean()), float(per_graph.std(ddof=1)) if len(per_graph) > 1 else 0.0
+    return mae_per_node(per_graph)
 
 
 def ood_states(law: Law, dim: int, n: int, count: int, softening: float, rng: np.random.Generator,

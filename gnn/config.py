@@ -29,7 +29,7 @@ WIDE_MSG_DIM = 100
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Shape of the graph network (paper §2, App. A; paper_facts §2.1).
+    """Shape of the graph network (paper §2, App. A; docs/facts.md §2.1).
 
     Attributes:
         strategy: "standard" (100-dim messages, no regulariser), "bottleneck" (messages of
@@ -40,7 +40,7 @@ class ModelConfig:
             (pos[dim], vel[dim], q, m), i.e. 2*dim + 2, filled in on construction.
         hidden: width of every hidden layer of both MLPs (300 in the paper).
         n_hidden_layers: hidden layers per MLP. 3, as in the official `models.py` and both
-            reproductions' code; the paper's App. A.1 text says 2 (paper_facts §7 #1). The
+            reproductions' code; the paper's App. A.1 text says 2 (docs/facts.md §4 #12). The
             code is what produced the published numbers, so we follow it.
         msg_dim: message width; None means 100, or `dim` for the bottleneck.
         topology: "full" (all ordered pairs i != j) or "chain" (i <-> i+1, the string law).
@@ -95,7 +95,7 @@ def model_for_data(model: ModelConfig, sim: SimConfig) -> ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation settings (paper App. A; the official demo, paper_facts §2.2-2.3).
+    """Optimisation settings (paper App. A; the official demo, docs/facts.md §2.2 and §2.3).
 
     Attributes:
         batch_size: graphs per step (demo: 64 for n=4, 16 for n=8).

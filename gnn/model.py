@@ -16,7 +16,7 @@ output (`ModelConfig.strategy`):
     bottleneck     phi_e -> dim components
     kl             phi_e -> 2*msg_dim = cat[mu, logvar]: mu is the FIRST half, logvar the
                    second (the paper's App. A.2 layout; the official code interleaves them,
-                   paper_facts §7 #2 - the layout is internal, callers get mu and logvar).
+                   docs/facts.md §4 #13 - the layout is internal, callers get mu and logvar).
                    logvar is clamped to [-logvar_clamp, logvar_clamp]. In train mode the
                    message is the sample mu + eps * exp(logvar / 2); in eval mode it is mu
                    (the official code also samples at evaluation; the demo analyses mu).

@@ -10,7 +10,7 @@ Out: in `out_dir`:
      metrics.json       see `train` (atomic)
      model_config.json, train_config.json
 
-Loss per batch of B graphs with n particles (paper App. A; paper_facts §2.2):
+Loss per batch of B graphs with n particles (paper App. A; docs/facts.md §2.2):
 
     loss = (1/B) [ sum_{nodes, dims} |a_true - a_pred| + reg ]
     l1:  reg = l1_weight * sum_{edges of the batch} ||m||_1 / n
@@ -19,7 +19,7 @@ Loss per batch of B graphs with n particles (paper App. A; paper_facts §2.2):
 
 Per graph this is the demo's Sum|da| + 1e-2 * Sum_{edges of one graph} ||m||_1 / n. The demo
 evaluates the regulariser on graph 0 of each batch and multiplies by B; we evaluate it on
-every graph of the batch, which has the same expectation with less noise (paper_facts §7 #3).
+every graph of the batch, which has the same expectation with less noise (docs/facts.md §4 #14).
 The translation augmentation draws an independent N(0, sigma^2) shift per graph (the official
 code draws one shift for the whole batch).
 
@@ -49,6 +49,7 @@ from nbody.rundir import meta_fingerprint
 
 from .checkpoint import RESUME_KIND, load_torch, save_model, save_torch
 from .config import ModelConfig, TrainConfig
+from .metrics import mae_per_node
 from .model import GNN, ModelOutput, kl_divergence
 
 
@@ -205,9 +206,9 @@ def evaluate(model: GNN, x, a, *, batch_size: int = 1024, device: str | torch.de
 def _summary(loss_per_graph: np.ndarray, n_nodes: int) -> dict:
     per_node = loss_per_graph / n_nodes
     g = len(loss_per_graph)
-    std = float(per_node.std(ddof=1)) if g > 1 else 0.0
+    mean, std = mae_per_node(per_node)
     return {
-        "mae_per_node": float(per_node.mean()),
+        "mae_per_node": mean,
         "mae_per_node_std": std,
         "mae_per_node_sem": std / math.sqrt(g),
         "loss_per_graph": float(loss_per_graph.mean()),

@@ -23,7 +23,7 @@ def initial_conditions(law: Law, n: int, dim: int, n_sims: int,
     Gaussian laws: every component i.i.d. N(0, 1); mass m = exp(N(0, 1)) (log-normal);
     charge q = sign(N(0, 1)) when `law.charges == "sign"`, else q stays N(0, 1) (an input
     the network sees but no potential uses). String laws (the original 2020 code, which
-    paper_facts §1.1 shows is the working one): mass 1, x = arange(n) + 0.5 N(0, 1),
+    docs/facts.md §1.1 shows is the working one): mass 1, x = arange(n) + 0.5 N(0, 1),
     vx = 0, every other component N(0, 1).
 
     Args:

@@ -91,7 +91,7 @@ class Law:
         potential: U(r, q1, q2, m1, m2) as text, r the softened distance; or None if `force` is given.
         force: radial force f(r, ...) = -dU/dr on the receiver along (x1-x2)/|x1-x2|; derived
             from `potential` when None.
-        dt: the paper's sampling interval for this law (paper_facts §1.4).
+        dt: the paper's sampling interval for this law (docs/facts.md §1.4).
         charges: "gaussian" (q ~ N(0,1), unused by most laws) or "sign" (q = ±1).
         topology: "full" (all pairs interact) or "chain" (i with i+1 only).
         damping: coefficient c of the damping term: each interacting pair damps with -c v / n.
@@ -274,7 +274,7 @@ def law_from_dict(data: dict) -> Law:
     return register_law(Law(**data))
 
 
-# The paper's laws (paper_facts §1.3, dt from §1.4).
+# The paper's laws (docs/facts.md §1.3, dt from §1.4).
 for _law in (
     Law("spring", potential="(r - 1)**2", dt=1e-2),
     Law("r1", potential="m1*m2*log(r)", dt=5e-3),
@@ -314,7 +314,7 @@ def external_weights(law: Law, n: int, official_quirks: bool = False) -> tuple[n
     `official_quirks=True` reproduces the official simulate.py, where the term is attached
     only to the first particle of each pair (i < j): wd[i] = #{j > i}/n (node-order
     dependent damping, 0.75/0.5/0.25/0 for n=4) and the last particle of a string feels no
-    gravity (paper_facts §1.3).
+    gravity (docs/facts.md §4 #4 and #5).
     """
     pairs = pair_list(law, n)
     first = np.bincount(pairs[:, 0], minlength=n).astype(np.float64)

@@ -1,18 +1,18 @@
-"""Shared fixtures-as-functions for the distill tests: paper-like states and planted models.
-
-A planted model emits an exact affine map of the true pair force as its messages and
-divides the summed messages back by the receiver mass in its node function, i.e. it is
-what a perfectly trained bottleneck GNN would be.
-"""
+"""Shared fixtures-as-functions for the distill and analysis tests: paper-like states, the
+true pair force, and a distillation of the planted model (`distill.planted`)."""
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 
-from distill.symbolic import Network, ood_states
+from distill import DistillConfig, DistillData, DistillResult, distill_network
+from distill.planted import BIAS_2D, MIX_2D, planted_network
+from distill.symbolic import ood_states
 from nbody import state
-from nbody.laws import Law, pair_force
+from nbody.laws import Law, get_law, pair_force
 
-MIX_2D = np.array([[0.7, -0.3], [0.2, 0.5]])
+SPRING = get_law("spring")
 
 
 def states(law: Law, dim: int, n: int, graphs: int, seed: int, softening: float = 0.01):
@@ -21,24 +21,18 @@ def states(law: Law, dim: int, n: int, graphs: int, seed: int, softening: float 
 
 
 def edge_truth(law: Law, x_recv: np.ndarray, x_send: np.ndarray, dim: int, softening: float = 0.01):
-    """True pair force on the receiver [N, dim]."""
+    """True pair force on the receiver [N, dim] (the oracle: `nbody.laws.pair_force`)."""
     return pair_force(law, state.pos(x_recv, dim) - state.pos(x_send, dim), state.charge(x_recv, dim),
                       state.charge(x_send, dim), state.mass(x_recv, dim), state.mass(x_send, dim), softening)
 
 
-def planted_network(law: Law, dim: int, mix: np.ndarray, bias: np.ndarray, softening: float = 0.01,
-                    n: int = 4) -> Network:
-    """Messages = force @ mix.T + bias; node = mix^-1 (Σ messages - (n-1)·bias) / m.
+def spring_data(dim: int = 2, n: int = 4, train_graphs: int = 600, test_graphs: int = 300) -> DistillData:
+    """Spring states for a distillation: training graphs (seed 10) and test graphs (seed 11)."""
+    train_x, train_a = states(SPRING, dim, n, train_graphs, seed=10)
+    test_x, test_a = states(SPRING, dim, n, test_graphs, seed=11)
+    return DistillData(SPRING, dim, 0.01, train_x, train_a, test_x, test_a)
 
-    Exact for n-particle fully connected graphs; like a trained network, its node function
-    has the in-degree n - 1 baked in, so it errs on graphs of another size.
-    """
-    inv = np.linalg.inv(mix)
 
-    def edge(x_recv, x_send):
-        return edge_truth(law, x_recv, x_send, dim, softening) @ mix.T + bias
-
-    def node(x, agg):
-        return ((agg - (n - 1) * bias) @ inv.T) / state.mass(x, dim)[:, None]
-
-    return Network(edge=edge, node=node, strategy="planted")
+def distill_planted(cfg: DistillConfig, out: Path, **data) -> DistillResult:
+    """Distill the planted 2D spring model (MIX_2D, BIAS_2D) into out; `data` goes to `spring_data`."""
+    return distill_network(planted_network(SPRING, 2, MIX_2D, BIAS_2D), spring_data(**data), cfg, out)

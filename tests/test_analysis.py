@@ -1,112 +1,94 @@
 """Tests of analysis/: published numbers against their sources, run loading, tables, figures.
 
-Fake run directories are written by hand following the run-directory schema (see
-analysis/runs.py), so these tests need no simulator, model or symbolic regression.
+Run directories are built from what the producers write: distill/ is a real distillation of
+the planted model (`distill.planted`, one small run per module), copied into each run and
+edited only through `distill.schema` (so a change of the layout breaks these tests), and
+config.json holds the stage configs. train/metrics.json (gnn's output; analysis reads
+test.mae_per_node and its std) and data/test_states.npy are written by hand.
 """
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from _distill_helpers import distill_planted
 from analysis import build_tables, find_runs, load_run, make_figures, published, write_tables
-from analysis.runs import read_pareto
+from analysis.figures import plot_message_fit
 from analysis.tables import to_markdown
+from distill import DistillConfig
+from distill.schema import load_result, read_front, save_result
+from gnn.config import ModelConfig, TrainConfig
+from nbody.config import SimConfig
 from nbody.errors import InputError
+from nbody.io import save_json
 
-SEED_REPORT = Path("/work/shared/seeds/002_57b7254c1e717487.txt")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-STRATS = ("standard", "bottleneck", "l1", "kl")
+SMALL = DistillConfig(population_size=60, generations=8, n_threads=2, n_edges=500, n_nodes=300,
+                      n_eval_graphs=20, n_ood_graphs=20)
 
 
 # --------------------------------------------------------------------------- #
-# Fake runs                                                                    #
+# Run directories                                                              #
 # --------------------------------------------------------------------------- #
 
-def _write_json(path: Path, obj) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(obj))
+@pytest.fixture(scope="module")
+def planted_distill(tmp_path_factory) -> Path:
+    """A distill folder written by the pipeline for the planted spring model."""
+    out = tmp_path_factory.mktemp("planted") / "distill"
+    distill_planted(SMALL, out, train_graphs=200, test_graphs=100)
+    return out
 
 
-def make_run(root: Path, name: str, law="spring", dim=2, strategy="l1", seed=0, mae=0.018,
-             stages=("data", "train", "distill"), layout="brief") -> Path:
-    """Write a run directory with the given stages ("data", "train", "distill").
-
-    layout "brief" writes messages.npz / pareto CSVs with the key names of the run-directory
-    brief ("top_components", "fitted"); "distill" those distill/ actually writes ("top",
-    "fitted_force", "fitted_accel", a "selected" CSV column).
-    """
-    run = root / name
-    rng = np.random.default_rng(seed)
-    n, msg_dim = 4, 8
-    _write_json(run / "config.json", {"sim": {"law": law, "dim": dim, "seed": seed},
-                                      "model": {"strategy": strategy, "msg_dim": msg_dim},
-                                      "train": {"seed": seed}, "distill": {}, "preset": "tiny"})
-    _write_json(run / "versions.json", {"python": "3.11", "git": "abc123"})
-    if "data" in stages:
-        _write_json(run / "data" / "meta.json", {"config": {"law": law, "dim": dim, "n": n}, "law": {"name": law}})
-        states = rng.normal(size=(2, 30, n, 2 * dim + 2)).astype(np.float32)
-        states[..., -1] = 1.0  # mass
-        np.save(run / "data" / "test_states.npy", states)
-        np.save(run / "data" / "test_accel.npy", rng.normal(size=(2, 30, n, dim)).astype(np.float32))
-    if "train" in stages:
-        test = {"mae_per_node": mae, "mae_per_node_std": mae / 10, "mae_per_node_sem": mae / 100,
-                "loss_per_graph": mae * n, "loss_per_graph_std": mae, "n_graphs": 100}
-        _write_json(run / "train" / "metrics.json", {"test": test, "val": test, "baseline_mae_per_node": 1.0,
-                                                     "steps": 10, "epochs": 1, "train_seconds": 1.0,
-                                                     "graphs_per_second": 100.0, "device": "cpu", "amp": False})
-        _write_json(run / "train" / "model_config.json", {"strategy": strategy, "dim": dim})
-    if "distill" in stages:
-        _write_distill(run / "distill", law, dim, strategy, rng, msg_dim, layout)
-    return run
+@pytest.fixture
+def make_run(planted_distill):
+    """make_run(root, name, law, dim, strategy, seed, mae, stages): a run directory with the
+    given stages ("data", "train", "distill"); its distill numbers are set as listed below."""
+    def make(root: Path, name: str, law="spring", dim=2, strategy="l1", seed=0, mae=0.018,
+             stages=("data", "train", "distill")) -> Path:
+        run = root / name
+        run.mkdir(parents=True)
+        save_json(run / "config.json", {"preset": "tiny", "sim": SimConfig(law=law, dim=dim, seed=seed),
+                                        "model": ModelConfig(strategy=strategy, dim=dim),
+                                        "train": TrainConfig(seed=seed), "distill": SMALL})
+        if "data" in stages:
+            states = np.random.default_rng(seed).normal(size=(2, 30, 4, 2 * dim + 2)).astype(np.float32)
+            states[..., -1] = 1.0  # mass
+            (run / "data").mkdir()
+            np.save(run / "data" / "test_states.npy", states)
+        if "train" in stages:
+            test = {"mae_per_node": mae, "mae_per_node_std": mae / 10, "mae_per_node_sem": mae / 100,
+                    "loss_per_graph": mae * 4, "loss_per_graph_std": mae, "n_graphs": 100}
+            save_json(run / "train" / "metrics.json", {"test": test, "val": test, "baseline_mae_per_node": 1.0})
+        if "distill" in stages:
+            shutil.copytree(planted_distill, run / "distill")
+            save_result(run / "distill", _with_numbers(load_result(run / "distill"), law, dim, strategy))
+        return run
+    return make
 
 
-def _write_distill(out: Path, law, dim, strategy, rng, msg_dim, layout) -> None:
-    e = 300
-    dx, dy = rng.normal(size=(2, e))
-    r = np.hypot(dx, dy)
-    force = np.stack([-(r - 1) * dx / r, -(r - 1) * dy / r], axis=1)
-    messages = rng.normal(scale=1e-3, size=(e, msg_dim))
-    messages[:, 3] = 2.0 * force[:, 0] + 0.5 * force[:, 1]
-    messages[:, 5] = -force[:, 1]
-    top = np.array([3, 5])
-    fitted = np.stack([(m - m.mean()) / m.std() for m in messages[:, top].T], axis=1)
-    component_std = messages.std(axis=0)
-    out.mkdir(parents=True, exist_ok=True)
-    columns = dict(messages=messages, dx=dx, dy=dy, r=r, m1=np.ones(e), m2=np.ones(e), q1=np.ones(e),
-                   q2=np.ones(e), force=force)
-    if layout == "brief":
-        np.savez(out / "messages.npz", top_components=top, fitted=fitted, component_std=component_std, **columns)
-    else:
-        np.savez(out / "messages.npz", top=top, fitted_force=fitted, fitted_accel=fitted[:, ::-1],
-                 scores=component_std, **columns)
-    true = rng.normal(size=(20, 4, dim))
-    np.savez(out / "predictions.npz", true=true, network=true + 0.01, symbolic=true - 0.02)
-    front = ("complexity,loss,score,equation\n1,1.0,0.0,x0\n5,0.1,0.5,x0*dx\n"
-             "9,0.01,0.6,dx*(r-1)/r\n13,0.009,0.01,dx*(r-1)/r+0.001\n")
-    if layout == "distill":
-        front = ("complexity,loss,score,selected,equation\n1,1.0,0.0,0,x0\n5,0.1,0.5,1,x0*dx\n"
-                 "9,0.01,0.6,0,dx*(r-1)/r\n")
-    for stem in ("pareto_edge_3", "pareto_node_x"):
-        (out / f"{stem}.csv").write_text(front)
-    edge = [{"component": 3, "equation": "dx*(r-1)/r", "latex": "", "complexity": 9, "loss": 0.01,
-             "selected_by": "score", "judgement": {"success": True, "target": "force", "r2": 0.99, "affine": []}},
-            {"component": 5, "equation": "dy", "latex": "", "complexity": 1, "loss": 1.0,
-             "selected_by": "score", "judgement": {"success": False, "target": None, "r2": 0.1, "affine": []}}]
-    node = [{"output": axis, "equation": "e0", "latex": "", "complexity": 1, "loss": 0.1,
-             "judgement": {"success": True, "divided_by_mass": False, "r2": 0.99}} for axis in "xy"]
-    ood = {"spread": {"network": 0.05, "symbolic": 0.03}, "more_particles": {"network": 0.07, "symbolic": 0.04}}
-    _write_json(out / "distill.json", {
-        "strategy": strategy, "law": law, "dim": dim, "sr_engine": "fake", "seconds": 1.0, "sparsity": 0.95,
-        "component_std": component_std.tolist(), "top_components": top.tolist(),
-        "r2_force": [0.98, 0.96], "r2_force_mean": 0.97, "r2_accel": [0.5, 0.4], "r2_accel_mean": 0.45,
-        "edge": edge, "node": node, "edge_success": False, "node_success": True,
-        "mae": {"network": 0.02, "symbolic": 0.025, "network_std": 0.002, "symbolic_std": 0.003, "ood": ood}})
+def _with_numbers(result, law, dim, strategy):
+    """The planted result relabelled as this run, with the numbers the table tests expect:
+    R² 0.97 (0.45), sparsity 0.95, edge 1/2 (✗), node 2/2 (✓), MAE sym 0.025 / NN 0.02."""
+    def judged(entry, ok):
+        return dataclasses.replace(entry, judgement=dataclasses.replace(
+            entry.judgement, success=ok, target=entry.judgement.best if ok else None))
+
+    ood = {"spread": (0.05, 0.03), "more_particles": (0.07, 0.04)}
+    mae = dataclasses.replace(
+        result.mae, network=0.02, symbolic=0.025, network_std=0.002, symbolic_std=0.003,
+        ood={k: dataclasses.replace(v, network=ood[k][0], symbolic=ood[k][1]) for k, v in result.mae.ood.items()})
+    return dataclasses.replace(
+        result, law=law, dim=dim, strategy=strategy, sparsity=0.95, r2_force=(0.98, 0.96), r2_force_mean=0.97,
+        r2_accel=(0.5, 0.4), r2_accel_mean=0.45, edge=tuple(map(judged, result.edge, (True, False))),
+        node=tuple(judged(e, True) for e in result.node), edge_success=False, node_success=True, mae=mae)
 
 
 def markdown_rows(text: str) -> dict[str, list[str]]:
@@ -123,65 +105,60 @@ def markdown_rows(text: str) -> dict[str, list[str]]:
 # Published numbers                                                            #
 # --------------------------------------------------------------------------- #
 
-def _seed_rows(caption_start: str, n_rows: int) -> dict[str, list[str]]:
-    """The rows just above a table caption in the report text, keyed "{law}-{dim}"."""
-    lines = SEED_REPORT.read_text(encoding="utf-8").splitlines()
-    end = next(i for i, line in enumerate(lines) if line.startswith(caption_start))
-    body = [line for line in lines[:end] if line.strip()][-n_rows:]
-    rows = {}
-    for line in body:
-        label, *cells = line.split("\t")
-        label = re.sub(r"<[^>]+>|\$|\^|\s", "", label)
-        law = {"Charge": "charge", "Spring": "spring", "r-1": "r1", "r-2": "r2", "r{-1}": "r1", "r{-2}": "r2"}
-        head, dim = label.rsplit("-", 1)
-        rows[f"{law[head]}-{dim}"] = [re.sub(r"<[^>]+>|\$|\\pm", " ", c) for c in cells]
-    return rows
+PUBLISHED_DOC = Path(__file__).resolve().parents[1] / "docs" / "published.md"
+PUBLISHED_TABLES = [(source, name) for source in published.sources() for name in published.table_names(source)]
 
 
-def _numbers(cell: str) -> list[float]:
-    return [float(x) for x in re.findall(r"\d+\.?\d*", cell)]
+def _doc_tables() -> dict[tuple[str, str], list[list[str]]]:
+    """Each table of docs/published.md whose heading names a published.json key `source.table`,
+    as rows of cells (header first, the |---| line dropped)."""
+    tables, key = {}, None
+    for line in PUBLISHED_DOC.read_text(encoding="utf-8").splitlines():
+        heading = re.match(r"#+ .*`(paper|repro)\.(\w+)`", line)
+        if heading:
+            key = heading.groups()
+            tables[key] = []
+        elif line.startswith("#"):
+            key = None
+        elif key and line.startswith("|") and not line.startswith("|---"):
+            tables[key].append([c.strip() for c in line.strip().strip("|").split("|")])
+    return tables
 
 
-needs_seed = pytest.mark.skipif(not SEED_REPORT.is_file(), reason="reproduction report text not available")
+def _mean_std_cell(cell: str) -> dict:
+    mean, std = re.fullmatch(r"([\d.]+) ± ([\d.]+)", cell).groups()
+    return {"mean": float(mean), "std": float(std)}
 
 
-@needs_seed
-@pytest.mark.parametrize("caption,table,kind", [
-    ("Table 1: Mean Absolute Error", "test_mae", "mean_std"),
-    ("Table 3:  $R^2$", "r2_force", "first"),
-    ("Table 3:  $R^2$", "r2_accel", "second"),
-    ("Table 5: Fraction", "sparsity", "first"),
-    ("Table 6: Successful", "edge_success", "count"),
-    ("Table 7: Successful", "node_success", "count"),
-])
-def test_repro_tables_match_report_text(caption, table, kind):
-    rows = _seed_rows(caption, 8)
-    assert len(rows) == 8
-    for sim, cells in rows.items():
-        for strategy, cell in zip(STRATS, cells):
-            nums = _numbers(cell)
-            got = published.value("repro", table, sim, strategy)
-            if kind == "mean_std":
-                assert got == {"mean": nums[0], "std": nums[1]}, (sim, strategy)
-            elif kind == "count":
-                assert got == {"success": int(nums[0]), "total": int(nums[1])}, (sim, strategy)
-            else:
-                assert got == nums[0 if kind == "first" else 1], (sim, strategy)
+def _doc_values(fmt: str, rows: list[list[str]]) -> dict[str, dict]:
+    """A docs table as published.json lays it out: {"{law}-{dim}": {strategy: value}}."""
+    columns = [re.sub(r"[`*]", "", c).split()[0].lower() for c in rows[0][1:]]
+    out = {}
+    for sim, *cells in rows[1:]:
+        row = dict(zip(columns, cells))
+        if fmt == "symbolic_network":
+            out[sim] = {"best": {k: _mean_std_cell(row[k]) for k in ("symbolic", "network")}}
+            continue
+        parse = {"number": float, "mean_std": _mean_std_cell, "bool": {"✓": True, "✗": False}.__getitem__,
+                 "count": lambda c: dict(zip(("success", "total"), map(int, c.split("/"))))}[fmt]
+        out[sim] = {k: parse(v) for k, v in row.items()}
+    return out
 
 
-@needs_seed
-def test_symbolic_vs_network_and_label_std_match_report_text():
-    for sim, cells in _seed_rows("Table 8: Symbolic", 6).items():
-        sym, net = _numbers(cells[0]), _numbers(cells[1])
-        got = published.symbolic_network("repro", "symbolic_vs_network", sim, "best")
-        assert got == ((sym[0], sym[1]), (net[0], net[1])), sim
-    rows = _seed_rows("Table 9: Standard", 8)
-    assert {sim: _numbers(c[0])[0] for sim, c in rows.items()} == \
-        {sim: published.number("repro", "accel_std", sim, "all") for sim in rows}
+def test_every_published_table_is_transcribed_in_the_docs():
+    assert set(_doc_tables()) == set(PUBLISHED_TABLES)
+
+
+@pytest.mark.parametrize("source,name", PUBLISHED_TABLES)
+def test_published_json_matches_docs_table(source, name):
+    """Every cell of published.json equals its source table as transcribed in docs/published.md."""
+    rows = _doc_tables()[(source, name)]
+    fmt = published.table_info(source, name)["format"]
+    assert _doc_values(fmt, rows) == published.table(source, name)
 
 
 def test_published_spot_checks():
-    # Values read off the report text and paper_facts.md §4 by hand.
+    # Values read off docs/published.md (§1 the paper, §2 the reproduction) by hand.
     assert published.mean_std("repro", "test_mae", "spring-2", "bottleneck") == (0.0182, 0.001)
     assert published.mean_std("repro", "test_mae", "charge-2", "standard") == (0.466, 0.211)
     assert published.mean_std("repro", "test_mae", "r2-3", "kl") == (3.8264, 0.264)
@@ -218,40 +195,44 @@ def test_repro_quotes_of_the_paper_agree_with_paper_tables():
 # Loading runs                                                                 #
 # --------------------------------------------------------------------------- #
 
-def test_load_run_identity_and_lazy_arrays(tmp_path):
+def test_load_run_identity_and_lazy_arrays(tmp_path, make_run):
     run = load_run(make_run(tmp_path, "spring-2d-l1-s0"))
     assert (run.law, run.dim, run.strategy, run.seed, run.sim) == ("spring", 2, "l1", 0, "spring-2")
     assert run.metrics["test"]["mae_per_node"] == 0.018
-    assert run.messages["messages"].shape == (300, 8)
-    assert list(run.messages["top_components"]) == [3, 5]
-    assert run.predictions["true"].shape == (20, 4, 2)
-    states, accel = run.dataset("test")
-    assert states.shape == (2, 30, 4, 6) and accel.shape == (2, 30, 4, 2)
-    assert run.dataset("train") is None
-    assert set(run.pareto_files()) == {"pareto_edge_3", "pareto_node_x"}
-    rows = read_pareto(run.pareto_files()["pareto_edge_3"])
-    assert [r["complexity"] for r in rows] == [1, 5, 9, 13] and rows[2]["equation"] == "dx*(r-1)/r"
+    assert run.distill == load_result(run.distill_dir) and run.distill.sparsity == 0.95
+    assert run.messages.messages.shape == (500, 2)
+    assert list(run.messages.top) == list(run.distill.top_components)
+    assert run.predictions.true.shape == run.predictions.symbolic.shape == (20, 4, 2)
+    fronts = {e.front_file for e in run.distill.edge + run.distill.node}
+    assert {p.name for p in run.distill_dir.glob("pareto_*.csv")} == fronts
+    assert "pareto_node_x.csv" in fronts
+    rows = read_front(run.distill_dir / "pareto_node_x.csv")
+    assert [r.complexity for r in rows] == sorted(r.complexity for r in rows)
+    assert sum(r.selected for r in rows) == 1
 
 
-def test_bad_paths_raise_input_error(tmp_path):
+def test_bad_paths_raise_input_error(tmp_path, make_run):
     with pytest.raises(InputError):
         load_run(tmp_path / "missing")
     (tmp_path / "file.txt").write_text("x")
     with pytest.raises(InputError):
         load_run(tmp_path / "file.txt")
     with pytest.raises(InputError):
-        load_run(tmp_path)  # a directory, but no run files
+        load_run(tmp_path)  # a directory, but no config.json
     with pytest.raises(InputError):
         find_runs(tmp_path / "missing")
-    bad = tmp_path / "bad"
-    _write_json(bad / "config.json", {})
-    (bad / "distill").mkdir()
+    bad = make_run(tmp_path, "bad")
     (bad / "distill" / "distill.json").write_text("{not json")
     with pytest.raises(InputError):
         load_run(bad)
+    newer = make_run(tmp_path, "newer")
+    stored = json.loads((newer / "distill" / "distill.json").read_text())
+    (newer / "distill" / "distill.json").write_text(json.dumps({**stored, "version": 99}))
+    with pytest.raises(InputError, match="version 99"):
+        load_run(newer)
 
 
-def test_find_runs_in_sweep(tmp_path):
+def test_find_runs_in_sweep(tmp_path, make_run):
     make_run(tmp_path, "spring-2d-l1-s0")
     make_run(tmp_path / "group", "r1-3d-kl-s1", law="r1", dim=3, strategy="kl", seed=1)
     (tmp_path / "logs").mkdir()
@@ -260,22 +241,23 @@ def test_find_runs_in_sweep(tmp_path):
     assert [r.name for r in find_runs(tmp_path / "spring-2d-l1-s0")] == ["spring-2d-l1-s0"]
 
 
-def test_identity_survives_schema_drift(tmp_path):
-    run_dir = tmp_path / "drift"
-    _write_json(run_dir / "data" / "meta.json", {"config": {"n": 4}, "law": "charge"})
-    _write_json(run_dir / "train" / "model_config.json", {"strategy": "bottleneck", "dim": 3})
-    _write_json(run_dir / "distill" / "distill.json", {"r2_force": [0.5, 0.7, float("nan")], "edge": []})
+def test_a_version_1_run_is_read_without_predictions(tmp_path, make_run):
+    """Runs distilled before the layout had a version: distill.json without it, no predictions.npz."""
+    run_dir = make_run(tmp_path, "spring-2d-l1-s0")
+    path = run_dir / "distill" / "distill.json"
+    path.write_text(json.dumps({k: v for k, v in json.loads(path.read_text()).items() if k != "version"}))
+    (run_dir / "distill" / "predictions.npz").unlink()
     run = load_run(run_dir)
-    assert (run.law, run.dim, run.strategy, run.seed) == ("charge", 3, "bottleneck", None)
-    r2 = next(r for r in build_tables([run])["r2"] if r["strategy"] == "bottleneck")
-    assert r2["value"] == pytest.approx(0.6) and r2["accel"] is None
+    assert run.distill.version == 1 and run.predictions is None
+    names = {p.name for p in make_figures(run, tmp_path / "figures")}
+    assert "message_fit.png" in names and "predictions.png" not in names
 
 
 # --------------------------------------------------------------------------- #
 # Tables                                                                       #
 # --------------------------------------------------------------------------- #
 
-def test_tables_of_one_run(tmp_path):
+def test_tables_of_one_run(tmp_path, make_run):
     tables = build_tables([load_run(make_run(tmp_path, "spring-2d-l1-s0"))])
     assert set(tables) == {"test_mae", "r2", "sparsity", "edge_reconstruction", "success_rate",
                            "node_reconstruction", "symbolic_vs_network", "ood"}
@@ -296,7 +278,7 @@ def test_tables_of_one_run(tmp_path):
     assert cell[("test_mae", "bottleneck")]["n_runs"] == 0
 
 
-def test_markdown_and_csv_of_a_sweep(tmp_path):
+def test_markdown_and_csv_of_a_sweep(tmp_path, make_run):
     sweep = tmp_path / "sweep"
     for seed, mae in enumerate((0.01, 0.02, 0.03)):
         make_run(sweep, f"spring-2d-l1-s{seed}", seed=seed, mae=mae)
@@ -342,7 +324,7 @@ def test_markdown_and_csv_of_a_sweep(tmp_path):
     assert {r["newton_found"] for r in summary} <= {"true", "false"}
 
 
-def test_missing_stages_leave_cells_empty(tmp_path):
+def test_missing_stages_leave_cells_empty(tmp_path, make_run):
     run = load_run(make_run(tmp_path, "spring-2d-l1-s0", stages=("data",)))
     tables = build_tables([run])
     assert all(r["value"] is None for rows in tables.values() for r in rows)
@@ -362,30 +344,16 @@ def _assert_png(path: Path) -> None:
     assert len(data) > 3000, path
 
 
-def test_figures_of_a_full_run(tmp_path):
+def test_figures_of_a_full_run(tmp_path, make_run):
     out = tmp_path / "figures"
-    paths = make_figures(load_run(make_run(tmp_path, "spring-2d-l1-s0")), out)
-    assert sorted(p.name for p in paths) == ["message_fit.png", "pareto_edge_3.png", "pareto_node_x.png",
-                                             "predictions.png", "sparsity.png", "trajectories.png"]
+    run = load_run(make_run(tmp_path, "spring-2d-l1-s0"))
+    paths = make_figures(run, out)
+    fronts = [f"pareto_edge_{k}.png" for k in run.distill.top_components] + ["pareto_node_x.png", "pareto_node_y.png"]
+    assert sorted(p.name for p in paths) == sorted(["message_fit.png", "predictions.png", "sparsity.png",
+                                                    "trajectories.png", *fronts])
     for path in paths:
         _assert_png(path)
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in paths)  # no temp files left
-
-
-def test_figures_with_distill_key_names(tmp_path):
-    run = load_run(make_run(tmp_path, "spring-2d-l1-s0", layout="distill"))
-    rows = read_pareto(run.pareto_files()["pareto_edge_3"])
-    assert [r["selected"] for r in rows] == [False, True, False]
-    small = make_figures(load_run(make_run(tmp_path, "small", stages=("distill",))), tmp_path / "small")
-    paths = make_figures(run, tmp_path / "figures")
-    assert {p.name for p in paths} == {"message_fit.png", "pareto_edge_3.png", "pareto_node_x.png",
-                                       "predictions.png", "sparsity.png", "trajectories.png"}
-    for path in paths:
-        _assert_png(path)
-    # Force and acceleration rows: the grid is taller than the force-only one.
-    fit = next(p for p in paths if p.name == "message_fit.png")
-    small_fit = next(p for p in small if p.name == "message_fit.png")
-    assert _png_size(fit)[1] > 1.5 * _png_size(small_fit)[1]
 
 
 def _png_size(path: Path) -> tuple[int, int]:
@@ -394,7 +362,15 @@ def _png_size(path: Path) -> tuple[int, int]:
     return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
 
 
-def test_figures_skip_missing_stages(tmp_path):
+def test_message_fit_shows_force_and_acceleration_rows(tmp_path, make_run):
+    run = load_run(make_run(tmp_path, "spring-2d-l1-s0"))
+    fit = next(p for p in make_figures(run, tmp_path / "figures") if p.name == "message_fit.png")
+    msgs = run.messages
+    force_only = plot_message_fit(msgs.messages, msgs.top, {"force": msgs.fitted_force}, tmp_path / "force.png")
+    assert _png_size(fit)[1] > 1.5 * _png_size(force_only)[1]
+
+
+def test_figures_skip_missing_stages(tmp_path, make_run):
     data_only = load_run(make_run(tmp_path, "data-only", stages=("data",)))
     assert [p.name for p in make_figures(data_only, tmp_path / "a")] == ["trajectories.png"]
     train_only = load_run(make_run(tmp_path, "train-only", stages=("train",)))

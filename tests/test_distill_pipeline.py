@@ -1,7 +1,7 @@
 """End to end: a planted model (exact affine force messages, sum/m node) is distilled, judged a
-success and written out with the distill.json schema; a real (untrained) GNN goes through the
+success and written out in the `distill.schema` layout; a real (untrained) GNN goes through the
 torch wrapper; bad inputs are one-line InputErrors."""
-import csv
+import dataclasses
 import json
 from types import SimpleNamespace
 
@@ -9,83 +9,87 @@ import numpy as np
 import pytest
 import torch
 
-from _distill_helpers import MIX_2D, planted_network, states
-from distill import DistillConfig, distill_checkpoint, distill_model, distill_network, summary_lines
-from distill.pipeline import DistillData, network_from_model
+from _distill_helpers import SPRING, distill_planted, spring_data, states
+from distill import DistillConfig, distill_checkpoint, distill_model, load_result, summary_lines
+from distill.pipeline import network_from_model
+from distill.schema import SCHEMA_VERSION, load_messages, load_predictions, read_front
 from distill.symbolic import forward
 from gnn.config import ModelConfig
 from gnn.model import GNN
 from nbody.errors import InputError
 from nbody.io import config_from_dict
-from nbody.laws import get_law
 
-SPRING = get_law("spring")
 FAST = dict(population_size=300, generations=30, n_threads=2, n_edges=1500, n_nodes=1000,
             n_eval_graphs=200, n_ood_graphs=100)
 PLANTED = DistillConfig(**FAST, selection="best", node_selection="score")
-TOP_KEYS = {"strategy", "law", "dim", "sr_engine", "seconds", "sparsity", "component_std", "top_components",
-            "r2_force", "r2_force_mean", "r2_accel", "r2_accel_mean", "edge", "node", "edge_success",
-            "node_success", "mae"}
-
-
-def spring_data(dim=2, n=4):
-    train_x, train_a = states(SPRING, dim, n, 600, seed=10)
-    test_x, test_a = states(SPRING, dim, n, 300, seed=11)
-    return DistillData(SPRING, dim, 0.01, train_x, train_a, test_x, test_a)
 
 
 @pytest.fixture(scope="module")
 def planted_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("planted")
-    net = planted_network(SPRING, 2, MIX_2D, np.array([0.05, -0.02]))
-    result = distill_network(net, spring_data(), PLANTED, out)
-    return result, out
+    return distill_planted(PLANTED, out), out
 
 
 def test_planted_spring_is_rediscovered(planted_run):
     result, _ = planted_run
-    assert result["edge_success"] and result["node_success"], json.dumps(result["edge"] + result["node"], indent=1)
-    assert all(e["judgement"]["target"] == "force" for e in result["edge"])
-    assert {e["selected_by"] for e in result["edge"]} == {"best"}
-    assert {e["selected_by"] for e in result["node"]} == {"score"}
-    assert all(e["judgement"]["target"] == "force" for e in result["node"])
-    assert min(result["r2_force"]) > 0.999
-    assert result["sparsity"] == pytest.approx(1.0)
-    mae = result["mae"]
-    assert mae["network"] < 1e-9                      # the planted network is exact
-    assert mae["symbolic"] < 0.01 * mae["ood"]["spread"]["symbolic"] + 0.01
-    assert mae["ood"]["more_particles"]["n"] == 8
+    assert result.edge_success and result.node_success, result.edge + result.node
+    assert all(e.judgement.target == "force" for e in result.edge)
+    assert {e.selected_by for e in result.edge} == {"best"}
+    assert {e.selected_by for e in result.node} == {"score"}
+    assert all(e.judgement.target == "force" for e in result.node)
+    assert min(result.r2_force) > 0.999
+    assert result.sparsity == pytest.approx(1.0)
+    mae = result.mae
+    assert mae.network < 1e-9                      # the planted network is exact
+    assert mae.symbolic < 0.01 * mae.ood["spread"].symbolic + 0.01
+    assert mae.ood["more_particles"].n == 8
 
 
-def test_distill_json_schema_and_files(planted_run):
+def test_distill_folder_is_what_the_schema_reads(planted_run):
     result, out = planted_run
-    stored = json.loads((out / "distill.json").read_text())
-    assert TOP_KEYS <= set(stored)
-    assert stored["strategy"] == "planted" and stored["law"] == "spring" and stored["sr_engine"] == "operon"
-    assert len(stored["top_components"]) == len(stored["r2_force"]) == len(stored["edge"]) == 2
-    for e in stored["edge"]:
-        assert {"component", "equation", "latex", "complexity", "loss", "selected_by", "judgement"} <= set(e)
-        assert {"success", "target", "r2", "affine"} <= set(e["judgement"])
-        assert len(e["judgement"]["affine"]) == 3
-    for e in stored["node"]:
-        assert {"output", "equation", "latex", "complexity", "loss", "judgement"} <= set(e)
-        assert {"success", "target", "r2"} <= set(e["judgement"])
-    assert {"network", "symbolic", "network_std", "symbolic_std", "ood"} <= set(stored["mae"])
-    assert set(stored["mae"]["ood"]) == {"spread", "more_particles"}
-    for k in stored["top_components"]:
-        rows = list(csv.DictReader((out / f"pareto_edge_{k}.csv").open()))
-        assert sum(int(r["selected"]) for r in rows) == 1
-    for axis in "xy":
-        assert (out / f"pareto_node_{axis}.csv").is_file()
-    with np.load(out / "messages.npz") as npz:
-        assert {"dx", "dy", "r", "m1", "m2", "q1", "q2", "messages", "fitted_force", "messages_top_std"} <= set(npz)
-        assert npz["messages"].shape == (1500, 2)
+    assert load_result(out) == result
+    assert result.version == SCHEMA_VERSION
+    assert result.strategy == "planted" and result.law == "spring" and result.sr_engine == "operon"
+    assert len(result.top_components) == len(result.r2_force) == len(result.edge) == 2
+    assert all(len(e.judgement.affine) == 3 for e in result.edge)
+    assert set(result.mae.ood) == {"spread", "more_particles"}
+    for e in result.edge + result.node:
+        rows = read_front(out / e.front_file)
+        assert sum(r.selected for r in rows) == 1
+        assert next(r for r in rows if r.selected).equation == e.selected_equation
+    assert {p.name for p in out.glob("pareto_*.csv")} == {e.front_file for e in result.edge + result.node}
+    msgs = load_messages(out)
+    assert set(msgs.inputs) == {"dx", "dy", "r", "rs", "m1", "m2", "q1", "q2"}
+    assert msgs.messages.shape == (1500, 2) and list(msgs.top) == list(result.top_components)
+    predictions = load_predictions(out)
+    assert predictions.true.shape == predictions.symbolic.shape == (200, 4, 2)
     cfg = config_from_dict(DistillConfig, json.loads((out / "distill_config.json").read_text()))
     assert cfg == PLANTED
     md = (out / "equations.md").read_text()
     assert "$$\\phi_{1}" in md and "Newton" in md
-    lines = summary_lines(stored)
+    lines = summary_lines(result)
     assert any("FOUND" in line for line in lines) and len(lines) <= 8
+
+
+def test_version_1_files_are_read_and_newer_or_drifted_ones_refused(planted_run, tmp_path):
+    _, out = planted_run
+    stored = json.loads((out / "distill.json").read_text())
+
+    def write(obj):
+        (tmp_path / "distill.json").write_text(json.dumps(obj))
+
+    write({k: v for k, v in stored.items() if k != "version"})
+    assert load_result(tmp_path).version == 1
+    assert load_result(tmp_path) == dataclasses.replace(load_result(out), version=1)
+    assert load_predictions(tmp_path) is None        # version 1 wrote no predictions.npz
+    for bad, reason in (({**stored, "version": SCHEMA_VERSION + 1}, "version"),
+                        ({**stored, "sparsity_ratio": 1.0}, "sparsity_ratio"),
+                        ({k: v for k, v in stored.items() if k != "mae"}, "mae"),
+                        ({**stored, "edge": [{**stored["edge"][0], "rank": "first"}]}, "rank")):
+        write(bad)
+        with pytest.raises(InputError, match=reason) as info:
+            load_result(tmp_path)
+        assert "\n" not in str(info.value)
 
 
 def test_network_wrapper_matches_the_torch_forward_pass():
@@ -107,14 +111,14 @@ def test_distill_model_runs_on_an_untrained_gnn(tmp_path):
                               split=lambda name: SimpleNamespace(graphs=lambda: split[name]))
     cfg = DistillConfig(**{**FAST, "population_size": 50, "generations": 5, "n_edges": 500, "n_nodes": 300})
     result = distill_model(model, dataset, cfg, tmp_path)
-    assert result["strategy"] == "l1" and len(result["component_std"]) == 100
-    assert 0 < result["sparsity"] <= 1
+    assert result.strategy == "l1" and len(result.component_std) == 100
+    assert 0 < result.sparsity <= 1
     assert (tmp_path / "distill.json").is_file()
 
 
 def test_bad_inputs_are_one_line_input_errors(tmp_path):
     cfg = DistillConfig(**FAST)
-    with pytest.raises(InputError, match="no checkpoint"):
+    with pytest.raises(InputError, match="missing checkpoint"):
         distill_checkpoint(tmp_path / "missing.pt", cfg, tmp_path / "out")
     junk = tmp_path / "junk.pt"
     junk.write_text("not a checkpoint")

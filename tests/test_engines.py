@@ -11,7 +11,7 @@ import pytest
 import sympy as sp
 
 from _distill_helpers import states
-from distill import engines
+from distill import sr_engines
 from distill.candidate import lambdify
 from distill.config import DistillConfig
 from distill.judge import judge_edge, judge_node
@@ -46,9 +46,9 @@ def test_operon_recovers_planted_spring_component_and_judge_accepts():
     assert fit.final.complexity <= 20
     assert fit.final.expr.free_symbols == set(sp.symbols("dx dy r", real=True))
     X_fresh, (force, _) = spring_edges(1, 3000)
-    j = judge_edge(fit.final.expr, names, X_fresh, force, fit.final.complexity,
+    j = judge_edge(fit.final.expr, names, X_fresh, force, fit.final.complexity, SMALL.judge,
                    fitted=planted_spring_component(X_fresh))
-    assert j["success"] and j["target"] == "force", j
+    assert j.success and j.target == "force", j
     assert fit.front[fit.index].complexity <= fit.front[-1].complexity
     assert all(a.loss > b.loss for a, b in zip(fit.front, fit.front[1:]))
 
@@ -67,16 +67,16 @@ def test_operon_recovers_planted_node_law_and_judge_accepts():
     fit = fit_target(X, y, names, SMALL)
     assert fit.final.expr.free_symbols == set(sp.symbols("e1 e2 m1", real=True))
     Xf, e, m, yf = node_rows(1, 2000)
-    j = judge_node(fit.final.expr, names, Xf, e, fit.final.complexity, fitted=yf)
-    assert j["success"] and j["target"] == "force", j
+    j = judge_node(fit.final.expr, names, Xf, e, fit.final.complexity, SMALL.judge, fitted=yf)
+    assert j.success and j.target == "force", j
     np.testing.assert_allclose(lambdify(fit.final.expr, names)(Xf), yf, atol=1e-3)
 
 
 def test_operon_is_deterministic_for_a_seed():
     X, _, _, y = node_rows(2, 300)
     cfg = DistillConfig(population_size=100, generations=10, n_threads=2, seed=3)
-    a = engines.fit(X, y, node_input_names(2, 2), cfg)
-    b = engines.fit(X, y, node_input_names(2, 2), cfg)
+    a = sr_engines.fit(X, y, node_input_names(2, 2), cfg)
+    b = sr_engines.fit(X, y, node_input_names(2, 2), cfg)
     assert [str(c.expr) for c in a] == [str(c.expr) for c in b]
 
 
@@ -89,7 +89,7 @@ def test_unknown_engine_and_operator_are_input_errors():
     with pytest.raises(InputError, match="unknown SR engine"):
         DistillConfig(sr_engine="eureqa")
     with pytest.raises(InputError, match="unknown SR engine"):
-        engines.get_engine("eureqa")
+        sr_engines.get_sr_engine("eureqa")
     with pytest.raises(InputError, match="operators"):
         DistillConfig(operators=("+", "IF"))
 
@@ -97,7 +97,7 @@ def test_unknown_engine_and_operator_are_input_errors():
 def test_nonfinite_data_are_rejected():
     X = np.ones((5, 2))
     with pytest.raises(InputError):
-        engines.fit(X, np.array([1, 2, np.nan, 4, 5.0]), ["a", "b"], SMALL)
+        sr_engines.fit(X, np.array([1, 2, np.nan, 4, 5.0]), ["a", "b"], SMALL)
 
 
 class FakePySR:
@@ -129,7 +129,7 @@ def test_pysr_adapter_maps_settings_and_parses_hall_of_fame(fake_pysr):
                         population_size=33, max_length=21, selection="best", seed=4)
     names = node_input_names(2, 2)
     X, _, _, y = node_rows(3, 200)
-    cands = engines.fit(X, y, names, cfg)
+    cands = sr_engines.fit(X, y, names, cfg)
     kw = FakePySR.last.kwargs
     assert kw["binary_operators"] == ["+", "-", "*", "/"] and kw["unary_operators"] == ["exp"]
     assert (kw["niterations"], kw["population_size"], kw["maxsize"]) == (7, 33, 21)
@@ -152,14 +152,14 @@ def test_pysr_without_julia_is_a_one_line_input_error(monkeypatch, error):
 
     monkeypatch.setitem(sys.modules, "pysr", types.SimpleNamespace(PySRRegressor=Broken))
     with pytest.raises(InputError, match="Julia") as info:
-        engines.fit(np.ones((3, 1)), np.ones(3), ["a"], DistillConfig(sr_engine="pysr"))
+        sr_engines.fit(np.ones((3, 1)), np.ones(3), ["a"], DistillConfig(sr_engine="pysr"))
     assert "\n" not in str(info.value)
 
 
 def test_pysr_not_installed_is_a_one_line_input_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "pysr", None)   # makes `import pysr` raise ImportError
     with pytest.raises(InputError, match="PySR engine unavailable") as info:
-        engines.fit(np.ones((3, 1)), np.ones(3), ["a"], DistillConfig(sr_engine="pysr"))
+        sr_engines.fit(np.ones((3, 1)), np.ones(3), ["a"], DistillConfig(sr_engine="pysr"))
     assert "\n" not in str(info.value)
 
 
@@ -170,4 +170,4 @@ def test_pysr_unrelated_errors_are_not_hidden(monkeypatch):
 
     monkeypatch.setitem(sys.modules, "pysr", types.SimpleNamespace(PySRRegressor=Broken))
     with pytest.raises(ZeroDivisionError):
-        engines.fit(np.ones((3, 1)), np.ones(3), ["a"], DistillConfig(sr_engine="pysr"))
+        sr_engines.fit(np.ones((3, 1)), np.ones(3), ["a"], DistillConfig(sr_engine="pysr"))

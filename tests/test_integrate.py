@@ -17,7 +17,7 @@ from nbody.laws import Law, accelerations, energy, get_law
 EPS = 0.01
 N_SIMS = 200
 # The built-in "discontinuous" potential jumps by 1 at r' = 2 while its force ignores the
-# jump (paper_facts §1.3); the energy its force conserves uses the force-consistent
+# jump (docs/facts.md §1.3); the energy its force conserves uses the force-consistent
 # potential, which is 1 (not 0) for r' < 2.
 DISCONTINUOUS_ENERGY = Law("discontinuous_energy", potential="Piecewise((1, r < 2), ((r - 1)**2, True))")
 

@@ -103,16 +103,18 @@ def test_cpu_preset_rediscovers_the_r2_law_in_2d(tmp_path):
     (["train", "--data", "{tmp}/missing", "--out", "{tmp}/t"], "no dataset"),
     (["train", "--data", "{tmp}", "--strategy", "nope", "--out", "{tmp}/t"], "strategy"),
     (["distill", "--model", "{tmp}/missing.pt"], "checkpoint"),
-    (["distill", "--model", "{tmp}/garbage.pt"], ""),
+    (["distill", "--model", "{tmp}/garbage.pt"], "corrupt checkpoint"),
     (["all", "--integrator", "gpu", "--out", "{tmp}/r"], "integrator"),
     (["analyse", "--run", "{tmp}/missing"], "no such run"),
 ])
-def test_bad_input_gives_one_line_and_exit_code_2(tmp_path, args, message):
+def test_bad_input_gives_one_line_and_exit_code_2(tmp_path, capsys, args, message):
     (tmp_path / "meta.json").write_text("{}")
     (tmp_path / "garbage.pt").write_bytes(b"not a checkpoint")
     before = sorted(p.name for p in tmp_path.iterdir())
     code = run.main([a.replace("{tmp}", str(tmp_path)) for a in args])
     assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and message in err, err
     assert sorted(p.name for p in tmp_path.iterdir()) == before   # nothing written or lost
 
 

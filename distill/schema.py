@@ -1,0 +1,408 @@
+"""The distill stage's output files as data: the one layout that `distill` writes and `analysis` reads.
+
+In:  the stage's results as the frozen dataclasses below (built by `distill.pipeline`).
+Out: in a distill folder, each file written atomically:
+    distill.json            `DistillResult` (`save_result` / `load_result`): every number
+    messages.npz            `MessageArrays` (`save_messages` / `load_messages`)
+    predictions.npz         `Predictions` (`save_predictions` / `load_predictions`)
+    pareto_edge_{k}.csv     `FrontRow`s of one fit (`write_front` / `read_front`); the file
+    pareto_node_{axis}.csv  of an equation is its `front_file`
+  Beside them `distill.pipeline` writes distill_config.json (the `DistillConfig`) and
+  `distill.report` writes equations.md (for people; nothing reads it).
+
+distill.json holds `DistillResult` field by field (nested dataclasses as JSON objects,
+tuples as lists, floats that are not finite as null). Versions (`DistillResult.version`):
+    1  the files written before the field existed: the same distill.json without
+       "version", and no predictions.npz (`load_predictions` gives None).
+    2  adds "version" and predictions.npz.
+The readers accept every version up to SCHEMA_VERSION. A newer version, a missing or unknown
+field, a value of the wrong type, or an unreadable file is a one-line `InputError`.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import typing
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from nbody.errors import InputError
+from nbody.io import atomic_write_bytes, atomic_write_text, config_from_dict, load_json, save_json
+
+SCHEMA_VERSION = 2
+RESULT_FILE = "distill.json"
+MESSAGES_FILE = "messages.npz"
+PREDICTIONS_FILE = "predictions.npz"
+FRONT_COLUMNS = ("complexity", "loss", "score", "selected", "equation")
+
+
+# --------------------------------------------------------------------------- #
+# distill.json                                                                 #
+# --------------------------------------------------------------------------- #
+
+@dataclass(frozen=True, kw_only=True)
+class Judgement:
+    """The verdict on one equation (how it is reached: `distill.judge`).
+
+    Attributes:
+        success: the equation passed every criterion.
+        target: the first passing member of the receiver-factor family ("force",
+            "acceleration", "field", "field/m1", "force+field", "force+field/m1", or one
+            of these with "·g"), None when the equation failed.
+        best: that name, or the best-R² member's when none passed.
+        receiver_factor: g(q1, m1) as sympy text for a "·g" member, else None.
+        r2: R² of the affine fit to `best` on fresh rows.
+        affine: its coefficients (edge: a_1..a_dim, b; node: of (ē/(s m1), 1/(s m1), 1)).
+        rel_error: median relative deviation from that fit.
+        cosine: direction agreement with the fitted network values, None without them.
+        complexity_ok: complexity <= max_complexity.
+        r2_targets: {member name: R²} of every member tried.
+    """
+
+    success: bool
+    target: str | None
+    best: str
+    receiver_factor: str | None
+    r2: float | None
+    affine: tuple[float | None, ...]
+    rel_error: float | None
+    cosine: float | None
+    complexity_ok: bool
+    r2_targets: dict[str, float | None]
+
+
+@dataclass(frozen=True, kw_only=True)
+class EdgeJudgement(Judgement):
+    """An edge equation's verdict, plus its R² against the force and F/m1 members."""
+
+    r2_force: float | None
+    r2_accel: float | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class NodeJudgement(Judgement):
+    """A node equation's verdict, plus whether it is linear in the messages (no second
+    derivative in e1..ek)."""
+
+    linear_in_messages: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class Equation:
+    """One selected equation.
+
+    Attributes:
+        equation: the final equation as sympy text (refitted when that helped).
+        latex: the final equation as LaTeX, constants rounded.
+        complexity: PySR-style node count of the final equation.
+        loss: its MAE on the fit rows.
+        selected_by: the Pareto-front rule that chose it ("score" or "best").
+        refit: the constants were refitted (the final equation differs from the selected one).
+        selected_equation, selected_loss: the front's entry before the refit.
+        seconds: wall time of search, selection and refit.
+    """
+
+    equation: str
+    latex: str
+    complexity: int
+    loss: float | None
+    selected_by: str
+    refit: bool
+    selected_equation: str
+    selected_loss: float | None
+    seconds: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class EdgeEquation(Equation):
+    """An edge equation: message `component`, the `rank`-th most significant (1 = first)."""
+
+    component: int
+    rank: int
+    judgement: EdgeJudgement
+
+    @property
+    def front_file(self) -> str:
+        """The Pareto-front CSV of this fit."""
+        return f"pareto_edge_{self.component}.csv"
+
+
+@dataclass(frozen=True, kw_only=True)
+class NodeEquation(Equation):
+    """A node equation: acceleration axis `output` ("x", "y", "z"), column `index`."""
+
+    output: str
+    index: int
+    judgement: NodeJudgement
+
+    @property
+    def front_file(self) -> str:
+        """The Pareto-front CSV of this fit."""
+        return f"pareto_node_{self.output}.csv"
+
+
+@dataclass(frozen=True, kw_only=True)
+class OODError:
+    """MAE of network and symbolic model on one out-of-distribution set of `n`-particle
+    graphs with positions scaled by `position_spread`."""
+
+    network: float | None
+    symbolic: float | None
+    n: int
+    position_spread: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class MAEComparison:
+    """Symbolic model vs network: MAE per node (mean over nodes of Σ|Δa|), mean and std over
+    `n_graphs` test graphs; `ood` keys "spread" and "more_particles"."""
+
+    network: float | None
+    symbolic: float | None
+    network_std: float | None
+    symbolic_std: float | None
+    n_graphs: int
+    ood: dict[str, OODError]
+
+
+@dataclass(frozen=True, kw_only=True)
+class DistillResult:
+    """Everything distill.json holds.
+
+    Attributes:
+        version: layout version (module docstring).
+        strategy: the model's training strategy ("planted" for hand-made models).
+        law, dim: the physics; sr_engine: the `DistillConfig.sr_engine` used.
+        seconds: wall time of the stage.
+        sparsity: variance share of the top `dim` message components.
+        component_std, component_score: [k] std and significance (std, or mean KL) per component.
+        top_components: [dim] the most significant components, most significant first.
+        r2_force, r2_accel: [dim] robust R² of each top component against an affine map of
+            the true pair force / F/m1; r2_force_mean, r2_accel_mean their means.
+        r2_affine_force, r2_affine_accel: [dim][dim + 1] those maps (raw vector -> standardised
+            component).
+        edge, node: the selected equations; edge_success, node_success: all of them passed.
+        mae: the symbolic model against the network.
+        expected_force: sympy text of the law's radial force f(r').
+        checkpoint, dataset: paths of the inputs, and inputs: their identities
+            (`pipeline.distill_inputs`); None for a model given as callables.
+    """
+
+    version: int = SCHEMA_VERSION
+    strategy: str
+    law: str
+    dim: int
+    sr_engine: str
+    seconds: float
+    sparsity: float | None
+    component_std: tuple[float | None, ...]
+    component_score: tuple[float | None, ...]
+    top_components: tuple[int, ...]
+    r2_force: tuple[float | None, ...]
+    r2_force_mean: float | None
+    r2_accel: tuple[float | None, ...]
+    r2_accel_mean: float | None
+    r2_affine_force: tuple[tuple[float | None, ...], ...]
+    r2_affine_accel: tuple[tuple[float | None, ...], ...]
+    edge: tuple[EdgeEquation, ...]
+    node: tuple[NodeEquation, ...]
+    edge_success: bool
+    node_success: bool
+    mae: MAEComparison
+    expected_force: str
+    checkpoint: str | None = None
+    dataset: str | None = None
+    inputs: dict | None = None
+
+
+def save_result(folder: str | Path, result: DistillResult) -> None:
+    """Write `result` as folder/distill.json."""
+    save_json(Path(folder) / RESULT_FILE, result)
+
+
+def load_result(folder: str | Path) -> DistillResult:
+    """Read folder/distill.json (any version up to SCHEMA_VERSION).
+
+    Raises:
+        InputError: missing or corrupt file, a newer version, or fields that do not fit.
+    """
+    path = Path(folder) / RESULT_FILE
+    data = load_json(path)
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: expected a JSON object")
+    version = data.get("version", 1)
+    if not (isinstance(version, int) and 1 <= version <= SCHEMA_VERSION):
+        raise InputError(f"{path} has layout version {version!r}; this code reads versions 1 to {SCHEMA_VERSION}")
+    try:
+        return _read(DistillResult, {**data, "version": version})
+    except InputError as exc:
+        raise InputError(f"{path}: {exc}") from None
+
+
+def _read(cls: type, data):
+    """`config_from_dict` after rebuilding the values that hold dataclasses or tuples."""
+    if isinstance(data, dict):
+        hints = typing.get_type_hints(cls)
+        data = {key: _nested(hints.get(key), value) for key, value in data.items()}
+    return config_from_dict(cls, data)
+
+
+def _nested(hint, value):
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if dataclasses.is_dataclass(hint) and isinstance(value, dict):
+        return _read(hint, value)
+    if origin is tuple and isinstance(value, list):
+        return tuple(_nested(args[0], v) for v in value)
+    if origin is dict and len(args) == 2 and dataclasses.is_dataclass(args[1]) and isinstance(value, dict):
+        return {key: _read(args[1], v) for key, v in value.items()}
+    return value
+
+
+# --------------------------------------------------------------------------- #
+# messages.npz and predictions.npz                                             #
+# --------------------------------------------------------------------------- #
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class MessageArrays:
+    """The messages recorded on E test edges and their fits to the truth.
+
+    Attributes:
+        inputs: {name: [E]} the edge SR inputs dx, dy, (dz), r, rs, m1, m2, q1, q2 of the
+            edges (`messages.edge_input_names`); stored as top-level arrays of the file.
+        messages: [E, k] messages (mu for KL models).
+        scores: [k] significance (std, or mean KL).
+        top: [dim] the most significant components, most significant first.
+        messages_top_std: [E, dim] those components standardised.
+        fitted_force, fitted_accel: [E, dim] the affine map of the true force / F/m1 fitted
+            to each standardised top component.
+        force, accel: [E, dim] true pair force on the receiver, and F/m1.
+        r2_force, r2_accel: [dim]; affine_force, affine_accel: [dim, dim + 1] (as distill.json).
+    """
+
+    inputs: dict[str, np.ndarray]
+    messages: np.ndarray
+    scores: np.ndarray
+    top: np.ndarray
+    messages_top_std: np.ndarray
+    fitted_force: np.ndarray
+    fitted_accel: np.ndarray
+    force: np.ndarray
+    accel: np.ndarray
+    r2_force: np.ndarray
+    r2_accel: np.ndarray
+    affine_force: np.ndarray
+    affine_accel: np.ndarray
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class Predictions:
+    """Accelerations [G, n, dim] on the G test graphs of the MAE comparison: the truth, the
+    network's and the symbolic model's."""
+
+    true: np.ndarray
+    network: np.ndarray
+    symbolic: np.ndarray
+
+
+def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _load_npz(path: Path) -> dict[str, np.ndarray]:
+    if not path.is_file():
+        raise InputError(f"missing file: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {k: npz[k] for k in npz.files}
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise InputError(f"unreadable array file {path}: {exc}") from None
+
+
+def _arrays(cls: type, data: dict[str, np.ndarray], path: Path, **extra) -> object:
+    names = [f.name for f in dataclasses.fields(cls) if f.name not in extra]
+    missing = [n for n in names if n not in data]
+    if missing:
+        raise InputError(f"{path} lacks arrays {', '.join(missing)}")
+    return cls(**{n: data[n] for n in names}, **extra)
+
+
+def save_messages(folder: str | Path, arrays: MessageArrays) -> None:
+    """Write folder/messages.npz: one array per field, the `inputs` as top-level arrays."""
+    fields = {f.name: getattr(arrays, f.name) for f in dataclasses.fields(arrays) if f.name != "inputs"}
+    _save_npz(Path(folder) / MESSAGES_FILE, {**arrays.inputs, **fields})
+
+
+def load_messages(folder: str | Path) -> MessageArrays:
+    """Read folder/messages.npz (InputError when missing or unreadable)."""
+    path = Path(folder) / MESSAGES_FILE
+    data = _load_npz(path)
+    named = {f.name for f in dataclasses.fields(MessageArrays)}
+    return _arrays(MessageArrays, data, path, inputs={k: v for k, v in data.items() if k not in named})
+
+
+def save_predictions(folder: str | Path, predictions: Predictions) -> None:
+    """Write folder/predictions.npz (keys true, network, symbolic)."""
+    _save_npz(Path(folder) / PREDICTIONS_FILE, {f.name: getattr(predictions, f.name)
+                                                for f in dataclasses.fields(predictions)})
+
+
+def load_predictions(folder: str | Path) -> Predictions | None:
+    """folder/predictions.npz, or None when the folder has none (version 1)."""
+    path = Path(folder) / PREDICTIONS_FILE
+    return _arrays(Predictions, _load_npz(path), path) if path.is_file() else None
+
+
+# --------------------------------------------------------------------------- #
+# pareto_*.csv                                                                 #
+# --------------------------------------------------------------------------- #
+
+@dataclass(frozen=True, kw_only=True)
+class FrontRow:
+    """One Pareto-front entry: complexity, MAE loss, PySR score, whether the selection rule
+    chose it (before the constant refit), and the equation as sympy text."""
+
+    complexity: int
+    loss: float
+    score: float
+    selected: bool
+    equation: str
+
+
+def write_front(path: str | Path, rows: typing.Sequence[FrontRow]) -> None:
+    """Write a Pareto front as CSV with the header FRONT_COLUMNS (selected as 0/1)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(FRONT_COLUMNS)
+    for r in rows:
+        writer.writerow([r.complexity, repr(float(r.loss)), repr(float(r.score)), int(r.selected), r.equation])
+    atomic_write_text(path, buf.getvalue())
+
+
+def read_front(path: str | Path) -> list[FrontRow]:
+    """The rows of a Pareto-front CSV, in file order (by complexity).
+
+    Raises:
+        InputError: missing file, another header, or a row that does not parse.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"missing file: {path}")
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.reader(fh)
+        if tuple(next(reader, ())) != FRONT_COLUMNS:
+            raise InputError(f"{path}: expected the columns {', '.join(FRONT_COLUMNS)}")
+        rows = []
+        for line, row in enumerate(reader, start=2):
+            try:
+                complexity, loss, score, selected, equation = row
+                rows.append(FrontRow(complexity=int(complexity), loss=float(loss), score=float(score),
+                                     selected={"0": False, "1": True}[selected], equation=equation))
+            except (ValueError, KeyError):
+                raise InputError(f"{path}, line {line}: not a Pareto-front row") from None
+    return rows
