@@ -1,5 +1,4 @@
-"""Figures of one run: PNG files, written atomically (temp file + os.replace) except
-trajectories.png, which `nbody.plot` draws.
+"""Figures of one run: PNG files, each written atomically by `nbody.io.save_figure`.
 
 In:  a `Run` (see `analysis.runs`); each plot function also takes plain arrays, so a notebook
      can call it directly. Read (the distill files through `distill.schema`):
@@ -17,42 +16,19 @@ Out: message_fit.png (paper Fig. 3: each significant message component vs the li
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
 
 from distill.schema import FrontRow, read_front
+from nbody.config import SPLIT_NAMES
 from nbody.errors import InputError
+from nbody.io import save_figure
 
 from .runs import Run
 
 MAX_POINTS = 5000  # scatter plots subsample to this many points (deterministically)
-SPLITS = ("test", "train", "val")
-
-
-def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 120) -> Path:
-    """Write `fig` as PNG atomically: a temporary sibling file, then os.replace.
-
-    Args:
-        fig: the figure.
-        path: destination .png (parent folders are created).
-        dpi: resolution.
-    Returns:
-        The destination path.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
 
 
 def _subsample(n: int) -> np.ndarray:
@@ -220,9 +196,9 @@ def make_figures(run: Run, out_dir: str | os.PathLike) -> list[Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     made: list[Path] = []
-    split = next((s for s in SPLITS if (run.data_dir / f"{s}_states.npy").is_file()), None)
+    split = next((s for s in reversed(SPLIT_NAMES) if (run.data_dir / f"{s}_states.npy").is_file()), None)
     if split is not None:
-        from nbody.plot import plot_trajectories  # deferred: it sets matplotlib's pyplot backend
+        from nbody.plot import plot_trajectories
         states = np.load(run.data_dir / f"{split}_states.npy", mmap_mode="r")
         made.append(plot_trajectories(states, run.dim, out_dir / "trajectories.png", title=f"{run.name}: {split}"))
     result = run.distill

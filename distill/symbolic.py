@@ -19,11 +19,12 @@ import numpy as np
 import sympy as sp
 
 from nbody import state
+from nbody.graph import edges, scatter_sum
 from nbody.initial import initial_conditions
 from nbody.laws import Law, accelerations
 
 from .candidate import lambdify
-from .messages import directed_edges, edge_input_names, edge_inputs
+from .messages import edge_input_names, edge_inputs
 
 EdgeFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 NodeFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -60,21 +61,19 @@ def node_inputs(x: np.ndarray, agg: np.ndarray, dim: int) -> np.ndarray:
 
 
 def aggregate(edge: EdgeFn, x: np.ndarray, law: Law) -> np.ndarray:
-    """Sum of incoming messages per node (the GNN's own `gnn.graph.scatter_sum`).
+    """Sum of incoming messages per node over the project's one edge template
+    (`nbody.graph.edges` and `nbody.graph.scatter_sum`, as the GNN aggregates).
 
     Args:
         edge: edge callable; x: [G, n, F]; law: its topology defines the edges.
     Returns:
         [G, n, k] float64.
     """
-    import torch  # deferred: reading the outputs (`distill.schema`) should not load torch
-
-    from gnn.graph import scatter_sum
     G, n, F = x.shape
-    recv, send = directed_edges(law, n)
+    send, recv = edges(n, law.topology)
     msgs = np.asarray(edge(x[:, recv].reshape(-1, F).astype(np.float64),
                            x[:, send].reshape(-1, F).astype(np.float64)), dtype=np.float64)
-    return scatter_sum(torch.from_numpy(msgs.reshape(G, len(recv), -1)), torch.from_numpy(recv), n).numpy()
+    return scatter_sum(msgs.reshape(G, len(recv), -1), recv, n)
 
 
 def forward(net: Network, x: np.ndarray, law: Law) -> np.ndarray:

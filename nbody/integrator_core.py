@@ -2,7 +2,7 @@
 
 In:  a `Law`, n, dim, `official_quirks` and a decorator `jit` (`numba.njit` for the CPU
      kernel, `numba.cuda.jit(device=True)` for the CUDA kernel).
-Out: `Core(deriv, integrate_one)`, compiled functions that integrate ONE system:
+Out: `integrate_one`, a compiled function that integrates ONE system:
 
     integrate_one(pos0 [n, dim], vel0 [n, dim], q [n], m [n],
                   out_pos, out_vel, out_acc [nt, n, dim], work [WORK_ROWS, 2*n*dim],
@@ -49,7 +49,7 @@ Newton's third law, plus damping -c*wd[i]*v_i and gravity -g*wg[i]*m_i*y_hat, al
 from __future__ import annotations
 
 import math
-from typing import Callable, NamedTuple
+from typing import Callable
 
 from .laws import Law, external_weights, pair_list
 
@@ -91,14 +91,7 @@ def step_factor(err: float) -> float:
 WORK_ROWS = 9
 
 
-class Core(NamedTuple):
-    """Compiled per-system functions (see the module docstring for signatures)."""
-
-    deriv: Callable
-    integrate_one: Callable
-
-
-def build_core(law: Law, n: int, dim: int, official_quirks: bool, jit: Callable) -> Core:
+def build_core(law: Law, n: int, dim: int, official_quirks: bool, jit: Callable) -> Callable:
     """Compile the integrator for one (law, n, dim, quirks) with the decorator `jit`.
 
     Args:
@@ -107,7 +100,7 @@ def build_core(law: Law, n: int, dim: int, official_quirks: bool, jit: Callable)
         official_quirks: node weights of damping/gravity (`nbody.laws.external_weights`).
         jit: `numba.njit` or `functools.partial(numba.cuda.jit, device=True)`.
     Returns:
-        Core(deriv, integrate_one), both compiled with `jit`.
+        integrate_one, compiled with `jit` (its helpers are compiled with it).
     """
     radial = jit(law.radial_scalar)
     next_factor = jit(step_factor)
@@ -261,4 +254,4 @@ def build_core(law: Law, n: int, dim: int, official_quirks: bool, jit: Callable)
             store(y, k1, out_pos, out_vel, out_acc, kout)
         return n_steps, failed
 
-    return Core(deriv, integrate_one)
+    return integrate_one

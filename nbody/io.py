@@ -51,6 +51,15 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def save_figure(fig, path: str | os.PathLike, dpi: int = 120) -> Path:
+    """Write a matplotlib figure as PNG atomically (rendered in memory, then
+    `atomic_write_bytes`; parent folders are created). Returns the destination path."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    atomic_write_bytes(path, buffer.getvalue())
+    return Path(path)
+
+
 def umask() -> int:
     """The process umask, read without changing it where /proc allows."""
     try:

@@ -27,8 +27,7 @@ def cpu_kernel(law: Law, n: int, dim: int, official_quirks: bool):
         kernel(pos0, vel0, q, m, out_pos, out_vel, out_acc, out_steps, out_failed,
                dt, nt, softening, rtol, atol, max_substeps) -> None.
     """
-    core = build_core(law, n, dim, official_quirks, numba.njit)
-    integrate_one = core.integrate_one
+    integrate_one = build_core(law, n, dim, official_quirks, numba.njit)
     n_y = 2 * n * dim
 
     @numba.njit(parallel=True)

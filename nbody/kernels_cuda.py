@@ -31,8 +31,7 @@ def cuda_kernel(law: Law, n: int, dim: int, official_quirks: bool):
         kernel[blocks, THREADS_PER_BLOCK](d_pos0, d_vel0, d_q, d_m, d_pos, d_vel, d_acc,
                                            d_steps, d_failed, dt, nt, softening, rtol, atol, max_substeps)
     """
-    core = build_core(law, n, dim, official_quirks, functools.partial(cuda.jit, device=True))
-    integrate_one = core.integrate_one
+    integrate_one = build_core(law, n, dim, official_quirks, functools.partial(cuda.jit, device=True))
     n_y = 2 * n * dim
 
     @cuda.jit

@@ -1,7 +1,7 @@
 """Trajectory figure for a dataset: a quick visual check that the physics looks right.
 
 In:  states [S, T, n, 2*dim+2] (any float dtype; layout from `nbody.state`), a title.
-Out: a PNG with one panel per system showing each particle's x-y path (start marked).
+Out: a PNG (written atomically) with one panel per system showing each particle's x-y path (start marked).
 Uses matplotlib's object API (no pyplot), so it needs no display and never changes the
 backend of the program that imports it.
 """
@@ -13,6 +13,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from . import state
+from .io import save_figure
 
 
 def plot_trajectories(states: np.ndarray, dim: int, path: str | Path, title: str = "",
@@ -28,7 +29,6 @@ def plot_trajectories(states: np.ndarray, dim: int, path: str | Path, title: str
     Returns:
         The written path.
     """
-    path = Path(path)
     shown = max(1, min(max_systems, states.shape[0]))
     fig = Figure(figsize=(3.2 * shown, 3.2))
     axes = fig.subplots(1, shown, squeeze=False)
@@ -43,5 +43,4 @@ def plot_trajectories(states: np.ndarray, dim: int, path: str | Path, title: str
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    return path
+    return save_figure(fig, path, dpi=90)
