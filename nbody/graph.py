@@ -46,11 +46,6 @@ def edges(n: int, topology: str = "full") -> tuple[np.ndarray, np.ndarray]:
     return send[keep], recv[keep]        # row-major mask over [receiver, sender] -> receiver-major order
 
 
-def n_edges(n: int, topology: str = "full") -> int:
-    """Number of directed edges E of an n-node graph."""
-    return n * (n - 1) if topology == "full" else 2 * (n - 1)
-
-
 def scatter_sum(values, receivers, n_nodes: int):
     """Sum edge values into their receiving nodes (the aggregation of paper Eq. 1).
 
