@@ -14,8 +14,9 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(PY) run.py all --preset tiny --out runs/tiny
 	@echo
-	@echo "Every force law on this CPU (the cpu preset, ~5 min an experiment on 2 cores), e.g. r2 in 3D:"
-	@echo "  $(PY) run.py all --preset cpu --law r2 --dim 3 --out runs/r2-3d"
+	@echo "Other force laws on this CPU (the cpu preset, ~6-10 min an experiment on 2 cores), e.g. r2 in 2D"
+	@echo "(what it recovers so far, per seed: results/cpu/README.md):"
+	@echo "  $(PY) run.py all --preset cpu --law r2 --dim 2 --out runs/r2-2d"
 	@echo "The paper's Table 5 grid (4 laws x 2 dims x 4 strategies x 3 seeds; resumable):"
 	@echo "  $(PY) run.py sweep --preset cpu --seeds 0,1,2 --workers 2 --out runs/cpu"
 
