@@ -30,7 +30,7 @@ from gnn.config import DATA_FIELDS, ModelConfig, TrainConfig, model_for_data
 from nbody import rundir
 from nbody.config import SimConfig
 from nbody.errors import InputError
-from nbody.io import load_json, remove_stale_temps, save_json, to_jsonable
+from nbody.io import config_from_dict, load_json, remove_stale_temps, save_json, to_jsonable
 from runconfig import PRESETS, STAGE_CLASSES, RunConfig, add_config_flags, config_from_args, flag_type
 from sweep import EXECUTORS, execute, grid_list, sweep_jobs
 
@@ -63,11 +63,10 @@ def prepare_run_dir(run_dir: Path, cfg: RunConfig) -> None:
     path = run_dir / "config.json"
     wanted = to_jsonable(cfg)
     if path.exists():
-        held = load_json(path)
-        diff = sorted(f"{stage}.{k}" for stage in STAGE_CLASSES
-                      for k in set(held.get(stage, {})) | set(wanted[stage])
-                      if held.get(stage, {}).get(k) != wanted[stage].get(k)
-                      and not (stage == "model" and k in DATA_FIELDS))
+        held = {stage: to_jsonable(config_from_dict(cls, load_json(path).get(stage, {})))
+                for stage, cls in STAGE_CLASSES.items()}     # fields added since: their defaults
+        diff = sorted(f"{stage}.{k}" for stage in STAGE_CLASSES for k in wanted[stage]
+                      if held[stage][k] != wanted[stage][k] and not (stage == "model" and k in DATA_FIELDS))
         if diff:
             raise InputError(f"{run_dir} holds a run with a different config ({', '.join(diff[:4])}); "
                              "use another --out")
@@ -129,7 +128,8 @@ def stage_distill(distill_dir: Path, checkpoint: Path, data_dir: Path | None, cf
     if (distill_dir / "distill.json").exists():
         held = load_result(distill_dir)
         data = data_dir or Path(held.dataset or "")      # default: the dataset it was made from
-        rundir.check_record(rundir.record(load_json(distill_dir / "distill_config.json"), held.inputs),
+        held_cfg = config_from_dict(DistillConfig, load_json(distill_dir / "distill_config.json"))
+        rundir.check_record(rundir.record(held_cfg, held.inputs),
                             rundir.record(cfg, distill_inputs(checkpoint, data)), distill_dir)
         print(f"[distill] {distill_dir}: done already, skipped")
         return held

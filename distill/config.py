@@ -13,6 +13,7 @@ from nbody.errors import InputError, require_finite
 SR_ENGINES = ("operon", "pysr")
 SELECTIONS = ("score", "best")
 NODE_TARGETS = ("network", "true")
+ALIGNS = ("none", "node")
 # Operators both SR engines understand; the SR search uses the ones listed in `operators`.
 OPERATORS = ("+", "-", "*", "/", "^", "exp", "log", "sqrt", "square")
 
@@ -71,6 +72,9 @@ class DistillConfig:
             dominated by the closest pairs of 1/r² laws; see `judge`).
         min_cosine: a reconstruction's affine coefficients must point the same way as those
             of the network output it was fitted to (cosine >= min_cosine; see `judge`).
+        align: basis of the top message components that SR fits: "none" (the components
+            as the network emits them; paper) or "node" (the basis the node model reads them
+            in, from its Jacobian: each component a single-axis form; `distill.align`).
         n_eval_graphs: test graphs for the symbolic-vs-network MAE.
         n_ood_graphs: graphs per out-of-distribution set.
         ood_spread: factor on the initial-condition positions of the "spread" OOD set.
@@ -99,6 +103,7 @@ class DistillConfig:
     max_complexity: int = 40
     max_rel_error: float = 0.05
     min_cosine: float = 0.99
+    align: str = "none"
     n_eval_graphs: int = 1000
     n_ood_graphs: int = 500
     ood_spread: float = 2.0
@@ -113,6 +118,8 @@ class DistillConfig:
             value = getattr(self, name)
             if value not in SELECTIONS and (name == "selection" or value is not None):
                 raise InputError(f"{name} must be one of {SELECTIONS}, got {value!r}")
+        if self.align not in ALIGNS:
+            raise InputError(f"align must be one of {ALIGNS}, got {self.align!r}")
         if self.node_target not in NODE_TARGETS:
             raise InputError(f"node_target must be one of {NODE_TARGETS}, got {self.node_target!r}")
         bad = [op for op in self.operators if op not in OPERATORS]

@@ -27,7 +27,8 @@ from nbody.io import load_json, replace_dir, save_json, temp_dir_beside
 from nbody.rundir import dataset_identity, file_sha256
 from nbody.laws import R, Law, get_law
 
-from . import report, schema, sr_engines
+from . import align, report, schema, sr_engines
+from .align import Alignment
 from .candidate import Candidate, complexity
 from .config import DistillConfig
 from .judge import edge_target, judge_edge, judge_node
@@ -81,7 +82,7 @@ def fit_target(X: np.ndarray, y: np.ndarray, names: list[str], cfg: DistillConfi
         seconds = wall time of search, selection and refit).
     """
     start = time.perf_counter()
-    front = pareto_front(sr_engines.fit(X, y, names, cfg))
+    front = pareto_front(sr_engines.fit(X, y, names, cfg), y)
     index = select(front, cfg.selection, cfg.best_loss_factor)
     chosen = front[index]
     final = chosen
@@ -102,10 +103,11 @@ def _nearest(x: np.ndarray, law: Law, dim: int) -> np.ndarray:
     return out
 
 
-def _sample_nodes(net: Network, x: np.ndarray, a: np.ndarray, law: Law, dim: int, top: np.ndarray,
+def _sample_nodes(net: Network, x: np.ndarray, a: np.ndarray, law: Law, dim: int, basis: np.ndarray,
                   cfg: DistillConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Node SR rows: (inputs [N, d], network node outputs or true accelerations [N, dim]) for
-    `cfg.n_nodes` nodes with no neighbour closer than min_r."""
+    `cfg.n_nodes` nodes with no neighbour closer than min_r; the aggregated messages enter
+    as `basis` [dim, k] @ agg (`_message_basis`)."""
     G, n, F = x.shape
     graphs = rng.choice(G, size=min(G, int(np.ceil(2 * cfg.n_nodes / n))), replace=False)
     xs = x[graphs].astype(np.float64)
@@ -118,7 +120,26 @@ def _sample_nodes(net: Network, x: np.ndarray, a: np.ndarray, law: Law, dim: int
         target = np.asarray(net.node(flat, agg), dtype=np.float64)
     else:
         target = a[graphs].reshape(-1, dim)[keep][: cfg.n_nodes].astype(np.float64)
-    return node_inputs(flat, agg[:, top], dim), target
+    return node_inputs(flat, agg @ basis.T, dim), target
+
+
+def _message_basis(msg_dim: int, top: np.ndarray, alignment: Alignment | None) -> np.ndarray:
+    """[dim, msg_dim]: the map from a full message to the components SR fits (the top
+    components, most significant first, or their aligned combinations)."""
+    pick = np.zeros((len(top), msg_dim))
+    pick[np.arange(len(top)), top] = 1.0
+    return pick if alignment is None else alignment.matrix @ pick
+
+
+def node_alignment(net: Network, data: DistillData, top: np.ndarray, cfg: DistillConfig) -> Alignment:
+    """`align.node_alignment` on the nodes of `cfg.n_nodes` / n training graphs (drawn with
+    their own generator, so that turning alignment on leaves every other sample unchanged)."""
+    rng = np.random.default_rng([cfg.seed, 1])
+    G, n, F = data.train_x.shape
+    graphs = rng.choice(G, size=min(G, int(np.ceil(cfg.n_nodes / n))), replace=False)
+    xs = data.train_x[graphs].astype(np.float64)
+    agg = aggregate(net.edge, xs, data.law)
+    return align.node_alignment(net.node, xs.reshape(-1, F), agg.reshape(len(graphs) * n, -1), top)
 
 
 def distill_network(net: Network, data: DistillData, cfg: DistillConfig, out_dir: str | Path,
@@ -160,20 +181,23 @@ def _distill_into(out: Path, net: Network, data: DistillData, cfg: DistillConfig
     msg = analyse_messages(messages, logvar, rec, law, dim, data.softening)
     schema.save_messages(out, message_arrays(messages, rec, msg, dim, data.softening))
     top = msg.top
+    alignment = node_alignment(net, data, top, cfg) if cfg.align == "node" else None
+    basis = _message_basis(messages.shape[1], top, alignment)
 
     # 2. Edge model: one fit per significant component on training edges, judged on fresh test edges.
     names_e = edge_input_names(dim)
     fit_edges = sample_edges(data.train_x, law, cfg.n_edges, rng, cfg.min_r)
     fresh_edges = sample_edges(data.test_x, law, cfg.n_edges, rng, cfg.min_r)
     X_fit = edge_inputs(fit_edges.x_recv, fit_edges.x_send, dim, data.softening)
-    y_fit = np.asarray(net.edge(fit_edges.x_recv, fit_edges.x_send), dtype=np.float64)
+    y_fit = np.asarray(net.edge(fit_edges.x_recv, fit_edges.x_send), dtype=np.float64) @ basis.T
     X_fresh = edge_inputs(fresh_edges.x_recv, fresh_edges.x_send, dim, data.softening)
     force = pair_targets(law, fresh_edges.x_recv, fresh_edges.x_send, dim, data.softening)[0]
-    y_fresh = np.asarray(net.edge(fresh_edges.x_recv, fresh_edges.x_send), dtype=np.float64)
+    y_fresh = np.asarray(net.edge(fresh_edges.x_recv, fresh_edges.x_send), dtype=np.float64) @ basis.T
+    components = top if alignment is None else range(dim)
     edge_fits, edges = [], []
-    for rank, k in enumerate(top):
-        fit = fit_target(X_fit, y_fit[:, k], names_e, cfg)
-        verdict = judge_edge(fit.final.expr, names_e, X_fresh, force, fit.final.complexity, cfg.judge, y_fresh[:, k])
+    for rank, k in enumerate(components):
+        fit = fit_target(X_fit, y_fit[:, rank], names_e, cfg)
+        verdict = judge_edge(fit.final.expr, names_e, X_fresh, force, fit.final.complexity, cfg.judge, y_fresh[:, rank])
         edge = EdgeEquation(component=int(k), rank=rank + 1, judgement=verdict,
                             **report.equation_fields(fit, cfg.selection))
         schema.write_front(out / edge.front_file, report.front_rows(fit))
@@ -184,8 +208,8 @@ def _distill_into(out: Path, net: Network, data: DistillData, cfg: DistillConfig
     #    against the receiver factor(s) the edge equations matched (the composed model).
     names_n = node_input_names(dim, len(top))
     node_cfg = dataclasses.replace(cfg, selection=cfg.node_selection or cfg.selection)
-    X_node, y_node = _sample_nodes(net, data.train_x, data.train_a, law, dim, top, cfg, rng)
-    X_node_fresh, y_node_fresh = _sample_nodes(net, data.test_x, data.test_a, law, dim, top, cfg, rng)
+    X_node, y_node = _sample_nodes(net, data.train_x, data.train_a, law, dim, basis, cfg, rng)
+    X_node_fresh, y_node_fresh = _sample_nodes(net, data.test_x, data.test_a, law, dim, basis, cfg, rng)
     undone = list(dict.fromkeys(edge_target(e.judgement) for e in edges))
     node_fits, nodes = [], []
     for j, axis in enumerate("xyz"[:dim]):
@@ -215,7 +239,9 @@ def _distill_into(out: Path, net: Network, data: DistillData, cfg: DistillConfig
         edge=tuple(edges), node=tuple(nodes),
         edge_success=all(e.judgement.success for e in edges),
         node_success=all(e.judgement.success for e in nodes),
-        mae=mae, expected_force=str(law.force_expr.xreplace({R: sp.Symbol("r'")})), **(info or {}))
+        mae=mae, expected_force=str(law.force_expr.xreplace({R: sp.Symbol("r'")})),
+        alignment=None if alignment is None else tuple(map(tuple, alignment.matrix.tolist())),
+        alignment_rank1=None if alignment is None else alignment.rank1_share, **(info or {}))
     save_json(out / "distill_config.json", cfg)
     schema.save_result(out, result)
     result = schema.load_result(out)   # what every reader sees: non-finite floats are None

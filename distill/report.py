@@ -69,7 +69,7 @@ def summary_lines(result: DistillResult) -> list[str]:
     lines = [f"Distilled {result.strategy} GNN on {result.law} {result.dim}D "
              f"(true radial force on the receiver f = {result.expected_force} along r_hat):"]
     for e in result.edge:
-        lines.append(f"  edge φ{e.rank} (component {e.component}) = {e.equation}  [{_edge_verdict(e)}]")
+        lines.append(f"  edge φ{e.rank} ({component_label(result, e)}) = {e.equation}  [{_edge_verdict(e)}]")
     for e in result.node:
         lines.append(f"  node a_{e.output} = {e.equation}  [{_node_verdict(e)}]")
     mae = result.mae
@@ -77,6 +77,13 @@ def summary_lines(result: DistillResult) -> list[str]:
                  f"Newton's 2nd law {'FOUND' if result.node_success else 'not found'}; "
                  f"test MAE network {_fmt(mae.network)} vs symbolic {_fmt(mae.symbolic)}")
     return lines
+
+
+def component_label(result: DistillResult, edge) -> str:
+    """"component k" of the raw messages, or "aligned component x" (`DistillConfig.align`)."""
+    if result.alignment is None:
+        return f"component {edge.component}"
+    return f"aligned component {'xyz'[edge.component]}"
 
 
 def write_equations_md(path: str | Path, result: DistillResult) -> None:
@@ -91,8 +98,13 @@ def write_equations_md(path: str | Path, result: DistillResult) -> None:
            "(r' = r + softening) along (x1 - x2)/r.", "",
            "## Edge model (messages)", "",
            f"Inputs: {edge_cols}; \"1\" = receiver, \"2\" = sender, dx = x1 - x2, rs = r + softening.", ""]
+    if result.alignment is not None:
+        rows = "; ".join("(" + ", ".join(f"{v:.4g}" for v in row) + ")" for row in result.alignment)
+        out += [f"Aligned basis (`align = node`): φ = M·m[{list(result.top_components)}], M rows {rows}: "
+                f"the basis the node model reads the messages in (one matrix explains a share "
+                f"{_fmt(result.alignment_rank1)} of its Jacobians).", ""]
     for e in result.edge:
-        out += [f"### φ{e.rank} (message component {e.component})", "",
+        out += [f"### φ{e.rank} (message {component_label(result, e)})", "",
                 f"$$\\phi_{{{e.rank}}} = {e.latex}$$", "", f"    {e.equation}", "",
                 f"complexity {e.complexity}, MAE {_fmt(e.loss)}; {_edge_verdict(e)}; "
                 f"R² force {_fmt(e.judgement.r2_force)}, acceleration {_fmt(e.judgement.r2_accel)}.", ""]

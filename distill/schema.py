@@ -15,6 +15,7 @@ tuples as lists, floats that are not finite as null). Versions (`DistillResult.v
     1  the files written before the field existed: the same distill.json without
        "version", and no predictions.npz (`load_predictions` gives None).
     2  adds "version" and predictions.npz.
+    3  adds "alignment" and "alignment_rank1" (`DistillConfig.align`; null before).
 The readers accept every version up to SCHEMA_VERSION. A newer version, a missing or unknown
 field, a value of the wrong type, or an unreadable file is a one-line `InputError`.
 """
@@ -23,6 +24,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import types
 import typing
 import zipfile
 from dataclasses import dataclass
@@ -33,7 +35,7 @@ import numpy as np
 from nbody.errors import InputError
 from nbody.io import atomic_write_bytes, atomic_write_text, config_from_dict, load_json, save_json
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 RESULT_FILE = "distill.json"
 MESSAGES_FILE = "messages.npz"
 PREDICTIONS_FILE = "predictions.npz"
@@ -119,7 +121,8 @@ class Equation:
 
 @dataclass(frozen=True, kw_only=True)
 class EdgeEquation(Equation):
-    """An edge equation: message `component`, the `rank`-th most significant (1 = first)."""
+    """An edge equation: message `component`, the `rank`-th most significant (1 = first).
+    With an alignment (`DistillResult.alignment`) `component` is the aligned component's axis."""
 
     component: int
     rank: int
@@ -185,6 +188,11 @@ class DistillResult:
             the true pair force / F/m1; r2_force_mean, r2_accel_mean their means.
         r2_affine_force, r2_affine_accel: [dim][dim + 1] those maps (raw vector -> standardised
             component).
+        alignment: [dim][dim] M of `DistillConfig.align = "node"`: the edge equations are
+            fitted to the aligned components m' = M m[top_components] and the node
+            equations read their sums (e1..ek are aligned too); None: the raw components.
+        alignment_rank1: how well one matrix describes the node model's reading of the
+            messages (`align.Alignment.rank1_share`); None without alignment.
         edge, node: the selected equations; edge_success, node_success: all of them passed.
         mae: the symbolic model against the network.
         expected_force: sympy text of the law's radial force f(r').
@@ -214,6 +222,8 @@ class DistillResult:
     node_success: bool
     mae: MAEComparison
     expected_force: str
+    alignment: tuple[tuple[float, ...], ...] | None = None
+    alignment_rank1: float | None = None
     checkpoint: str | None = None
     dataset: str | None = None
     inputs: dict | None = None
@@ -253,6 +263,8 @@ def _read(cls: type, data):
 
 def _nested(hint, value):
     origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType) and type(None) in args and value is not None:
+        return _nested(next(a for a in args if a is not type(None)), value)
     if dataclasses.is_dataclass(hint) and isinstance(value, dict):
         return _read(hint, value)
     if origin is tuple and isinstance(value, list):

@@ -4,6 +4,11 @@ In:  candidates (any order, duplicates allowed) with complexity and loss.
 Out: the Pareto front sorted by complexity (the best loss per complexity, kept only when it
      beats every simpler one), PySR's score per front entry, and the selected equation.
 
+The front always starts at the best constant (complexity 1: the median, whose MAE is the
+loss of knowing nothing), as PySR's hall of fame does. Without it the simplest equation an
+SR engine returns has score 0 and the "score" rule can never select it: a node fit whose
+simplest entry is the linear law c·e1 then picks the next, nonlinear, one.
+
 Rules:
     "score" (paper §4.1, App. C; PySR model_selection="score"): maximise
         score_i = -log(loss_i / loss_{i-1}) / (c_i - c_{i-1}) over the front (score_0 = 0).
@@ -15,6 +20,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
+import sympy as sp
 
 from nbody.errors import InputError
 
@@ -25,16 +31,24 @@ from .candidate import Candidate
 LOSS_FLOOR = 1e-10
 
 
-def pareto_front(candidates: Sequence[Candidate]) -> list[Candidate]:
-    """Non-dominated candidates sorted by complexity, each strictly better than all simpler ones.
+def constant_candidate(y: np.ndarray) -> Candidate:
+    """The best constant under the MAE loss: the median of y, complexity 1."""
+    median = float(np.median(y))
+    return Candidate(sp.Float(median), 1, float(np.mean(np.abs(y - median))))
+
+
+def pareto_front(candidates: Sequence[Candidate], y: np.ndarray) -> list[Candidate]:
+    """Non-dominated candidates and the best constant for target y, sorted by complexity,
+    each strictly better than all simpler ones.
 
     Args:
         candidates: candidates; those with non-finite loss are ignored.
+        y: [N] the target they were fitted to (for the constant entry).
     Returns:
         the front, sorted by increasing complexity and strictly decreasing loss.
     """
     best: dict[int, Candidate] = {}
-    for c in candidates:
+    for c in [constant_candidate(y), *candidates]:
         if np.isfinite(c.loss) and (c.complexity not in best or c.loss < best[c.complexity].loss):
             best[c.complexity] = c
     front, current = [], float("inf")

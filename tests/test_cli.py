@@ -9,6 +9,7 @@ integrator and a one-epoch model on the spring data.
 """
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import json
 import os
@@ -223,6 +224,25 @@ def test_distill_refuses_a_changed_config_and_data_of_another_law(datasets, trai
     _refused(["distill", "--model", trained / "checkpoint.pt", "--data", datasets["r2"], *SMALL_DISTILL,
               "--out", tmp_path / "d2"], capsys, contains="law 'spring'")
     assert not (tmp_path / "d2").exists()
+    saved, before = out / "distill_config.json", (out / "distill.json").stat().st_mtime_ns
+    saved.write_text(json.dumps({k: v for k, v in json.loads(saved.read_text()).items() if k != "align"}))
+    code, err = _main(["distill", "--model", trained / "checkpoint.pt", *SMALL_DISTILL, "--out", out], capsys)
+    assert code == 0, err          # written before `align` existed: its default, the same run, skipped
+    assert (out / "distill.json").stat().st_mtime_ns == before
+    _refused(["distill", "--model", trained / "checkpoint.pt", *SMALL_DISTILL, "--align", "node",
+              "--out", out], capsys, contains="align")
+
+
+def test_a_run_directory_from_before_a_new_config_field_still_matches(tmp_path):
+    cfg = preset("tiny")
+    run.prepare_run_dir(tmp_path, cfg)
+    held = json.loads((tmp_path / "config.json").read_text())
+    del held["distill"]["align"]
+    (tmp_path / "config.json").write_text(json.dumps(held))
+    run.prepare_run_dir(tmp_path, cfg)                   # the missing field takes its default
+    node = dataclasses.replace(cfg, distill=dataclasses.replace(cfg.distill, align="node"))
+    with pytest.raises(InputError, match="distill.align"):
+        run.prepare_run_dir(tmp_path, node)
 
 
 def test_a_locked_run_directory_is_refused_at_once(tmp_path, capsys):

@@ -24,9 +24,20 @@ FRONT = [cand(1, 10.0, "c1"), cand(3, 5.0, "c3"), cand(5, 0.05, "c5"), cand(7, 0
 
 def test_pareto_front_drops_dominated_and_keeps_best_per_complexity():
     noisy = FRONT + [cand(5, 0.5, "worse5"), cand(6, 0.06, "dominated"), cand(13, float("inf"), "inf")]
-    front = pareto_front(list(reversed(noisy)))
+    front = pareto_front(list(reversed(noisy)), np.array([-100.0, 100.0]))   # constant: MAE 100
     assert [c.complexity for c in front] == [1, 3, 5, 7, 9, 11]
-    assert front[2].expr == sp.Symbol("c5")
+    assert front[0].expr == sp.Symbol("c1") and front[2].expr == sp.Symbol("c5")
+
+
+def test_the_front_starts_at_the_best_constant_so_the_simplest_law_can_win():
+    # An SR front like a node fit's: the linear law at 5, a cubic correction at 11.
+    sr = [cand(5, 0.0291, "linear"), cand(11, 0.0236, "cubic")]
+    y = np.array([-2.0, -1.0, 0.5, 1.0, 3.0])
+    front = pareto_front(sr, y)
+    assert front[0].complexity == 1 and float(front[0].expr) == 0.5
+    assert front[0].loss == pytest.approx(np.mean(np.abs(y - 0.5)))
+    assert front[select(front, "score")].expr == sp.Symbol("linear")
+    assert sr[select(sr, "score")].expr == sp.Symbol("cubic")        # without the constant
 
 
 def test_scores_are_minus_dlog_loss_over_dcomplexity():
