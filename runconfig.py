@@ -55,9 +55,10 @@ def preset(name: str, law: str | None = None) -> RunConfig:
            lr 3e-3), 1,000 simulations x 500 steps keeping every 5th; about 4 minutes on
            2 CPU cores, and it rediscovers the force law and Newton's second law.
     cpu:   tiny plus what the other laws need on 2 CPU cores (benchmarks/RESULTS.md,
-           "cpu preset ablation"): PySR's "best" Pareto selection for the edge fits (the
-           "score" knee drops the terms of 3D messages that mix all axes) and "score" for the
-           node fits (where "best" takes spurious terms in ē), then CPU_LAW_SETTINGS[law].
+           "cpu preset ablation"): the edge fits in the node model's basis (align "node":
+           single-axis forms, which 3D needs), PySR's "best" Pareto selection for the edge
+           fits and "score" for the node fits (where "best" takes spurious terms in ē), then
+           CPU_LAW_SETTINGS[law].
            run.py applies flags after the preset, so an explicit flag beats a per-law value.
     paper: the facts sheet's full-size settings (10,000 simulations x 1,000 steps, the
            demo's 100 kept snapshots per simulation, 300-wide 3-hidden-layer MLPs,
@@ -66,7 +67,7 @@ def preset(name: str, law: str | None = None) -> RunConfig:
     if name == "cpu":
         tiny = preset("tiny")
         base = dataclasses.replace(tiny, preset=name, distill=dataclasses.replace(
-            tiny.distill, selection="best", node_selection="score"))
+            tiny.distill, selection="best", node_selection="score", align="node"))
         law = law or base.sim.law
         return with_values(base, {"law": law, **CPU_LAW_SETTINGS.get(law, {})})
     if name == "tiny":
