@@ -7,6 +7,8 @@
     python run.py distill --model runs/spring-bn/checkpoint.pt --out runs/spring-bn/distill
     python run.py analyse --run runs/tiny                    # tables + figures of a run or sweep
     python run.py sweep --preset paper --laws spring,r1 --dims 2,3 --strategies l1,bottleneck --out runs/sweep
+    python run.py sweep --preset paper --seeds 0,1,2 --executor submitit --partition gpu --out runs/paper
+    python run.py sweep --status --out runs/paper             # done / running / pending / failed per run
 
 Every field of every stage config is a flag (`--n-sims`, `--batch-size`, `--generations`,
 ...); `--preset` picks the starting values and flags override them. A run directory holds
@@ -15,7 +17,8 @@ Re-running a command skips finished stages and resumes an interrupted training r
 Bad input prints one line and exits with status 2.
 """
 # This file wires the stages (nbody, gnn, distill, analysis) to the command line; the presets
-# and the flags of the configs live in runconfig.py, the sweep's grid and executors in sweep.py.
+# and the flags of the configs live in runconfig.py, the sweep's grid and local pool in sweep.py,
+# its cluster jobs (submitit) in cluster.py.
 from __future__ import annotations
 
 import argparse
@@ -25,6 +28,7 @@ import sys
 import time
 from pathlib import Path
 
+import cluster
 from distill.config import DistillConfig
 from gnn.config import DATA_FIELDS, ModelConfig, TrainConfig, model_for_data
 from nbody import rundir
@@ -32,7 +36,7 @@ from nbody.config import SimConfig
 from nbody.errors import InputError
 from nbody.io import config_from_dict, load_json, remove_stale_temps, save_json, to_jsonable
 from runconfig import PRESETS, STAGE_CLASSES, RunConfig, add_config_flags, config_from_args, flag_type
-from sweep import EXECUTORS, execute, grid_list, sweep_jobs
+from sweep import EXECUTORS, dataset_lock, execute, grid_list, sweep_jobs
 
 ROOT = Path(__file__).resolve().parent
 
@@ -199,15 +203,30 @@ def print_equations(result) -> None:
 # --------------------------------------------------------------------------- #
 
 def run_sweep(out: Path, args: argparse.Namespace) -> None:
-    """The sweep's runs into `out` (`sweep.sweep_jobs`): their datasets first, each shared by all
-    strategies so jobs never race to create one, then the runs (`sweep.execute`), then the tables."""
-    jobs = sweep_jobs(args.preset, vars(args), grid_list("--laws", args.laws), grid_list("--dims", args.dims, int),
-                      grid_list("--strategies", args.strategies), grid_list("--seeds", args.seeds, int), out)
-    for data_dir, sim in {str(d): (d, c.sim) for _, c, d in jobs}.values():
-        stage_simulate(data_dir, sim, progress=not args.quiet)
-    print(f"[sweep] {len(jobs)} jobs with {args.executor}, {args.workers} at a time")
-    for done in execute(_sweep_job, jobs, executor=args.executor, workers=args.workers, folder=out / "slurm",
-                        timeout_min=args.timeout_min):
+    """The sweep's runs into `out` (`sweep.sweep_jobs`). Locally: all of them in a process
+    pool (`sweep.execute`), then the tables. With submitit: submit the runs not yet done,
+    queued or running (`cluster.submit`) and return at once."""
+    laws, dims = grid_list("--laws", args.laws), grid_list("--dims", args.dims, int)
+    strategies, seeds = grid_list("--strategies", args.strategies), grid_list("--seeds", args.seeds, int)
+    if args.executor == "submitit":
+        res = cluster.resources(args.preset, vars(args))
+        out = out.resolve()          # the jobs may start in another working directory
+        jobs = sweep_jobs(args.preset, vars(args), laws, dims, strategies, seeds, out)
+        where = args.cluster or "slurm"
+        submitted, before = cluster.submit(_sweep_job, jobs, out, res, where)
+        left = [s.state for s in before if s.name not in submitted]
+        print(f"[sweep] {len(jobs)} runs: {len(submitted)} submitted to {where}"
+              + (f" (jobs {', '.join(submitted.values())})" if submitted else "")
+              + "".join(f", {left.count(state)} {state}" for state in cluster.STATES if state in left))
+        print(f"[sweep] job ids and resources: {out / cluster.FOLDER / cluster.RECORD}; "
+              f"follow with: run.py sweep --status --out {out}")
+        return
+    given = cluster.given_flags(vars(args))
+    if given:
+        raise InputError(f"{', '.join(given)}: for --executor submitit only")
+    jobs = sweep_jobs(args.preset, vars(args), laws, dims, strategies, seeds, out)
+    print(f"[sweep] {len(jobs)} jobs in a local pool, {args.workers} at a time")
+    for done in execute(_sweep_job, jobs, workers=args.workers):
         print(f"[sweep] done {done}")
     stage_analyse(out)
     for table in ("test_mae", "edge_reconstruction", "node_reconstruction"):
@@ -215,7 +234,12 @@ def run_sweep(out: Path, args: argparse.Namespace) -> None:
 
 
 def _sweep_job(job: tuple[Path, RunConfig, Path]) -> str:
+    """One run of a sweep, in a pool worker or a cluster job: its shared dataset first (the
+    first job of that dataset to take its lock simulates it, the others wait and reuse it),
+    then every stage. Returns the run directory."""
     run_dir, cfg, data_dir = job
+    with rundir.locked(dataset_lock(data_dir), wait=True):
+        stage_simulate(data_dir, cfg.sim, progress=False)
     run_all(run_dir, cfg, data_dir, progress=False)
     return str(run_dir)
 
@@ -293,10 +317,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dims", default="2,3")
     p.add_argument("--strategies", default="standard,bottleneck,l1,kl")
     p.add_argument("--seeds", default="0")
-    p.add_argument("--workers", type=int, default=1, help="jobs at a time")
+    p.add_argument("--workers", type=int, default=1, help="jobs at a time (for submitit: the Slurm array's)")
     p.add_argument("--executor", default="local", choices=EXECUTORS,
-                   help="local process pool, or a Slurm job array through submitit")
-    p.add_argument("--timeout-min", type=int, default=24 * 60, help="Slurm time limit per job")
+                   help="local process pool (waits for every run), or submitit: submits the runs not yet "
+                        "done, queued or running, and returns at once")
+    p.add_argument("--status", action="store_true",
+                   help="print the state of each run of the sweep submitted into --out, and exit")
+    cluster.add_flags(p)
     return parser
 
 
@@ -331,9 +358,12 @@ def dispatch(args: argparse.Namespace) -> None:
     elif args.command == "all":
         print_equations(run_all(rundir.output_path(args.out), cfg, progress=progress))
     elif args.command == "sweep":
+        out = rundir.output_path(args.out)
+        if args.status:
+            print("\n".join(cluster.status_lines(out, cluster.run_states(out))))
+            return
         if args.workers < 1:
             raise InputError("--workers must be at least 1")
-        out = rundir.output_path(args.out)
         with rundir.locked(out):
             run_sweep(out, args)
 
@@ -357,4 +387,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run as the module `run`, not as `__main__`, so that the sweep's job function is pickled
+    # by name and found again in a pool worker or a cluster job.
+    import run
+    sys.exit(run.main())

@@ -143,7 +143,7 @@ def add_config_flags(parser: argparse.ArgumentParser, classes) -> None:
     shared_done = set()
     for cls in classes:
         group = parser.add_argument_group(f"{cls.__name__} fields")
-        hints, helps = typing.get_type_hints(cls), _field_help(cls)
+        hints, helps = typing.get_type_hints(cls), field_help(cls)
         for field in settable_fields(cls):
             text = helps.get(field.name, "").replace("%", "%%")
             names = [(field.name, text)]
@@ -194,7 +194,7 @@ def _prefix(cls: type) -> str:
     return next(prefix for prefix, stage in STAGE_CLASSES.items() if stage is cls)
 
 
-def _field_help(cls) -> dict[str, str]:
+def field_help(cls) -> dict[str, str]:
     """Per-field help text parsed from the dataclass's 'Attributes:' docstring section."""
     helps, current = {}, None
     in_attrs = False

@@ -3,10 +3,10 @@
 In:  a preset name and flag values (as for one run), the grid's lists, an output folder;
      a job function that is importable (so it can be sent to another process).
 Out: `sweep_jobs` -> [(run_dir, RunConfig, data_dir)], runs OUT/{law}-{dim}d-{strategy}-s{seed}
-     sharing one dataset OUT/data/{law}-{dim}d-s{seed} per law x dim x seed;
-     `execute` calls the job function on every job, in a local pool of spawned processes
-     (the CPU threads split evenly between them) or as a Slurm job array (submitit), and
-     yields the results in job order.
+     sharing one dataset OUT/data/{law}-{dim}d-s{seed} per law x dim x seed, which the
+     first job to take its `dataset_lock` creates; `execute` calls the job function on every
+     job in a local pool of spawned processes (the CPU threads split evenly between them)
+     and yields the results in job order. A cluster runs the same jobs: cluster.py.
 Imports no torch (a pool worker sets its torch thread count itself).
 """
 from __future__ import annotations
@@ -52,38 +52,30 @@ def sweep_jobs(preset_name: str, values: dict, laws, dims, strategies, seeds, ou
     return jobs
 
 
-def execute(fn: Callable[[Job], str], jobs: list[Job], *, executor: str = "local", workers: int = 1,
-            folder: Path | None = None, timeout_min: int = 24 * 60) -> Iterator[str]:
-    """fn(job) for every job, `workers` at a time; yields the results in job order.
+def dataset_lock(data_dir: Path) -> Path:
+    """The folder a job locks while it creates, or checks, the dataset `data_dir` that it
+    shares with the sweep's other strategies (OUT/data/.{name}.lock; it stays, empty)."""
+    return data_dir.with_name(f".{data_dir.name}.lock")
+
+
+def execute(fn: Callable[[Job], str], jobs: list[Job], workers: int = 1) -> Iterator[str]:
+    """fn(job) for every job, `workers` at a time in a local pool of spawned processes, each
+    with cpu_count // workers torch threads; yields the results in job order.
 
     Args:
         fn: a module-level function (pickled by name into the workers).
         jobs: from `sweep_jobs`.
-        executor: "local" (a pool of spawned processes, each with cpu_count // workers torch
-            threads) or "submitit" (a Slurm job array; needs `pip install submitit`).
-        workers: jobs at a time (the array's parallelism for submitit).
-        folder: submitit's log and pickle folder.
-        timeout_min: Slurm time limit per job.
+        workers: jobs at a time.
     """
-    if executor == "submitit":
-        try:
-            import submitit
-        except ImportError:
-            raise InputError("--executor submitit needs `pip install submitit`") from None
-        slurm = submitit.AutoExecutor(folder=folder)
-        slurm.update_parameters(slurm_array_parallelism=workers, timeout_min=timeout_min)
-        for job in slurm.map_array(fn, jobs):
-            yield job.result()
-        return
     import concurrent.futures as cf
     import multiprocessing as mp
     threads = max(1, (os.cpu_count() or 1) // workers)
     with cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-        yield from pool.map(functools.partial(_with_threads, fn, threads), jobs)
+        yield from pool.map(functools.partial(with_threads, fn, threads), jobs)
 
 
-def _with_threads(fn: Callable[[Job], str], threads: int, job: Job) -> str:
-    """fn(job) with torch limited to `threads` CPU threads (run in a pool worker)."""
+def with_threads(fn: Callable[[Job], str], threads: int, job: Job) -> str:
+    """fn(job) with torch limited to `threads` CPU threads (run in a pool worker or a cluster job)."""
     import torch
     torch.set_num_threads(threads)
     return fn(job)

@@ -36,19 +36,21 @@ def output_path(text: str | os.PathLike, flag: str = "--out") -> Path:
 
 
 @contextlib.contextmanager
-def locked(directory: Path) -> Iterator[Path]:
+def locked(directory: Path, *, wait: bool = False) -> Iterator[Path]:
     """Hold an exclusive advisory lock (flock) on `directory`, creating it if needed.
 
     A second process asking for the same folder gets an InputError at once instead of
-    writing beside the first. A folder this call created and that is still empty when
-    the block fails is removed again, so a refused command leaves nothing behind.
+    writing beside the first, or, with `wait`, blocks until the first one lets go (the
+    sweep's jobs take turns this way to create a dataset they share). A folder this call
+    created and that is still empty when the block fails is removed again, so a refused
+    command leaves nothing behind.
     """
     created = not directory.exists()
     directory.mkdir(parents=True, exist_ok=True)
     fd = os.open(directory, os.O_RDONLY)
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise InputError(f"{directory} is in use by another run; wait for it to finish or use another --out") from None
         yield directory
