@@ -62,7 +62,8 @@ def preset(name: str, law: str | None = None) -> RunConfig:
            run.py applies flags after the preset, so an explicit flag beats a per-law value.
     paper: the facts sheet's full-size settings (10,000 simulations x 1,000 steps, the
            demo's 100 kept snapshots per simulation, 300-wide 3-hidden-layer MLPs,
-           batch 64, ~1.2M optimiser steps, the larger SR budget).
+           batch 64: 100 epochs of the 900,000 training graphs, ~1.4M optimiser steps; the
+           larger SR budget).
     """
     if name == "cpu":
         tiny = preset("tiny")

@@ -7,7 +7,7 @@ Out: `summary_rows` (dicts with SUMMARY_FIELDS) and `to_summary_csv` (booleans a
      true/false, missing values empty). `test_mae_network` is the network's MAE on the
      distillation's evaluation graphs (the same graphs as `test_mae_symbolic`); `wall_s` is the
      sum of the run's own stage wall times (simulate, train, distill; a dataset that a
-     sweep shares between runs is simulated before them and not counted).
+     sweep shares between runs is made by the first job that needs it and not counted).
 """
 from __future__ import annotations
 
