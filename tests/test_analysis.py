@@ -23,10 +23,12 @@ import pytest
 from matplotlib.colors import to_rgba
 from PIL import Image
 
+import run as run_py
 from _distill_helpers import SPRING, distill_planted, spring_data
-from _report_helpers import legend_overlaps
+from _report_helpers import legend_overlaps, scan_report
 from analysis import build_tables, find_runs, load_run, make_figures, published, run_figures, write_tables
 from analysis.figures import message_fit_figure, sparsity_figure
+from analysis.report import RUN_SECTIONS, write_report
 from analysis.tables import to_markdown
 from distill import DistillConfig
 from distill.messages import significance, sparsity, top_components
@@ -448,3 +450,41 @@ def test_history_figures_and_an_animation_of_every_recorded_step(tmp_path, make_
         gif.seek(gif.n_frames - 1)
         assert not np.array_equal(first, np.asarray(gif.convert("RGB")))   # the frames differ
 
+
+def _report_of(tmp_path, runs):
+    figures = {r.name: make_figures(r, tmp_path / "figures" / r.name) for r in runs}
+    return write_report(runs, tmp_path / "report.html", figures), figures
+
+
+def test_run_report_is_one_self_contained_page_with_every_section_and_figure(tmp_path, make_run):
+    run = load_run(make_run(tmp_path, "spring-2d-l1-s0", stages=ALL_STAGES))
+    path, figures = _report_of(tmp_path, [run])
+    scan = scan_report(path)
+    assert not scan.problems, scan.problems
+    anchor = "run-spring-2d-l1-s0"
+    assert {f"{anchor}-{key}" for key in RUN_SECTIONS} | {"tables", "sources"} <= scan.ids
+    assert {f"table-{name}" for name in build_tables([run])} <= scan.ids
+    assert sorted(scan.captions) == sorted(p.name for p in figures[run.name])   # every figure, the GIF too
+    assert sum(mime == "image/gif" for mime, _, _ in scan.images) == 1
+    equations = [alt for mime, _, alt in scan.images if alt.startswith(("\\phi", "a_"))]
+    assert len(equations) == len(run.distill.edge) + len(run.distill.node)   # each rendered by mathtext
+    assert all(e.equation in scan.text for e in run.distill.edge + run.distill.node)
+    assert scan.text.count("judgement") == len(equations)
+    assert "paper 0.045" in scan.text and "Cranmer" in scan.text       # the published numbers, cited
+
+
+def test_sweep_report_grid_marks_and_links_every_run(tmp_path, make_run):
+    sweep = tmp_path / "sweep"
+    for seed in (0, 1):
+        make_run(sweep, f"spring-2d-l1-s{seed}", seed=seed)
+    found = make_run(sweep, "r1-3d-bottleneck-s0", law="r1", dim=3, strategy="bottleneck", stages=ALL_STAGES)
+    result = load_result(found / "distill")
+    save_result(found / "distill", dataclasses.replace(result, edge_success=True, node_success=True))
+    assert run_py.main(["analyse", "--run", str(sweep)]) == 0
+    scan = scan_report(sweep / "analysis" / "report.html")
+    assert not scan.problems, scan.problems
+    runs = find_runs(sweep)
+    assert {"grid", "tables", "runs", "sources"} | {f"run-{r.name}" for r in runs} <= scan.ids
+    assert sorted(set(scan.links) & {f"run-{r.name}" for r in runs}) == sorted(f"run-{r.name}" for r in runs)
+    assert "s0 ✓" in scan.text and "s1 ✗" in scan.text                 # r1 both found; spring l1 not
+    assert not any(mime == "image/gif" for mime, _, _ in scan.images)  # a sweep shows the key figures only
