@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from distill.messages import robust_affine_r2, significance, sparsity, top_components
-from gnn.checkpoint import load_model
+from gnn.checkpoint import RESUME_KIND, load_model, load_torch, save_torch
 from gnn.config import ModelConfig, TrainConfig
 from gnn.history import HISTORY_FILE, load_history, save_history
 from gnn.model import GNN
@@ -100,6 +100,18 @@ def test_an_interrupted_run_continues_its_history(data, recorded, tmp_path):
     assert list(got.step) == [0, 10, 20]
     np.testing.assert_allclose(got.values, want.values, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(got.r2_force, want.r2_force, rtol=1e-6)
+
+
+def test_a_resume_point_from_before_the_history_settings_resumes_with_their_defaults(data, tmp_path):
+    defaults = dataclasses.replace(RECORDED, message_history_every=TrainConfig.message_history_every,
+                                   message_history_edges=TrainConfig.message_history_edges)
+    train(data, MODEL, defaults, tmp_path, progress=False, stop_at_step=12)
+    state = load_torch(tmp_path / "last.pt", RESUME_KIND)
+    state["train_config"] = {k: v for k, v in state["train_config"].items() if not k.startswith("message_history")}
+    save_torch(tmp_path / "last.pt", RESUME_KIND, {k: v for k, v in state.items() if k not in ("kind", "version")})
+    with pytest.raises(InputError, match="different configs"):        # the defaults are not RECORDED's
+        train(data, MODEL, RECORDED, tmp_path, progress=False)
+    assert train(data, MODEL, defaults, tmp_path, progress=False).finished
 
 
 def test_history_of_other_edges_is_refused_on_resume(data, recorded, tmp_path):
