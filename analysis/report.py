@@ -43,7 +43,8 @@ h1 { font-size: 1.5em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: .2e
 h3 { margin-top: 1.2em; } nav a { margin-right: 1em; }
 table { border-collapse: collapse; margin: .5em 0; font-size: .9em; }
 th, td { border: 1px solid #ccc; padding: .25em .5em; text-align: left; vertical-align: top; }
-th { background: #f3f3f3; } td.ok { color: #17702a; font-weight: bold; } td.no { color: #b00020; font-weight: bold; }
+th { background: #f3f3f3; } caption { text-align: left; font-weight: bold; padding: .2em 0; }
+td:first-child { white-space: nowrap; } td.ok { color: #17702a; font-weight: bold; } td.no { color: #b00020; font-weight: bold; }
 .grid a { text-decoration: none; margin-right: .4em; } .ok { color: #17702a; } .no { color: #b00020; }
 .note { color: #555; font-size: .9em; } code { background: #f6f6f6; padding: 0 .2em; }
 figure { display: inline-block; margin: .5em 1em .5em 0; vertical-align: top; }
@@ -84,6 +85,12 @@ def _table(header: Iterable[str], rows: Iterable[Iterable[str]], raw: bool = Fal
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
+def _pairs(rows: Iterable[tuple[str, str]], caption: str = "") -> str:
+    """A two-column table of (name, value) rows, names as row headers, escaped."""
+    head = f"<caption>{_e(caption)}</caption>" if caption else ""
+    return "<table>" + head + "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in rows) + "</table>"
+
+
 def _anchor(run: Run) -> str:
     """The id of a run's section: "run-" and its name, with anything but [A-Za-z0-9_-] as "_"."""
     return "run-" + re.sub(r"[^A-Za-z0-9_-]", "_", run.name)
@@ -122,7 +129,7 @@ def _judgement(e: Equation) -> str:
         rows.append(("R² against force / F/m1", f"{_num(j.r2_force)} / {_num(j.r2_accel)}"))
     if hasattr(j, "linear_in_messages"):
         rows.append(("linear in the messages", _mark(j.linear_in_messages)))
-    return _table(("judgement", ""), rows)
+    return _pairs(rows, "judgement")
 
 
 # --------------------------------------------------------------------------- #
@@ -149,7 +156,7 @@ def _summary(run: Run) -> str:
                      f"{_num(m['test']['mae_per_node'])} ({_num(m.get('baseline_mae_per_node'))})"))
     if run.timings:
         rows.append(("wall seconds per stage", ", ".join(f"{k} {v:.0f}" for k, v in run.timings.items())))
-    return _table(("", ""), rows)
+    return _pairs(rows)
 
 
 def _equations(run: Run) -> str:
@@ -175,10 +182,10 @@ def _training(run: Run, files: dict[str, Path], animate: bool) -> str:
     if m is not None:
         seconds, recording = m.get("train_seconds"), m.get("message_history_seconds")
         share = f" ({recording / seconds:.1%} of the training time)" if recording and seconds else ""
-        out.append(_table(("", ""), [
+        out.append(_pairs([
             ("optimiser steps (epochs)", f"{m.get('steps')} ({m.get('epochs')})"),
             ("training seconds; graphs per second", f"{_num(seconds, '.1f')}; {_num(m.get('graphs_per_second'), '.0f')}"),
-            ("recording the messages", f"{_num(recording, '.1f')} s{share}"),
+            ("recording the messages", "not recorded" if recording is None else f"{recording:.1f} s{share}"),
             ("device", m.get("device"))]))
     if h is not None:
         out.append(f"<p class=\"note\">Messages recorded on {h.values.shape[1]} fixed held-out edges at "
