@@ -24,6 +24,7 @@ from nbody.io import atomic_write_bytes
 
 MAX_FRAMES = 40
 FRAMES_PER_SECOND = 4
+DPI = 100
 RANKS = ("1st", "2nd", "3rd")
 
 
@@ -49,7 +50,7 @@ def history_figure(history: MessageHistory, title: str = "") -> Figure:
     ax_sp.plot(step, history.sparsity, marker=".", color="tab:red", label="sparsity (variance share of the top)")
     ax_sp.set_ylim(0, 1.05)
     ax_sp.set_xlabel("optimiser step")
-    ax_sp.set_ylabel(f"variance share of the top {history.top.shape[1]} components")
+    ax_sp.set_ylabel("sparsity")
     ax_sp.set_title("sparsity during training", fontsize=9)
     fig.legend(loc="outside lower center", ncols=3, fontsize=8)
     if title:
@@ -81,12 +82,12 @@ def evolution_gif(history: MessageHistory, path: str | os.PathLike, title: str =
     span = np.concatenate([history.standardised(last)[:, :shown].ravel(), history.fitted(last)[:, :shown].ravel()])
     lim = float(np.nanpercentile(np.abs(span), 99)) * 1.15          # the final frame's extent, for every frame
     lim = lim if np.isfinite(lim) and lim > 0 else 1.0
-    fig = Figure(figsize=(3.3 * shown, 3.7), dpi=80, layout="constrained")
+    fig = Figure(figsize=(3.6 * shown, 4.0), dpi=DPI, layout="constrained")
     axes = fig.subplots(1, shown, squeeze=False)[0]
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "frames.gif"
         writer = PillowWriter(fps=FRAMES_PER_SECOND)
-        with writer.saving(fig, str(out), dpi=80):
+        with writer.saving(fig, str(out), dpi=DPI):
             for row in rows:
                 x, y = history.fitted(row), history.standardised(row)
                 for k, ax in enumerate(axes):
