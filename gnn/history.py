@@ -76,11 +76,10 @@ class MessageHistory:
     force: np.ndarray
     accel: np.ndarray
 
-    def fitted(self, row: int, target: str = "force") -> np.ndarray:
-        """[N, dim] the affine map of the true `target` ("force" or "accel") fitted to each top
-        component of `row`, in that component's standardised units."""
-        vectors, affine = (self.force, self.affine_force) if target == "force" else (self.accel, self.affine_accel)
-        return vectors @ affine[row, :, :-1].T + affine[row, :, -1]
+    def fitted(self, row: int) -> np.ndarray:
+        """[N, dim] the affine map of the true force fitted to each top component of `row`, in
+        that component's standardised units."""
+        return self.force @ self.affine_force[row, :, :-1].T + self.affine_force[row, :, -1]
 
     def standardised(self, row: int) -> np.ndarray:
         """[N, dim] the top components of `row` standardised (zero mean, unit std)."""
@@ -175,11 +174,6 @@ class HistoryRecorder:
                              "delete it or use another out_dir")
         self.rows = [{name: getattr(held, name)[r] for name in ROW_FIELDS}
                      for r in range(len(held.step)) if held.step[r] <= step]
-
-    @property
-    def last_step(self) -> int | None:
-        """The step of the latest row, None before the first."""
-        return int(self.rows[-1]["step"]) if self.rows else None
 
     def history(self) -> MessageHistory:
         """The rows so far as a `MessageHistory`."""
