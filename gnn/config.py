@@ -121,7 +121,9 @@ class TrainConfig:
             held-out edges (R² against force and F/m1, sparsity, the top components' values;
             train/message_history.npz, `gnn.history`), plus one before the first step and one
             at the last; 0 disables. Needs the data's law (a dataset, or arrays with "law").
-            About 0.1 s a record on a CPU: under 3% of the training time at the default.
+            A record takes ~0.05 s on a CPU (four robust R² fits), about 2% of the tiny
+            preset's training time at the default (benchmarks/RESULTS.md); metrics.json
+            reports each run's own cost (message_history_seconds).
         message_history_edges: edges in that sample.
     """
 
