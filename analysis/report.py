@@ -44,7 +44,7 @@ h3 { margin-top: 1.2em; } nav a { margin-right: 1em; }
 table { border-collapse: collapse; margin: .5em 0; font-size: .9em; }
 th, td { border: 1px solid #ccc; padding: .25em .5em; text-align: left; vertical-align: top; }
 th { background: #f3f3f3; } caption { text-align: left; font-weight: bold; padding: .2em 0; }
-td:first-child { white-space: nowrap; } td.ok { color: #17702a; font-weight: bold; } td.no { color: #b00020; font-weight: bold; }
+td:first-child { white-space: nowrap; }
 .grid a { text-decoration: none; margin-right: .4em; } .ok { color: #17702a; } .no { color: #b00020; }
 .note { color: #555; font-size: .9em; } code { background: #f6f6f6; padding: 0 .2em; }
 figure { display: inline-block; margin: .5em 1em .5em 0; vertical-align: top; }
@@ -184,7 +184,8 @@ def _training(run: Run, files: dict[str, Path], animate: bool) -> str:
         share = f" ({recording / seconds:.1%} of the training time)" if recording and seconds else ""
         out.append(_pairs([
             ("optimiser steps (epochs)", f"{m.get('steps')} ({m.get('epochs')})"),
-            ("training seconds; graphs per second", f"{_num(seconds, '.1f')}; {_num(m.get('graphs_per_second'), '.0f')}"),
+            ("training seconds; graphs per second",
+             f"{_num(seconds, '.1f')}; {_num(m.get('graphs_per_second'), '.0f')}"),
             ("recording the messages", "not recorded" if recording is None else f"{recording:.1f} s{share}"),
             ("device", m.get("device"))]))
     if h is not None:

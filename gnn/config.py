@@ -158,7 +158,8 @@ class TrainConfig:
             if value is not None and (not _is_int(value) or value < 1):
                 raise InputError(f"{name} must be a positive integer or None, got {value!r}")
         if not _is_int(self.message_history_every) or self.message_history_every < 0:
-            raise InputError(f"message_history_every must be an integer >= 0 (0: off), got {self.message_history_every!r}")
+            raise InputError("message_history_every must be an integer >= 0 (0: off), "
+                             f"got {self.message_history_every!r}")
         if not _is_int(self.message_history_edges) or self.message_history_edges < 10:
             raise InputError(f"message_history_edges must be an integer >= 10, got {self.message_history_edges!r}")
         if not (self.lr > 0) or not (self.final_div_factor > 0):
