@@ -34,6 +34,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from distill.messages import variance_shares
+from distill.report import component_label
 from distill.schema import FrontRow, read_front
 from nbody.config import SPLIT_NAMES
 from nbody.errors import InputError
@@ -248,7 +249,7 @@ def run_figures(run: Run) -> dict[str, Figure]:
         figures["predictions.png"] = predictions_figure(preds.true, network=preds.network, symbolic=preds.symbolic,
                                                         title=run.label)
     for entry in result.edge + result.node:
-        fit = (f"edge φ{entry.rank} (component {entry.component})" if entry in result.edge
+        fit = (f"edge φ{entry.rank} ({component_label(result, entry)})" if entry in result.edge
                else f"node a_{entry.output}")
         figures[f"{Path(entry.front_file).stem}.png"] = pareto_figure(
             read_front(run.distill_dir / entry.front_file), title=f"{run.label}: Pareto front of {fit}")

@@ -24,7 +24,7 @@ import re
 from pathlib import Path
 from typing import Any, Iterable
 
-from distill.report import verdict
+from distill.report import component_label, verdict
 from distill.schema import Equation
 from nbody.io import atomic_write_text
 
@@ -145,6 +145,8 @@ def _summary(run: Run) -> str:
                  ("message R² against force (F/m1), mean of the top components",
                   f"{_num(d.r2_force_mean, '.4f')} ({_num(d.r2_accel_mean, '.4f')})"),
                  ("sparsity: variance share of the top components", _num(d.sparsity, ".3f")),
+                 ("basis of the edge equations", "the raw top components" if d.alignment is None else
+                  f"aligned to the node model (one matrix explains {_num(d.alignment_rank1, '.3f')})"),
                  ("test MAE per node: symbolic / network",
                   f"{_num(d.mae.symbolic)} / {_num(d.mae.network)} ({d.mae.n_graphs} graphs)")]
         rows += [(f"OOD MAE ({name}: n={v.n}, positions ×{v.position_spread}): symbolic / network",
@@ -167,7 +169,7 @@ def _equations(run: Run) -> str:
            "m1, m2, q1, q2 (1: receiver, 2: sender, dx = x1 − x2); node inputs: e1..ek, the summed "
            "significant messages, and the receiver's m1, q1, v1.</p>"]
     for e in d.edge:
-        out += [f"<h4>Edge φ{e.rank} (message component {e.component})</h4>",
+        out += [f"<h4>Edge φ{e.rank} (message {_e(component_label(d, e))})</h4>",
                 _equation(rf"\phi_{{{e.rank}}}", e), _judgement(e)]
     for e in d.node:
         out += [f"<h4>Node a<sub>{e.output}</sub></h4>", _equation(f"a_{{{e.output}}}", e), _judgement(e)]
