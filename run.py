@@ -5,7 +5,7 @@
     python run.py simulate --law spring --dim 2 --out data/spring2d
     python run.py train --data data/spring2d --strategy bottleneck --out runs/spring-bn
     python run.py distill --model runs/spring-bn/checkpoint.pt --out runs/spring-bn/distill
-    python run.py analyse --run runs/tiny                    # tables + figures of a run or sweep
+    python run.py analyse --run runs/tiny                    # tables, figures, report.html of a run or sweep
     python run.py sweep --preset paper --laws spring,r1 --dims 2,3 --strategies l1,bottleneck --out runs/sweep
     python run.py sweep --preset paper --seeds 0,1,2 --executor submitit --partition gpu --out runs/paper
     python run.py sweep --status --out runs/paper             # done / running / pending / failed per run
@@ -110,7 +110,7 @@ def stage_train(train_dir: Path, data_dir: Path, model: ModelConfig, train_cfg: 
                                {"dataset": rundir.dataset_identity(dataset.meta)})
         trained_on = load_json(train_dir / "metrics.json").get("dataset") or {}
         held = rundir.record({"model": load_json(train_dir / "model_config.json"),
-                              "train": load_json(train_dir / "train_config.json")},
+                              "train": config_from_dict(TrainConfig, load_json(train_dir / "train_config.json"))},
                              {"dataset": rundir.dataset_identity(trained_on.get("meta") or {})})
         rundir.check_record(held, wanted, train_dir)
         print(f"[train] {train_dir}: done already, skipped")
@@ -143,8 +143,8 @@ def stage_distill(distill_dir: Path, checkpoint: Path, data_dir: Path | None, cf
 
 
 def stage_analyse(target: Path, out_dir: Path | None = None) -> list[Path]:
-    """Tables and figures for a run directory or a sweep of run directories."""
-    from analysis import find_runs, load_run, make_figures, write_tables
+    """Tables, figures and report.html for a run directory or a sweep of run directories."""
+    from analysis import find_runs, load_run, make_figures, write_report, write_tables
     if not target.is_dir():
         raise InputError(f"no such run or sweep directory: {target}")
     runs = [load_run(target)] if (target / "config.json").exists() else find_runs(target)
@@ -152,9 +152,12 @@ def stage_analyse(target: Path, out_dir: Path | None = None) -> list[Path]:
         raise InputError(f"no runs found under {target}")
     out_dir = out_dir or target / "analysis"
     written = list(write_tables(runs, out_dir).values())
+    figures = {}
     for run in runs:
         fig_dir = out_dir if len(runs) == 1 else out_dir / "figures" / run.path.name
-        written += make_figures(run, fig_dir)
+        figures[run.name] = make_figures(run, fig_dir)
+        written += figures[run.name]
+    written.append(write_report(runs, out_dir / "report.html", figures))
     print(f"[analyse] {len(runs)} run(s): {len(written)} files in {out_dir}")
     return written
 
@@ -303,7 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="dataset directory (default: the one the model was trained on)")
     p.add_argument("--out", help="output directory (default: beside the checkpoint, distill/)")
 
-    p = sub.add_parser("analyse", help="tables and figures of a run or sweep (analysis)")
+    p = sub.add_parser("analyse", help="tables, figures and report.html of a run or sweep (analysis)")
     p.add_argument("--run", required=True, help="a run directory or a sweep directory")
     p.add_argument("--out", help="output directory (default: RUN/analysis)")
 

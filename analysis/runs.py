@@ -6,10 +6,11 @@ In:  RUN/ with config.json (the run's frozen configs: {"preset", "sim": {"law", 
        data/{split}_states.npy [S, T, n, 2*dim+2] (pos, vel, q, m); a sweep keeps its
                                datasets outside the run directories, so sweep runs have none
        train/metrics.json      `gnn.train.train`'s metrics
+       train/message_history.npz  messages recorded during training (`gnn.history`)
        distill/                the distill stage's files, read only through `distill.schema`
      A sweep directory holds one such run directory per job (any depth up to 2).
 Out: `Run` (frozen): the run's identity from config.json, the train metrics, the
-     `DistillResult` and lazily loaded message arrays and predictions. A path that is not a
+     `DistillResult` and lazily loaded message arrays, predictions and message history. A path that is not a
      run (or sweep) directory, or a stage file that does not read, raises `InputError`; a
      stage that has not run yet never does.
 """
@@ -22,6 +23,7 @@ from pathlib import Path
 
 from distill.schema import (RESULT_FILE, DistillResult, MessageArrays, Predictions, load_messages,
                             load_predictions, load_result)
+from gnn.history import HISTORY_FILE, MessageHistory, load_history
 from nbody.errors import InputError
 from nbody.io import load_json
 
@@ -58,6 +60,11 @@ class Run:
         return self.path.name
 
     @property
+    def label(self) -> str:
+        """What figure titles call the run: law, dimension, strategy and seed ("spring 2D, l1, seed 0")."""
+        return f"{self.law} {self.dim}D, {self.strategy}, seed {self.seed}"
+
+    @property
     def sim(self) -> str:
         """Row key "{law}-{dim}" (e.g. "spring-2")."""
         return sim_key(self.law, self.dim)
@@ -76,6 +83,12 @@ class Run:
     def messages(self) -> MessageArrays:
         """distill/messages.npz (loaded on first use; InputError when missing)."""
         return load_messages(self.distill_dir)
+
+    @functools.cached_property
+    def history(self) -> MessageHistory | None:
+        """train/message_history.npz (loaded on first use), None if the run recorded none."""
+        folder = self.path / "train"
+        return load_history(folder) if (folder / HISTORY_FILE).is_file() else None
 
     @functools.cached_property
     def predictions(self) -> Predictions | None:

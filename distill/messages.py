@@ -150,11 +150,23 @@ def top_components(scores: np.ndarray, d: int) -> np.ndarray:
     return np.argsort(-np.asarray(scores), kind="stable")[:d]
 
 
-def sparsity(messages: np.ndarray, top: np.ndarray) -> float:
-    """Fraction of the total message variance carried by the components `top`."""
-    var = np.var(messages, axis=0)
+def variance_shares(component_std: np.ndarray) -> np.ndarray:
+    """Each message component's share of the total message variance, std_k² / Σ_j std_j².
+
+    Args:
+        component_std: [k] std of each component over the recorded edges (ddof 0).
+    Returns:
+        [k] float64 shares summing to 1 (all zeros when every component is constant).
+    """
+    var = np.square(np.asarray(component_std, dtype=np.float64))
     total = float(var.sum())
-    return float(var[top].sum() / total) if total > 0 else 0.0
+    return var / total if total > 0 else np.zeros_like(var)
+
+
+def sparsity(messages: np.ndarray, top: np.ndarray) -> float:
+    """The project's one sparsity: the share of the total message variance carried by the
+    components `top` (the sum of their `variance_shares`; distill.json and sparsity.png)."""
+    return float(variance_shares(np.std(messages, axis=0))[top].sum())
 
 
 def _trimmed_mse(residual: np.ndarray) -> float:

@@ -14,7 +14,7 @@ import sympy as sp
 from nbody.io import atomic_write_text
 
 from .candidate import round_floats
-from .schema import DistillResult, Equation, FrontRow, Judgement
+from .schema import DistillResult, EdgeEquation, Equation, FrontRow, Judgement
 
 LATEX_DIGITS = 3
 
@@ -56,6 +56,11 @@ def _node_verdict(e: Equation) -> str:
     if j.success:
         return f"Newton's second law: undoes the edge's {_target(j)} (R² = {_fmt(j.r2)})"
     return f"not reconstructed (best R² = {_fmt(j.r2)}, complexity {e.complexity})"
+
+
+def verdict(e: Equation) -> str:
+    """One equation's verdict as a phrase (the one equations.md and the summary lines print)."""
+    return _edge_verdict(e) if isinstance(e, EdgeEquation) else _node_verdict(e)
 
 
 def summary_lines(result: DistillResult) -> list[str]:

@@ -26,14 +26,13 @@ import dataclasses
 import io
 import types
 import typing
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from nbody.errors import InputError
-from nbody.io import atomic_write_bytes, atomic_write_text, config_from_dict, load_json, save_json
+from nbody.io import atomic_write_text, config_from_dict, load_json, load_npz, save_json, save_npz
 
 SCHEMA_VERSION = 3
 RESULT_FILE = "distill.json"
@@ -320,22 +319,6 @@ class Predictions:
     symbolic: np.ndarray
 
 
-def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
-    atomic_write_bytes(path, buf.getvalue())
-
-
-def _load_npz(path: Path) -> dict[str, np.ndarray]:
-    if not path.is_file():
-        raise InputError(f"missing file: {path}")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            return {k: npz[k] for k in npz.files}
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise InputError(f"unreadable array file {path}: {exc}") from None
-
-
 def _arrays(cls: type, data: dict[str, np.ndarray], path: Path, **extra) -> object:
     names = [f.name for f in dataclasses.fields(cls) if f.name not in extra]
     missing = [n for n in names if n not in data]
@@ -347,27 +330,27 @@ def _arrays(cls: type, data: dict[str, np.ndarray], path: Path, **extra) -> obje
 def save_messages(folder: str | Path, arrays: MessageArrays) -> None:
     """Write folder/messages.npz: one array per field, the `inputs` as top-level arrays."""
     fields = {f.name: getattr(arrays, f.name) for f in dataclasses.fields(arrays) if f.name != "inputs"}
-    _save_npz(Path(folder) / MESSAGES_FILE, {**arrays.inputs, **fields})
+    save_npz(Path(folder) / MESSAGES_FILE, {**arrays.inputs, **fields})
 
 
 def load_messages(folder: str | Path) -> MessageArrays:
     """Read folder/messages.npz (InputError when missing or unreadable)."""
     path = Path(folder) / MESSAGES_FILE
-    data = _load_npz(path)
+    data = load_npz(path)
     named = {f.name for f in dataclasses.fields(MessageArrays)}
     return _arrays(MessageArrays, data, path, inputs={k: v for k, v in data.items() if k not in named})
 
 
 def save_predictions(folder: str | Path, predictions: Predictions) -> None:
     """Write folder/predictions.npz (keys true, network, symbolic)."""
-    _save_npz(Path(folder) / PREDICTIONS_FILE, {f.name: getattr(predictions, f.name)
+    save_npz(Path(folder) / PREDICTIONS_FILE, {f.name: getattr(predictions, f.name)
                                                 for f in dataclasses.fields(predictions)})
 
 
 def load_predictions(folder: str | Path) -> Predictions | None:
     """folder/predictions.npz, or None when the folder has none (version 1)."""
     path = Path(folder) / PREDICTIONS_FILE
-    return _arrays(Predictions, _load_npz(path), path) if path.is_file() else None
+    return _arrays(Predictions, load_npz(path), path) if path.is_file() else None
 
 
 # --------------------------------------------------------------------------- #

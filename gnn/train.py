@@ -3,12 +3,16 @@
 In:  data = a dataset folder path, a loaded `nbody.dataset.Dataset`, or a dict of NumPy
      arrays {"train": (x, a), "test": (x, a), "val": (x, a) optional} with x [G, n, F]
      float32 node features and a [G, n, dim] float32 true accelerations; a `ModelConfig`,
-     a `TrainConfig` and an output folder.
+     a `TrainConfig` and an output folder. The dict may also hold "law" (a `Law` or a
+     registered name) and "softening" (default `SimConfig.softening`), which the message
+     history needs: without a law no history is recorded.
 Out: in `out_dir`:
      checkpoint.pt      final model + meta (gnn.checkpoint; written atomically)
      last.pt            resume point (model, optimizer, scheduler, RNG states, step)
      metrics.json       see `train` (atomic)
      model_config.json, train_config.json
+     message_history.npz  the messages on fixed held-out edges every
+                        `message_history_every` steps (`gnn.history`; with a known law)
 
 Loss per batch of B graphs with n particles (paper App. A; docs/facts.md §2.2):
 
@@ -41,14 +45,16 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from nbody.config import SPLIT_NAMES
+from nbody.config import SPLIT_NAMES, SimConfig
 from nbody.errors import InputError
-from nbody.io import save_json, to_jsonable
+from nbody.io import config_from_dict, save_json, to_jsonable
+from nbody.laws import Law, get_law, law_from_dict
 from nbody.progress import progress_bar
 from nbody.rundir import meta_fingerprint
 
 from .checkpoint import RESUME_KIND, load_torch, save_model, save_torch
 from .config import ModelConfig, TrainConfig
+from .history import HISTORY_FILE, HistoryRecorder, load_history, save_history
 from .metrics import mae_per_node
 from .model import GNN, ModelOutput, kl_divergence
 
@@ -223,6 +229,31 @@ def baseline_mae_per_node(a_train: np.ndarray, a_test: np.ndarray) -> float:
     return float(np.abs(a_test - mean).sum(axis=-1).mean())
 
 
+def physics(data: Any, dataset_info: dict) -> tuple[Law, float] | None:
+    """(law, softening) of the training data, None when arrays came without a law.
+
+    Args:
+        data: what `train` was given; dataset_info: `load_splits`'s second value.
+    """
+    meta = dataset_info["meta"]
+    if meta:
+        return law_from_dict(meta["law"]), float(meta["config"]["softening"])
+    law = data.get("law") if isinstance(data, dict) else None
+    if law is None:
+        return None
+    return (get_law(law) if isinstance(law, str) else law), float(data.get("softening", SimConfig.softening))
+
+
+def history_recorder(data: Any, splits: dict, dataset_info: dict, cfg: TrainConfig) -> HistoryRecorder | None:
+    """The message-history recorder of a run (edges from the val split, else test), None when
+    `cfg.message_history_every` is 0 or the law is unknown."""
+    known = physics(data, dataset_info)
+    if cfg.message_history_every == 0 or known is None:
+        return None
+    x = splits["val"][0] if "val" in splits else splits["test"][0]
+    return HistoryRecorder(x, *known, n_edges=cfg.message_history_edges, seed=cfg.seed)
+
+
 def train(data: Any, model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: str | os.PathLike, *,
           progress: bool = True, stop_at_step: int | None = None) -> TrainResult:
     """Train a GNN on `data`, resuming from out_dir/last.pt if it exists, and evaluate it.
@@ -239,7 +270,8 @@ def train(data: Any, model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: st
         TrainResult. metrics.json holds {"test": evaluate(...), "val": evaluate(...) or None,
         "baseline_mae_per_node", "steps", "epochs", "train_seconds" (optimiser steps only,
         summed over resumes), "graphs_per_second", "device", "amp", "history" (per epoch:
-        epoch, step, train_loss, val_mae_per_node), "dataset"}.
+        epoch, step, train_loss, val_mae_per_node), "message_history_seconds" (recording the
+        messages, not part of train_seconds; None when not recorded), "dataset"}.
     Raises:
         InputError: bad data, configs that do not match the data, or a foreign last.pt.
     """
@@ -268,13 +300,21 @@ def train(data: Any, model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: st
                                                     final_div_factor=cfg.final_div_factor)
     use_amp = cfg.amp and device.type == "cuda"  # bf16 needs no GradScaler (fp32 exponent range)
     fwd = torch.compile(model) if cfg.compile and device.type == "cuda" else model
+    recorder = history_recorder(data, splits, dataset_info, cfg)
+
+    @torch.no_grad()
+    def edge_stats(x_recv: np.ndarray, x_send: np.ndarray):
+        """The model's messages (and KL log-variances) on the recorder's edges, as NumPy."""
+        mu, logvar = model.edge_stats(torch.from_numpy(x_recv).to(device), torch.from_numpy(x_send).to(device))
+        return mu.float().cpu().numpy(), None if logvar is None else logvar.float().cpu().numpy()
 
     step, history, train_seconds = 0, [], 0.0
     epoch_loss_sum, n_epoch = 0.0, 0  # running sums of the current epoch, carried across resumes
     resume_path = out_dir / "last.pt"
     if resume_path.exists():
         state = load_torch(resume_path, RESUME_KIND, map_location=device)
-        if state["model_config"] != to_jsonable(model_cfg) or state["train_config"] != to_jsonable(cfg):
+        held_cfg = config_from_dict(TrainConfig, state["train_config"])   # fields added since: their defaults
+        if state["model_config"] != to_jsonable(model_cfg) or held_cfg != cfg:
             raise InputError(f"{resume_path} was written with different configs; delete it or use another out_dir")
         if state.get("dataset") != meta_fingerprint(dataset_info["meta"]):
             raise InputError(f"{resume_path} was written for another dataset; give the same --data or another out_dir")
@@ -286,10 +326,14 @@ def train(data: Any, model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: st
             torch.cuda.set_rng_state(state["rng"]["cuda"], device)
         step, history, train_seconds = state["step"], state["history"], state["train_seconds"]
         epoch_loss_sum, n_epoch = state["epoch_loss"]
+        if recorder is not None and (out_dir / HISTORY_FILE).exists():
+            recorder.resume(load_history(out_dir), step)
     save_json(out_dir / "model_config.json", model_cfg)
     save_json(out_dir / "train_config.json", cfg)
 
     def save_resume_point():
+        if recorder is not None and recorder.rows:
+            save_history(out_dir, recorder.history())   # before last.pt: it never lacks rows up to its step
         rng_cuda = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
         save_torch(resume_path, RESUME_KIND, {
             "model": model.state_dict(), "optimizer": optimizer.state_dict(),
@@ -305,6 +349,8 @@ def train(data: Any, model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: st
     checked_step = step  # `running` sums the losses since this step: a NaN or inf among them stays in the sum
     epoch_loss = torch.tensor(epoch_loss_sum, device=device)
     perm, perm_pass = None, -1
+    if recorder is not None and step == 0:
+        recorder.record(0, edge_stats)
     model.train()
     tick = time.perf_counter()
     while step < total_steps and (stop_at_step is None or step < stop_at_step):
@@ -327,6 +373,9 @@ def train(data: Any, model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: st
         n_running += 1
         n_epoch += 1
 
+        if recorder is not None and (step % cfg.message_history_every == 0 or step == total_steps):
+            _sync(device)
+            tick += recorder.record(step, edge_stats)  # kept out of train_seconds, reported apart
         end_of_epoch = step % steps_per_epoch == 0
         checkpoint_now = end_of_epoch or step % cfg.checkpoint_every == 0 or step == stop_at_step
         if checkpoint_now or step % cfg.log_every == 0 or step == total_steps:
@@ -366,6 +415,7 @@ def train(data: Any, model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: st
         "device": str(device),
         "amp": use_amp,
         "history": history,
+        "message_history_seconds": float(sum(r["seconds"] for r in recorder.rows)) if recorder else None,
         "dataset": dataset_info,
     }
     save_model(out_dir / "checkpoint.pt", model, {

@@ -20,6 +20,7 @@ import reprlib
 import shutil
 import tempfile
 import typing
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +116,26 @@ def save_npy(path: str | os.PathLike, array: np.ndarray) -> None:
     buf = io.BytesIO()
     np.save(buf, np.ascontiguousarray(array), allow_pickle=False)
     atomic_write_bytes(path, buf.getvalue())
+
+
+def save_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
+    """Atomically write named arrays as one compressed .npz (plain arrays, nothing pickled)."""
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Every array of an .npz file, read without unpickling; a missing or unreadable file is
+    an `InputError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"missing file: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {k: npz[k] for k in npz.files}
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise InputError(f"unreadable array file {path}: {exc}") from None
 
 
 def config_from_dict(cls: type, data: dict) -> Any:

@@ -1,7 +1,8 @@
 """Trajectory figure for a dataset: a quick visual check that the physics looks right.
 
 In:  states [S, T, n, 2*dim+2] (any float dtype; layout from `nbody.state`), a title.
-Out: a PNG (written atomically) with one panel per system showing each particle's x-y path (start marked).
+Out: a `Figure` (`trajectories_figure`) with one panel per system showing each particle's x-y
+     path (start marked), or that figure as a PNG written atomically (`plot_trajectories`).
 Uses matplotlib's object API (no pyplot), so it needs no display and never changes the
 backend of the program that imports it.
 """
@@ -16,18 +17,14 @@ from . import state
 from .io import save_figure
 
 
-def plot_trajectories(states: np.ndarray, dim: int, path: str | Path, title: str = "",
-                      max_systems: int = 4) -> Path:
-    """Draw the x-y paths of the first `max_systems` systems.
+def trajectories_figure(states: np.ndarray, dim: int, title: str = "", max_systems: int = 4) -> Figure:
+    """The x-y paths of the first `max_systems` systems.
 
     Args:
         states: [S, T, n, 2*dim+2] node features over time.
         dim: spatial dimension (only x and y are drawn in 3D).
-        path: output PNG file.
         title: figure title (e.g. the law name).
         max_systems: number of panels.
-    Returns:
-        The written path.
     """
     shown = max(1, min(max_systems, states.shape[0]))
     fig = Figure(figsize=(3.2 * shown, 3.2))
@@ -43,4 +40,10 @@ def plot_trajectories(states: np.ndarray, dim: int, path: str | Path, title: str
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    return save_figure(fig, path, dpi=90)
+    return fig
+
+
+def plot_trajectories(states: np.ndarray, dim: int, path: str | Path, title: str = "",
+                      max_systems: int = 4) -> Path:
+    """`trajectories_figure` written to the PNG `path`; returns the path."""
+    return save_figure(trajectories_figure(states, dim, title, max_systems), path, dpi=90)

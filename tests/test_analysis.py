@@ -4,7 +4,8 @@ Run directories are built from what the producers write: distill/ is a real dist
 the planted model (`distill.planted`, one small run per module), copied into each run and
 edited only through `distill.schema` (so a change of the layout breaks these tests), and
 config.json holds the stage configs. train/metrics.json (gnn's output; analysis reads
-test.mae_per_node and its std) and data/test_states.npy are written by hand.
+test.mae_per_node and its std) and data/test_states.npy are written by hand;
+train/message_history.npz comes from a real (tiny) training run.
 """
 from __future__ import annotations
 
@@ -19,16 +20,25 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from _distill_helpers import distill_planted
-from analysis import build_tables, find_runs, load_run, make_figures, published, write_tables
-from analysis.figures import plot_message_fit
+from matplotlib.colors import to_rgba
+from PIL import Image
+
+import run as run_py
+from _distill_helpers import SPRING, distill_planted, spring_data
+from _report_helpers import legend_overlaps, scan_report
+from analysis import build_tables, find_runs, load_run, make_figures, published, run_figures, write_tables
+from analysis.figures import message_fit_figure, sparsity_figure
+from analysis.report import RUN_SECTIONS, write_report
 from analysis.tables import to_markdown
 from distill import DistillConfig
+from distill.messages import significance, sparsity, top_components
 from distill.schema import load_result, read_front, save_result
 from gnn.config import ModelConfig, TrainConfig
+from gnn.history import HISTORY_FILE, load_history
+from gnn.train import train
 from nbody.config import SimConfig
 from nbody.errors import InputError
-from nbody.io import save_json
+from nbody.io import save_figure, save_json
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SMALL = DistillConfig(population_size=60, generations=8, n_threads=2, n_edges=500, n_nodes=300,
@@ -47,10 +57,23 @@ def planted_distill(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="module")
+def recorded_history(tmp_path_factory) -> Path:
+    """message_history.npz of a tiny bottleneck run on spring states (6 rows)."""
+    out = tmp_path_factory.mktemp("history")
+    data = spring_data(train_graphs=400, test_graphs=100)
+    train({"train": (data.train_x, data.train_a), "test": (data.test_x, data.test_a), "law": SPRING},
+          ModelConfig(strategy="bottleneck", hidden=16, n_hidden_layers=1),
+          TrainConfig(epochs=4, batch_size=32, device="cpu", message_history_every=10, message_history_edges=300),
+          out, progress=False)
+    return out / HISTORY_FILE
+
+
 @pytest.fixture
-def make_run(planted_distill):
+def make_run(planted_distill, recorded_history):
     """make_run(root, name, law, dim, strategy, seed, mae, stages): a run directory with the
-    given stages ("data", "train", "distill"); its distill numbers are set as listed below."""
+    given stages ("data", "train", "history", "distill"); its distill numbers are set as
+    listed below."""
     def make(root: Path, name: str, law="spring", dim=2, strategy="l1", seed=0, mae=0.018,
              stages=("data", "train", "distill")) -> Path:
         run = root / name
@@ -66,7 +89,12 @@ def make_run(planted_distill):
         if "train" in stages:
             test = {"mae_per_node": mae, "mae_per_node_std": mae / 10, "mae_per_node_sem": mae / 100,
                     "loss_per_graph": mae * 4, "loss_per_graph_std": mae, "n_graphs": 100}
-            save_json(run / "train" / "metrics.json", {"test": test, "val": test, "baseline_mae_per_node": 1.0})
+            save_json(run / "train" / "metrics.json", {"test": test, "val": test, "baseline_mae_per_node": 1.0,
+                                                        "steps": 48, "epochs": 4, "train_seconds": 2.0,
+                                                        "message_history_seconds": 0.05})
+        if "history" in stages:
+            (run / "train").mkdir(exist_ok=True)
+            shutil.copy(recorded_history, run / "train" / HISTORY_FILE)
         if "distill" in stages:
             shutil.copytree(planted_distill, run / "distill")
             save_result(run / "distill", _with_numbers(load_result(run / "distill"), law, dim, strategy))
@@ -366,7 +394,8 @@ def test_message_fit_shows_force_and_acceleration_rows(tmp_path, make_run):
     run = load_run(make_run(tmp_path, "spring-2d-l1-s0"))
     fit = next(p for p in make_figures(run, tmp_path / "figures") if p.name == "message_fit.png")
     msgs = run.messages
-    force_only = plot_message_fit(msgs.messages, msgs.top, {"force": msgs.fitted_force}, tmp_path / "force.png")
+    force_only = save_figure(message_fit_figure(msgs.messages, msgs.top, {"force": msgs.fitted_force}),
+                             tmp_path / "force.png")
     assert _png_size(fit)[1] > 1.5 * _png_size(force_only)[1]
 
 
@@ -375,3 +404,87 @@ def test_figures_skip_missing_stages(tmp_path, make_run):
     assert [p.name for p in make_figures(data_only, tmp_path / "a")] == ["trajectories.png"]
     train_only = load_run(make_run(tmp_path, "train-only", stages=("train",)))
     assert make_figures(train_only, tmp_path / "b") == []
+
+
+ALL_STAGES = ("data", "train", "history", "distill")
+
+
+def test_every_figure_names_the_run_and_no_legend_covers_an_axes(tmp_path, make_run):
+    run = load_run(make_run(tmp_path, "spring-2d-bottleneck-s3", strategy="bottleneck", seed=3, stages=ALL_STAGES))
+    assert run.label == "spring 2D, bottleneck, seed 3"
+    figures = run_figures(run)
+    assert {"trajectories.png", "message_history.png", "message_fit.png", "sparsity.png",
+            "predictions.png", "pareto_node_x.png"} <= set(figures)
+    for name, fig in figures.items():
+        assert run.label in fig.get_suptitle(), name
+        assert not legend_overlaps(fig), name
+    assert any(fig.legends for fig in figures.values())       # the check saw legends
+
+
+def test_sparsity_figure_shows_the_json_definition_on_a_fitting_axis():
+    rng = np.random.default_rng(0)
+    wide = rng.normal(size=(2000, 100)) * np.r_[3.0, 2.0, np.full(98, 1e-3)]   # an L1 run's messages
+    top = top_components(significance(wide), 2)
+    fig = sparsity_figure(wide.std(axis=0), top)
+    ax = fig.axes[0]
+    red = [p.get_height() for p in ax.patches if p.get_facecolor() == to_rgba("tab:red")]
+    assert len(red) == 2 and sum(red) == pytest.approx(sparsity(wide, top), rel=1e-12)
+    assert f"{sparsity(wide, top):.1%}" in ax.get_title() and "variance" in ax.get_title()
+    assert ax.get_yscale() == "log" and len(fig.axes) == 2           # shares span decades; the strip shows all 100
+    bottleneck = sparsity_figure(np.array([1.234, 1.237]), np.array([1, 0]))
+    ax = bottleneck.axes[0]
+    assert ax.get_yscale() == "linear" and ax.get_ylim()[0] == 0 and len(bottleneck.axes) == 1
+    assert "100.0%" in ax.get_title()
+
+
+def test_history_figures_and_an_animation_of_every_recorded_step(tmp_path, make_run):
+    run = load_run(make_run(tmp_path, "spring-2d-bottleneck-s0", strategy="bottleneck", stages=("train", "history")))
+    paths = {p.name: p for p in make_figures(run, tmp_path / "figures")}
+    assert set(paths) == {"message_history.png", "message_evolution.gif"}
+    _assert_png(paths["message_history.png"])
+    history = load_history(run.path / "train")
+    assert list(history.step) == [0, 10, 20, 30, 40, 48]
+    with Image.open(paths["message_evolution.gif"]) as gif:
+        assert gif.format == "GIF" and gif.n_frames == len(history.step)
+        first = np.asarray(gif.convert("RGB"))
+        gif.seek(gif.n_frames - 1)
+        assert not np.array_equal(first, np.asarray(gif.convert("RGB")))   # the frames differ
+
+
+def _report_of(tmp_path, runs):
+    figures = {r.name: make_figures(r, tmp_path / "figures" / r.name) for r in runs}
+    return write_report(runs, tmp_path / "report.html", figures), figures
+
+
+def test_run_report_is_one_self_contained_page_with_every_section_and_figure(tmp_path, make_run):
+    run = load_run(make_run(tmp_path, "spring-2d-l1-s0", stages=ALL_STAGES))
+    path, figures = _report_of(tmp_path, [run])
+    scan = scan_report(path)
+    assert not scan.problems, scan.problems
+    anchor = "run-spring-2d-l1-s0"
+    assert {f"{anchor}-{key}" for key in RUN_SECTIONS} | {"tables", "sources"} <= scan.ids
+    assert {f"table-{name}" for name in build_tables([run])} <= scan.ids
+    assert sorted(scan.captions) == sorted(p.name for p in figures[run.name])   # every figure, the GIF too
+    assert sum(mime == "image/gif" for mime, _, _ in scan.images) == 1
+    equations = [alt for mime, _, alt in scan.images if alt.startswith(("\\phi", "a_"))]
+    assert len(equations) == len(run.distill.edge) + len(run.distill.node)   # each rendered by mathtext
+    assert all(e.equation in scan.text for e in run.distill.edge + run.distill.node)
+    assert scan.text.count("judgement") == len(equations)
+    assert "paper 0.045" in scan.text and "Cranmer" in scan.text       # the published numbers, cited
+
+
+def test_sweep_report_grid_marks_and_links_every_run(tmp_path, make_run):
+    sweep = tmp_path / "sweep"
+    for seed in (0, 1):
+        make_run(sweep, f"spring-2d-l1-s{seed}", seed=seed)
+    found = make_run(sweep, "r1-3d-bottleneck-s0", law="r1", dim=3, strategy="bottleneck", stages=ALL_STAGES)
+    result = load_result(found / "distill")
+    save_result(found / "distill", dataclasses.replace(result, edge_success=True, node_success=True))
+    assert run_py.main(["analyse", "--run", str(sweep)]) == 0
+    scan = scan_report(sweep / "analysis" / "report.html")
+    assert not scan.problems, scan.problems
+    runs = find_runs(sweep)
+    assert {"grid", "tables", "runs", "sources"} | {f"run-{r.name}" for r in runs} <= scan.ids
+    assert sorted(set(scan.links) & {f"run-{r.name}" for r in runs}) == sorted(f"run-{r.name}" for r in runs)
+    assert "s0 ✓" in scan.text and "s1 ✗" in scan.text                 # r1 both found; spring l1 not
+    assert not any(mime == "image/gif" for mime, _, _ in scan.images)  # a sweep shows the key figures only

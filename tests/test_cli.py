@@ -13,6 +13,7 @@ import dataclasses
 import fcntl
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -135,12 +136,12 @@ FIELD_VALUES = {
     "batch_size": 9, "epochs": 4, "steps_per_epoch": 11, "lr": 0.004, "weight_decay": 0.001,
     "final_div_factor": 10.0, "l1_weight": 0.5, "kl_weight": 0.25, "augment_sigma": 1.5, "device": "cpu",
     "amp": False, "compile": True, "eval_batch_size": 33, "max_train_graphs": 99, "checkpoint_every": 13,
-    "log_every": 7,
+    "log_every": 7, "message_history_every": 250, "message_history_edges": 400,
     "sr_engine": "pysr", "n_edges": 123, "n_nodes": 321, "operators": ("+", "*"), "population_size": 44,
     "generations": 5, "max_length": 12, "max_time": 9.0, "optimizer_iterations": 3, "n_threads": 1,
     "selection": "best", "node_selection": "best", "best_loss_factor": 2.0, "refit": False, "node_target": "true", "min_r": 0.25,
     "success_r2": 0.9, "max_complexity": 30, "max_rel_error": 0.1, "min_cosine": 0.5, "n_eval_graphs": 50,
-    "n_ood_graphs": 40, "ood_spread": 3.0, "ood_extra_particles": 2, "precision": 4,
+    "n_ood_graphs": 40, "ood_spread": 3.0, "ood_extra_particles": 2, "precision": 4, "align": "node",
 }
 
 
@@ -199,6 +200,20 @@ def test_train_refuses_a_changed_config_or_another_dataset(datasets, trained, ca
     _refused(["train", "--data", datasets["r2"], "--strategy", "bottleneck", *SMALL_TRAIN, "--out", trained],
              capsys, contains="inputs.dataset")
     assert (trained / "checkpoint.pt").stat().st_mtime_ns == before
+
+
+def test_a_training_run_from_before_a_new_config_field_is_still_the_same_run(datasets, trained, tmp_path, capsys):
+    out = tmp_path / "train"
+    shutil.copytree(trained, out)
+    saved, before = out / "train_config.json", (out / "checkpoint.pt").stat().st_mtime_ns
+    held = json.loads(saved.read_text())
+    saved.write_text(json.dumps({k: v for k, v in held.items() if not k.startswith("message_history")}))
+    code, err = _main(["train", "--data", datasets["spring"], "--strategy", "bottleneck", *SMALL_TRAIN,
+                       "--out", out], capsys)
+    assert code == 0, err                # the missing fields take their defaults: the same run, skipped
+    assert (out / "checkpoint.pt").stat().st_mtime_ns == before
+    _refused(["train", "--data", datasets["spring"], "--strategy", "bottleneck", *SMALL_TRAIN,
+              "--message-history-every", "7", "--out", out], capsys, contains="message_history_every")
 
 
 def test_an_interrupted_training_run_does_not_resume_on_another_dataset(datasets, tmp_path, capsys):

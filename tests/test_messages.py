@@ -5,7 +5,7 @@ import pytest
 from _distill_helpers import edge_truth, states
 from distill.candidate import lambdify, parse
 from distill.messages import (analyse_messages, edge_input_names, edge_inputs, robust_affine_r2,
-                              sample_edges, significance, sparsity, top_components)
+                              sample_edges, significance, sparsity, top_components, variance_shares)
 from nbody.laws import get_law
 
 SPRING = get_law("spring")
@@ -47,6 +47,11 @@ def test_sparsity_and_top_components_on_constructed_messages():
     assert list(top) == [4, 1]
     assert sparsity(msgs, top) == pytest.approx(25 / (25 + 4 * 1e-4), rel=0.02)
     assert sparsity(msgs, np.array([0, 2])) < 0.01
+    shares = variance_shares(np.std(msgs, axis=0))
+    assert shares.sum() == pytest.approx(1.0)
+    assert shares[top].sum() == pytest.approx(sparsity(msgs, top), abs=1e-12)
+    assert shares[4] == pytest.approx(16 / 25, rel=0.05)  # a variance share, not the std share 4 / 7
+    assert not variance_shares(np.zeros(3)).any()
 
 
 def test_kl_significance_ranks_by_mean_kl_not_std():

@@ -62,6 +62,28 @@ def test_tiny_run_directory_holds_configs_tables_and_figures(tiny_run):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_tiny_run_report_and_message_history(tiny_run):
+    """The page a person opens: every section and figure embedded, nothing outside it; the
+    messages recorded during training become the force (the animation has a frame per record)."""
+    from PIL import Image
+
+    from _report_helpers import scan_report
+    from analysis.report import RUN_SECTIONS
+    from gnn.history import load_history
+
+    out, _ = tiny_run
+    scan = scan_report(out / "analysis" / "report.html")
+    assert not scan.problems, scan.problems
+    assert {f"run-run-{key}" for key in RUN_SECTIONS} | {"tables", "sources"} <= scan.ids
+    figures = sorted(p.name for p in (out / "analysis").iterdir() if p.suffix in (".png", ".gif"))
+    assert sorted(scan.captions) == figures and "message_evolution.gif" in figures
+    history = load_history(out / "train")
+    assert history.step[0] == 0 and len(history.step) > 10
+    assert history.r2_force[-1].min() > 0.95 > history.r2_force[0].max()
+    with Image.open(out / "analysis" / "message_evolution.gif") as gif:
+        assert gif.n_frames > 1
+
+
 def test_rerun_skips_finished_stages_and_redoes_only_the_missing_one(tiny_run):
     out, _ = tiny_run
     checkpoint = out / "train" / "checkpoint.pt"

@@ -15,6 +15,7 @@ import torch
 from gnn.checkpoint import load_model
 from gnn.config import ModelConfig, TrainConfig
 from gnn.graph import edges
+from gnn.history import load_history
 from gnn.model import GNN, ModelOutput
 from gnn.train import augment, batch_loss, evaluate, train
 from nbody.errors import InputError
@@ -60,7 +61,7 @@ def message_force_r2(model, x):
 
 
 def test_tiny_bottleneck_run_learns_the_force(tmp_path):
-    data = spring_data(4000)
+    data = {**spring_data(4000), "law": SPRING}   # with its law, the run records its message history
     model_cfg = ModelConfig(strategy="bottleneck", hidden=64, n_hidden_layers=2)
     train_cfg = TrainConfig(epochs=10, batch_size=32, device="cpu")
     torch.manual_seed(train_cfg.seed)
@@ -75,6 +76,9 @@ def test_tiny_bottleneck_run_learns_the_force(tmp_path):
     r2 = message_force_r2(result.model, data["test"][0])
     assert (r2 > 0.6).all(), (r2, r2_untrained)
     assert (r2_untrained < 0.5).all()  # the check has teeth: random messages do not fit the force
+    history = load_history(tmp_path)     # the robust R² recorded on held-out edges tells the same story
+    assert list(history.step) == [0, 1000, m["steps"]]
+    assert (history.r2_force[0] < 0.5).all() and (history.r2_force[-1] > 0.6).all(), history.r2_force
 
     on_disk = json.loads((tmp_path / "metrics.json").read_text())
     assert set(on_disk["test"]) == {"mae_per_node", "mae_per_node_std", "mae_per_node_sem",
