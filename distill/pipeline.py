@@ -6,6 +6,9 @@ Out: the `schema.DistillResult`, written with everything else to out_dir (layout
      `distill.schema`): distill.json, messages.npz, predictions.npz, pareto_edge_{k}.csv,
      pareto_node_{axis}.csv, plus distill_config.json and equations.md.
 
+With `DistillConfig.align = "node"` the edge fits and the node fits' e1..ek use the node
+model's basis of the significant components (`align`), computed on training nodes.
+
 Data use: messages are analysed on test edges; SR fits use training edges/nodes; the
 judgement uses fresh test edges/nodes (never the fit rows); the MAE comparison uses
 `n_eval_graphs` test graphs and two out-of-distribution sets.
