@@ -67,7 +67,8 @@ def prepare_run_dir(run_dir: Path, cfg: RunConfig) -> None:
     path = run_dir / "config.json"
     wanted = to_jsonable(cfg)
     if path.exists():
-        held = {stage: to_jsonable(config_from_dict(cls, load_json(path).get(stage, {})))
+        saved = load_json(path)
+        held = {stage: to_jsonable(config_from_dict(cls, saved.get(stage, {})))
                 for stage, cls in STAGE_CLASSES.items()}     # fields added since: their defaults
         diff = sorted(f"{stage}.{k}" for stage in STAGE_CLASSES for k in wanted[stage]
                       if held[stage][k] != wanted[stage][k] and not (stage == "model" and k in DATA_FIELDS))
@@ -109,7 +110,7 @@ def stage_train(train_dir: Path, data_dir: Path, model: ModelConfig, train_cfg: 
         wanted = rundir.record({"model": model, "train": train_cfg},
                                {"dataset": rundir.dataset_identity(dataset.meta)})
         trained_on = load_json(train_dir / "metrics.json").get("dataset") or {}
-        held = rundir.record({"model": load_json(train_dir / "model_config.json"),
+        held = rundir.record({"model": config_from_dict(ModelConfig, load_json(train_dir / "model_config.json")),
                               "train": config_from_dict(TrainConfig, load_json(train_dir / "train_config.json"))},
                              {"dataset": rundir.dataset_identity(trained_on.get("meta") or {})})
         rundir.check_record(held, wanted, train_dir)

@@ -110,7 +110,7 @@ def _sample_nodes(net: Network, x: np.ndarray, a: np.ndarray, law: Law, dim: int
                   cfg: DistillConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Node SR rows: (inputs [N, d], network node outputs or true accelerations [N, dim]) for
     `cfg.n_nodes` nodes with no neighbour closer than min_r; the aggregated messages enter
-    as `basis` [dim, k] @ agg (`_message_basis`)."""
+    as `basis` [dim, msg_dim] @ agg (`_message_basis`)."""
     G, n, F = x.shape
     graphs = rng.choice(G, size=min(G, int(np.ceil(2 * cfg.n_nodes / n))), replace=False)
     xs = x[graphs].astype(np.float64)
@@ -134,7 +134,7 @@ def _message_basis(msg_dim: int, top: np.ndarray, alignment: Alignment | None) -
     return pick if alignment is None else alignment.matrix @ pick
 
 
-def node_alignment(net: Network, data: DistillData, top: np.ndarray, cfg: DistillConfig) -> Alignment:
+def _training_alignment(net: Network, data: DistillData, top: np.ndarray, cfg: DistillConfig) -> Alignment:
     """`align.node_alignment` on the nodes of `cfg.n_nodes` / n training graphs (drawn with
     their own generator, so that turning alignment on leaves every other sample unchanged)."""
     rng = np.random.default_rng([cfg.seed, 1])
@@ -184,7 +184,7 @@ def _distill_into(out: Path, net: Network, data: DistillData, cfg: DistillConfig
     msg = analyse_messages(messages, logvar, rec, law, dim, data.softening)
     schema.save_messages(out, message_arrays(messages, rec, msg, dim, data.softening))
     top = msg.top
-    alignment = node_alignment(net, data, top, cfg) if cfg.align == "node" else None
+    alignment = _training_alignment(net, data, top, cfg) if cfg.align == "node" else None
     basis = _message_basis(messages.shape[1], top, alignment)
 
     # 2. Edge model: one fit per significant component on training edges, judged on fresh test edges.
