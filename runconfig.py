@@ -44,7 +44,7 @@ CPU_LAW_SETTINGS: dict[str, dict] = {
     "spring": {},
     "r1": {},
     "r2": {"prune_percentile": 99.9},
-    "charge": {"prune_percentile": 99.0},
+    "charge": {"prune_percentile": 99.0, "align": "node_charge"},
 }
 
 
@@ -56,7 +56,8 @@ def preset(name: str, law: str | None = None) -> RunConfig:
            2 CPU cores, and it rediscovers the force law and Newton's second law.
     cpu:   tiny plus what the other laws need on 2 CPU cores (benchmarks/RESULTS.md,
            "cpu preset ablation"): the edge fits in the node model's basis (align "node":
-           single-axis forms, which 3D needs), PySR's "best" Pareto selection for the edge
+           single-axis forms, which 3D needs; for charge one basis per receiver charge,
+           "node_charge"), PySR's "best" Pareto selection for the edge
            fits and "score" for the node fits (where "best" takes spurious terms in ē), then
            CPU_LAW_SETTINGS[law].
            run.py applies flags after the preset, so an explicit flag beats a per-law value.

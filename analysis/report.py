@@ -69,6 +69,14 @@ def _mark(ok: bool | None) -> str:
     return MISSING if ok is None else ("✓" if ok else "✗")
 
 
+def _basis(d) -> str:
+    """How the edge equations' components were chosen (`DistillResult.alignment`)."""
+    if d.alignment is None:
+        return "the raw top components"
+    per = "one matrix" if d.alignment_charges is None else "one matrix per receiver charge"
+    return f"aligned to the node model ({per} explains {_num(d.alignment_rank1, '.3f')})"
+
+
 def _data_uri(data: bytes, mime: str) -> str:
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
@@ -145,8 +153,7 @@ def _summary(run: Run) -> str:
                  ("message R² against force (F/m1), mean of the top components",
                   f"{_num(d.r2_force_mean, '.4f')} ({_num(d.r2_accel_mean, '.4f')})"),
                  ("sparsity: variance share of the top components", _num(d.sparsity, ".3f")),
-                 ("basis of the edge equations", "the raw top components" if d.alignment is None else
-                  f"aligned to the node model (one matrix explains {_num(d.alignment_rank1, '.3f')})"),
+                 ("basis of the edge equations", _basis(d)),
                  ("test MAE per node: symbolic / network",
                   f"{_num(d.mae.symbolic)} / {_num(d.mae.network)} ({d.mae.n_graphs} graphs)")]
         rows += [(f"OOD MAE ({name}: n={v.n}, positions ×{v.position_spread}): symbolic / network",

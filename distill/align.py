@@ -1,21 +1,35 @@
 """The message basis the node model reads: a linear change of basis of the top components.
 
 In:  the node callable of a `symbolic.Network`, node features x [N, F] and the aggregated
-     messages agg [N, k] they receive, and the indices `top` of the dim significant components.
-Out: `Alignment`: a dim x dim matrix M (aligned messages m' = M m[top]) and how well one
-     matrix describes the node model (`rank1_share`).
+     messages agg [N, k] they receive, the indices `top` of the dim significant components,
+     and whether receivers of different charge get their own basis.
+Out: `Alignment`: one dim x dim matrix M per receiver class (aligned messages m' = M m[top]),
+     the class of each receiver, and how well one matrix per class describes the node model
+     (`rank1_share`).
 
 Why. A bottleneck model is free to pass any invertible linear map A of the pair force as its
 messages, m = g(q1, m1)·A·F, because its node model undoes A. Each raw component then mixes
 every axis, and SR has to find a sum of dim terms sharing one radial factor (in 3D about 23
 nodes, a search the cpu preset's budget often loses; docs/facts.md §3.3). The node model's
 Jacobian J(x) = ∂node/∂agg[top] is, for a node model that is Newton's law, s(x)·A⁻¹ (s a scalar
-function of the receiver such as 1/m1 or q1/m1), so the dominant direction of the stacked,
-normalised Jacobians gives A⁻¹ up to a scale, with no reference to the true force. The
-aligned component j is then the pair's contribution to the acceleration along axis j, up to
-the receiver factor, and a single-axis form for SR. Only the basis within the span of the
-top components changes: which components count and the message R² are as before, and the
-symbolic model reads the aligned messages with its aligned node equations.
+function of the receiver such as 1/m1 or q1/m1), so the dominant direction V of the stacked,
+normalised Jacobians gives A⁻¹ up to a scale, with no reference to the true force.
+
+Sign and scale. With σ(x) = <J(x), V> the node model's gain, M = median(σ)·V makes the node
+model read the aligned messages as J(x) M⁻¹ = σ(x)/median(σ) · I: unit gain at the median,
+positive for most receivers. The aligned component j is then the pair's contribution to the
+receiver's acceleration along axis j, times a receiver factor with median 1, and a
+single-axis form for SR whose sign is the force's.
+
+Per charge. With ±1 charges the network may also pass A(q1)·F, a mixing that depends on the
+receiver's charge (the node model sees q1 and undoes it); no single matrix undoes that
+(rank-1 share 0.5-0.6 on the cpu preset's charge runs). `by_charge=True` fits one M per
+distinct receiver charge; the gain normalisation above then puts every class on the same sign
+and scale, so the aligned messages are one function of the pair for all receivers.
+
+Only the basis within the span of the top components changes: which components count and
+the message R² are as before, and the symbolic model reads the aligned messages with its
+aligned node equations.
 """
 from __future__ import annotations
 
@@ -24,21 +38,43 @@ from typing import Callable
 
 import numpy as np
 
+from nbody import state
 from nbody.errors import InputError
 
-REL_STEP = 1e-3   # central-difference step, as a fraction of each component's std
+REL_STEP = 1e-3    # central-difference step, as a fraction of each component's std
+MAX_CLASSES = 4    # distinct receiver charges `by_charge` accepts (the paper's are ±1)
 
 
 @dataclass(frozen=True)
 class Alignment:
     """Attributes:
-        matrix: [dim, dim] M, aligned messages m' = M m[top] (rows of unit norm).
-        rank1_share: share of the stacked normalised Jacobians' energy in the one matrix M
-            (1.0: the node model reads every message through the same matrix up to a scalar).
+        matrices: [C, dim, dim] M per receiver class; aligned messages m' = M m[top].
+        charges: [C] the receiver charge of each class, or None: one class, every receiver.
+        rank1_share: share of the stacked normalised Jacobians' energy that their own class's
+            matrix explains (1.0: within each class, the node model reads every message
+            through the same matrix up to a scalar).
     """
 
-    matrix: np.ndarray
+    matrices: np.ndarray
+    charges: tuple[float, ...] | None
     rank1_share: float
+
+    def apply(self, values: np.ndarray, x_recv: np.ndarray, dim: int) -> np.ndarray:
+        """Aligned messages [N, dim] from the top components `values` [N, dim] of messages
+        (or of their sums) received by nodes x_recv [N, F]."""
+        return np.einsum("nij,nj->ni", self.matrices[self.classes(x_recv, dim)], values)
+
+    def classes(self, x_recv: np.ndarray, dim: int) -> np.ndarray:
+        """Class index [N] of each receiver; InputError for a charge no class has."""
+        if self.charges is None:
+            return np.zeros(len(x_recv), dtype=int)
+        q = state.charge(x_recv, dim)
+        known = np.asarray(self.charges)
+        match = q[:, None] == known[None, :]
+        if not match.any(axis=1).all():
+            raise InputError(f"receiver charge {q[~match.any(axis=1)][0]:g} has no aligned basis "
+                             f"(classes {', '.join(f'{c:g}' for c in known)})")
+        return match.argmax(axis=1)
 
 
 def node_jacobians(node: Callable[[np.ndarray, np.ndarray], np.ndarray], x: np.ndarray,
@@ -56,28 +92,41 @@ def node_jacobians(node: Callable[[np.ndarray, np.ndarray], np.ndarray], x: np.n
 
 
 def node_alignment(node: Callable[[np.ndarray, np.ndarray], np.ndarray], x: np.ndarray,
-                   agg: np.ndarray, top: np.ndarray) -> Alignment:
+                   agg: np.ndarray, top: np.ndarray, dim: int, by_charge: bool = False) -> Alignment:
     """The basis of the top message components that the node model reads (module docstring).
 
     Args:
         node: (x [N, F], agg [N, k]) -> [N, dim]; x, agg: nodes and their aggregated messages.
         top: [dim] indices of the significant components.
-    Returns:
-        Alignment (M's sign and scale are fixed so that each aligned component has a
-        positive diagonal entry and unit-norm row: only the directions matter to SR).
+        by_charge: one basis per distinct receiver charge (at most MAX_CLASSES of them).
     Raises:
-        InputError: the node model does not depend on the top components at all.
+        InputError: the node model does not depend on the top components, reads them
+        through a singular map, or `by_charge` with more than MAX_CLASSES distinct charges.
     """
     jac = node_jacobians(node, x, agg, top)
     flat = jac.reshape(len(jac), -1)
+    if not by_charge:
+        matrix, top_energy, energy = _class_basis(flat, jac.shape[1:])
+        return Alignment(matrix[None], None, top_energy / energy)
+    charges = np.unique(state.charge(x, dim))
+    if len(charges) > MAX_CLASSES:
+        raise InputError(f"align by charge needs at most {MAX_CLASSES} distinct charges, the receivers have "
+                         f"{len(charges)}; use align 'node'")
+    fits = [_class_basis(flat[state.charge(x, dim) == q], jac.shape[1:]) for q in charges]
+    return Alignment(np.stack([f[0] for f in fits]), tuple(float(q) for q in charges),
+                     sum(f[1] for f in fits) / sum(f[2] for f in fits))
+
+
+def _class_basis(flat: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, float, float]:
+    """(M = median(σ)·V, the energy of the normalised Jacobians along V, their total energy)
+    for one class's flattened Jacobians [N, dim·k]."""
     norms = np.linalg.norm(flat, axis=1)
     keep = norms > 0
     if not keep.any():
         raise InputError("the node model does not depend on the significant message components")
     _, s, vt = np.linalg.svd(flat[keep] / norms[keep, None], full_matrices=False)
-    matrix = vt[0].reshape(jac.shape[1], jac.shape[2])
-    if np.linalg.matrix_rank(matrix) < min(matrix.shape):
+    gain = np.median(flat @ vt[0])
+    matrix = gain * vt[0].reshape(shape)
+    if gain == 0 or np.linalg.matrix_rank(matrix) < min(shape):
         raise InputError("the node model reads the significant message components through a singular map")
-    matrix = matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
-    matrix = matrix * np.where(np.diag(matrix) < 0, -1.0, 1.0)[:, None]
-    return Alignment(matrix=matrix, rank1_share=float(s[0] ** 2 / np.sum(s ** 2)))
+    return matrix, float(s[0] ** 2), float(np.sum(s ** 2))

@@ -13,7 +13,7 @@ from nbody.errors import InputError, require_finite
 SR_ENGINES = ("operon", "pysr")
 SELECTIONS = ("score", "best")
 NODE_TARGETS = ("network", "true")
-ALIGNS = ("none", "node")
+ALIGNS = ("none", "node", "node_charge")
 # Operators both SR engines understand; the SR search uses the ones listed in `operators`.
 OPERATORS = ("+", "-", "*", "/", "^", "exp", "log", "sqrt", "square")
 
@@ -73,8 +73,10 @@ class DistillConfig:
         min_cosine: a reconstruction's affine coefficients must point the same way as those
             of the network output it was fitted to (cosine >= min_cosine; see `judge`).
         align: basis of the top message components that SR fits: "none" (the components
-            as the network emits them; paper) or "node" (the basis the node model reads them
-            in, from its Jacobian: each component a single-axis form; `distill.align`).
+            as the network emits them; paper), "node" (the basis the node model reads them
+            in, from its Jacobian: each component a single-axis form; `distill.align`) or
+            "node_charge" (one such basis per receiver charge, for ±1 charges: undoes a
+            mixing that depends on the receiver's charge).
         n_eval_graphs: test graphs for the symbolic-vs-network MAE.
         n_ood_graphs: graphs per out-of-distribution set.
         ood_spread: factor on the initial-condition positions of the "spread" OOD set.

@@ -24,6 +24,13 @@ m1, can multiply it back; the composed model is then still Newton's law. Tried i
     (expr = g(q1, m1)·h(rest) + b after factoring numerator and denominator), so it is
     identified exactly, e.g. 1/(m1 + 0.7). A factor mixing r with m1, like the
     reproduction's failed 1/(r + 0.169 m1), does not separate and is never absorbed.
+Receiver offsets. For the same reason a message may carry an additive term b(q1, m1) of the
+receiver's own properties: every receiver has the same in-degree, so the node model, which sees
+q1 and m1, removes (n - 1)·b like a constant bias. An edge equation's additive terms in q1 and
+m1 alone (`receiver_offset`) are read off it and left out of the judgement, as the constant b
+of the affine map is; and a node equation, linear in ē, may add any h(q1, m1), its value at
+ē = 0 (velocities there are not an offset and stay in). Nothing else is removed: a term in r,
+in the sender's properties or in a velocity still has to be affine in the target.
 Criteria (docs/facts.md §3.4; the reproduction's Table 5 criterion made numeric):
     edge: the output is an affine function a·(s F) + b of one target with plain
           least-squares R² >= success_r2 on the fresh rows, and complexity <= max_complexity;
@@ -110,6 +117,21 @@ def receiver_factor(expr: sp.Expr) -> sp.Expr | None:
     return g if g.free_symbols else None
 
 
+def receiver_offset(expr: sp.Expr) -> sp.Expr:
+    """expr's additive terms in nothing but the receiver's q1 and m1 (0 when none, or when expr
+    has no other input: then it cannot be a pair law at all); constants stay in expr."""
+    others = {s for s in expr.free_symbols if s.name not in RECEIVER}
+    if not others:
+        return sp.Integer(0)
+    offset = expr.as_independent(*others, as_Add=True)[0]
+    return offset - offset.as_coeff_Add()[0]
+
+
+def _values(expr: sp.Expr, names: Sequence[str], X: np.ndarray) -> np.ndarray:
+    """expr on the rows of X [N]; a constant or symbol-free expression broadcast."""
+    return np.broadcast_to(np.asarray(lambdify(expr, names)(X), dtype=float), (len(X),)).copy()
+
+
 def affine_r2(y: np.ndarray, basis: np.ndarray) -> tuple[float, np.ndarray]:
     """Least-squares R² of y ≈ basis @ a + b.
 
@@ -191,9 +213,11 @@ def judge_edge(expr: sp.Expr, names: Sequence[str], X: np.ndarray, force: np.nda
         member, or the best-R² one when none passes; r2_force / r2_accel = R² against the
         "force" / "acceleration" members.
     """
-    out = lambdify(expr, names)(X)
+    offset = _values(receiver_offset(expr), names, X)
+    out = lambdify(expr, names)(X) - offset
+    fitted = None if fitted is None else fitted - offset
     q1, m1 = _column(X, names, "q1"), _column(X, names, "m1")
-    g = receiver_factor(expr)
+    g = receiver_factor(expr - receiver_offset(expr))
     signs = bool(np.all(np.abs(q1) == 1))
     family = [t for t in FIXED_TARGETS if len(t.charges) == 1 or signs]
     targets = family + ([] if g is None else [Target(f"{t.name}·g", t.charges, t.mass, str(g)) for t in family])
@@ -226,10 +250,14 @@ def judge_node(expr: sp.Expr, names: Sequence[str], X: np.ndarray, agg: np.ndarr
         (ē/(s m1), 1/(s m1), 1); linear_in_messages = no second derivative in e1..ek
         (required for success).
     """
-    out = lambdify(expr, names)(X)
-    q1, m1 = _column(X, names, "q1"), _column(X, names, "m1")
     messages = [s for s in expr.free_symbols if s.name in names[:agg.shape[1]]]
     linear = all(sp.diff(expr, a, b) == 0 for a in messages for b in messages)
+    at_zero = expr.subs({a: 0 for a in messages}) if linear else sp.Integer(0)
+    receiver_only = at_zero.free_symbols and {s.name for s in at_zero.free_symbols} <= set(RECEIVER)
+    offset = _values(at_zero - at_zero.as_coeff_Add()[0], names, X) if receiver_only else np.zeros(len(X))
+    out = lambdify(expr, names)(X) - offset
+    fitted = None if fitted is None else fitted - offset
+    q1, m1 = _column(X, names, "q1"), _column(X, names, "m1")
     undo = {t: [(1.0 / (s * m1))[:, None] for s in t.scales(q1, m1)] for t in targets}
     bases = {t: (np.hstack([agg * u for u in us] + us), agg.shape[1] * len(us)) for t, us in undo.items()}
     j = _judge(out, bases, fitted, complexity, cfg)

@@ -6,8 +6,9 @@ Out: the `schema.DistillResult`, written with everything else to out_dir (layout
      `distill.schema`): distill.json, messages.npz, predictions.npz, pareto_edge_{k}.csv,
      pareto_node_{axis}.csv, plus distill_config.json and equations.md.
 
-With `DistillConfig.align = "node"` the edge fits and the node fits' e1..ek use the node
-model's basis of the significant components (`align`), computed on training nodes.
+With `DistillConfig.align = "node"` or "node_charge" the edge fits and the node fits' e1..ek
+use the node model's basis of the significant components (`align`; one per receiver charge
+with "node_charge"), computed on training nodes.
 
 Data use: messages are analysed on test edges; SR fits use training edges/nodes; the
 judgement uses fresh test edges/nodes (never the fit rows); the MAE comparison uses
@@ -106,11 +107,11 @@ def _nearest(x: np.ndarray, law: Law, dim: int) -> np.ndarray:
     return out
 
 
-def _sample_nodes(net: Network, x: np.ndarray, a: np.ndarray, law: Law, dim: int, basis: np.ndarray,
+def _sample_nodes(net: Network, x: np.ndarray, a: np.ndarray, law: Law, dim: int, basis: "MessageBasis",
                   cfg: DistillConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Node SR rows: (inputs [N, d], network node outputs or true accelerations [N, dim]) for
     `cfg.n_nodes` nodes with no neighbour closer than min_r; the aggregated messages enter
-    as `basis` [dim, msg_dim] @ agg (`_message_basis`)."""
+    in the basis SR fits them in."""
     G, n, F = x.shape
     graphs = rng.choice(G, size=min(G, int(np.ceil(2 * cfg.n_nodes / n))), replace=False)
     xs = x[graphs].astype(np.float64)
@@ -123,15 +124,22 @@ def _sample_nodes(net: Network, x: np.ndarray, a: np.ndarray, law: Law, dim: int
         target = np.asarray(net.node(flat, agg), dtype=np.float64)
     else:
         target = a[graphs].reshape(-1, dim)[keep][: cfg.n_nodes].astype(np.float64)
-    return node_inputs(flat, agg @ basis.T, dim), target
+    return node_inputs(flat, basis(agg, flat), dim), target
 
 
-def _message_basis(msg_dim: int, top: np.ndarray, alignment: Alignment | None) -> np.ndarray:
-    """[dim, msg_dim]: the map from a full message to the components SR fits (the top
-    components, most significant first, or their aligned combinations)."""
-    pick = np.zeros((len(top), msg_dim))
-    pick[np.arange(len(top)), top] = 1.0
-    return pick if alignment is None else alignment.matrix @ pick
+@dataclass(frozen=True)
+class MessageBasis:
+    """The map from full messages (or their sums) [N, msg_dim], received by nodes x_recv
+    [N, F], to the components SR fits [N, dim]: the top components, most significant first,
+    or their aligned combinations."""
+
+    top: np.ndarray
+    alignment: Alignment | None
+    dim: int
+
+    def __call__(self, values: np.ndarray, x_recv: np.ndarray) -> np.ndarray:
+        picked = values[:, self.top]
+        return picked if self.alignment is None else self.alignment.apply(picked, x_recv, self.dim)
 
 
 def _training_alignment(net: Network, data: DistillData, top: np.ndarray, cfg: DistillConfig) -> Alignment:
@@ -142,7 +150,8 @@ def _training_alignment(net: Network, data: DistillData, top: np.ndarray, cfg: D
     graphs = rng.choice(G, size=min(G, int(np.ceil(cfg.n_nodes / n))), replace=False)
     xs = data.train_x[graphs].astype(np.float64)
     agg = aggregate(net.edge, xs, data.law)
-    return align.node_alignment(net.node, xs.reshape(-1, F), agg.reshape(len(graphs) * n, -1), top)
+    return align.node_alignment(net.node, xs.reshape(-1, F), agg.reshape(len(graphs) * n, -1), top,
+                                data.dim, by_charge=cfg.align == "node_charge")
 
 
 def distill_network(net: Network, data: DistillData, cfg: DistillConfig, out_dir: str | Path,
@@ -184,18 +193,19 @@ def _distill_into(out: Path, net: Network, data: DistillData, cfg: DistillConfig
     msg = analyse_messages(messages, logvar, rec, law, dim, data.softening)
     schema.save_messages(out, message_arrays(messages, rec, msg, dim, data.softening))
     top = msg.top
-    alignment = _training_alignment(net, data, top, cfg) if cfg.align == "node" else None
-    basis = _message_basis(messages.shape[1], top, alignment)
+    alignment = None if cfg.align == "none" else _training_alignment(net, data, top, cfg)
+    basis = MessageBasis(top, alignment, dim)
 
     # 2. Edge model: one fit per significant component on training edges, judged on fresh test edges.
     names_e = edge_input_names(dim)
     fit_edges = sample_edges(data.train_x, law, cfg.n_edges, rng, cfg.min_r)
     fresh_edges = sample_edges(data.test_x, law, cfg.n_edges, rng, cfg.min_r)
     X_fit = edge_inputs(fit_edges.x_recv, fit_edges.x_send, dim, data.softening)
-    y_fit = np.asarray(net.edge(fit_edges.x_recv, fit_edges.x_send), dtype=np.float64) @ basis.T
+    y_fit = basis(np.asarray(net.edge(fit_edges.x_recv, fit_edges.x_send), dtype=np.float64), fit_edges.x_recv)
     X_fresh = edge_inputs(fresh_edges.x_recv, fresh_edges.x_send, dim, data.softening)
     force = pair_targets(law, fresh_edges.x_recv, fresh_edges.x_send, dim, data.softening)[0]
-    y_fresh = np.asarray(net.edge(fresh_edges.x_recv, fresh_edges.x_send), dtype=np.float64) @ basis.T
+    y_fresh = basis(np.asarray(net.edge(fresh_edges.x_recv, fresh_edges.x_send), dtype=np.float64),
+                    fresh_edges.x_recv)
     components = top if alignment is None else range(dim)
     edge_fits, edges = [], []
     for rank, k in enumerate(components):
@@ -243,7 +253,8 @@ def _distill_into(out: Path, net: Network, data: DistillData, cfg: DistillConfig
         edge_success=all(e.judgement.success for e in edges),
         node_success=all(e.judgement.success for e in nodes),
         mae=mae, expected_force=str(law.force_expr.xreplace({R: sp.Symbol("r'")})),
-        alignment=None if alignment is None else tuple(map(tuple, alignment.matrix.tolist())),
+        alignment=None if alignment is None else tuple(tuple(map(tuple, m)) for m in alignment.matrices.tolist()),
+        alignment_charges=None if alignment is None else alignment.charges,
         alignment_rank1=None if alignment is None else alignment.rank1_share, **(info or {}))
     save_json(out / "distill_config.json", cfg)
     schema.save_result(out, result)

@@ -104,10 +104,14 @@ def write_equations_md(path: str | Path, result: DistillResult) -> None:
            "## Edge model (messages)", "",
            f"Inputs: {edge_cols}; \"1\" = receiver, \"2\" = sender, dx = x1 - x2, rs = r + softening.", ""]
     if result.alignment is not None:
-        rows = "; ".join("(" + ", ".join(f"{v:.4g}" for v in row) + ")" for row in result.alignment)
-        out += [f"Aligned basis (`align = node`): φ = M·m[{list(result.top_components)}], M rows {rows}: "
-                f"the basis the node model reads the messages in (one matrix explains a share "
-                f"{_fmt(result.alignment_rank1)} of its Jacobians).", ""]
+        charges = result.alignment_charges or (None,) * len(result.alignment)
+        out += [f"Aligned basis: φ = M·m[{list(result.top_components)}], the basis the node model reads "
+                f"the messages in, scaled to unit gain (one matrix per class explains a share "
+                f"{_fmt(result.alignment_rank1)} of its Jacobians):", ""]
+        for q, matrix in zip(charges, result.alignment):
+            rows = "; ".join("(" + ", ".join(f"{v:.4g}" for v in row) + ")" for row in matrix)
+            out.append(f"- {'every receiver' if q is None else f'receivers of charge {q:g}'}: M rows {rows}")
+        out.append("")
     for e in result.edge:
         out += [f"### φ{e.rank} (message {component_label(result, e)})", "",
                 f"$$\\phi_{{{e.rank}}} = {e.latex}$$", "", f"    {e.equation}", "",

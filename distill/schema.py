@@ -16,6 +16,9 @@ tuples as lists, floats that are not finite as null). Versions (`DistillResult.v
        "version", and no predictions.npz (`load_predictions` gives None).
     2  adds "version" and predictions.npz.
     3  adds "alignment" and "alignment_rank1" (`DistillConfig.align`; null before).
+    4  "alignment" holds one matrix per receiver class (a list of matrices; version 3's
+       single matrix is read as a list of one) and "alignment_charges" the classes'
+       charges (null: one class; `DistillConfig.align = "node_charge"`).
 The readers accept every version up to SCHEMA_VERSION. A newer version, a missing or unknown
 field, a value of the wrong type, or an unreadable file is a one-line `InputError`.
 """
@@ -34,7 +37,7 @@ import numpy as np
 from nbody.errors import InputError
 from nbody.io import atomic_write_text, config_from_dict, load_json, load_npz, save_json, save_npz
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 RESULT_FILE = "distill.json"
 MESSAGES_FILE = "messages.npz"
 PREDICTIONS_FILE = "predictions.npz"
@@ -187,11 +190,13 @@ class DistillResult:
             the true pair force / F/m1; r2_force_mean, r2_accel_mean their means.
         r2_affine_force, r2_affine_accel: [dim][dim + 1] those maps (raw vector -> standardised
             component).
-        alignment: [dim][dim] M of `DistillConfig.align = "node"`: the edge equations are
-            fitted to the aligned components m' = M m[top_components] and the node
-            equations read their sums (e1..ek are aligned too); None: the raw components.
-        alignment_rank1: how well one matrix describes the node model's reading of the
-            messages (`align.Alignment.rank1_share`); None without alignment.
+        alignment: [C][dim][dim] M per receiver class (`DistillConfig.align`): the edge
+            equations are fitted to the aligned components m' = M m[top_components], M that
+            of the receiver's class, and the node equations read their sums (e1..ek are
+            aligned too); None: the raw components.
+        alignment_charges: [C] the receiver charge of each class; None: one class.
+        alignment_rank1: how well one matrix per class describes the node model's reading
+            of the messages (`align.Alignment.rank1_share`); None without alignment.
         edge, node: the selected equations; edge_success, node_success: all of them passed.
         mae: the symbolic model against the network.
         expected_force: sympy text of the law's radial force f(r').
@@ -221,7 +226,8 @@ class DistillResult:
     node_success: bool
     mae: MAEComparison
     expected_force: str
-    alignment: tuple[tuple[float, ...], ...] | None = None
+    alignment: tuple[tuple[tuple[float, ...], ...], ...] | None = None
+    alignment_charges: tuple[float, ...] | None = None
     alignment_rank1: float | None = None
     checkpoint: str | None = None
     dataset: str | None = None
@@ -246,6 +252,8 @@ def load_result(folder: str | Path) -> DistillResult:
     version = data.get("version", 1)
     if not (isinstance(version, int) and 1 <= version <= SCHEMA_VERSION):
         raise InputError(f"{path} has layout version {version!r}; this code reads versions 1 to {SCHEMA_VERSION}")
+    if version == 3 and data.get("alignment") is not None:
+        data = {**data, "alignment": [data["alignment"]]}
     try:
         return _read(DistillResult, {**data, "version": version})
     except InputError as exc:

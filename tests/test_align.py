@@ -1,15 +1,20 @@
-"""The node-aligned message basis (`distill.align`, `DistillConfig.align = "node"`): it undoes
-a planted mixing of the force from the node model alone, says when one matrix cannot, and a
-planted 3D model distilled in it gives single-axis edge equations that pass the judge."""
+"""The node-aligned message basis (`distill.align`, `DistillConfig.align = "node"` and
+"node_charge"): it undoes a planted mixing of the force from the node model alone, at unit
+gain and with the force's sign, says when one matrix cannot, undoes a mixing that depends on
+the receiver's charge with one matrix per charge, and a planted 3D model distilled in it gives
+single-axis edge equations that pass the judge."""
+import json
+
 import numpy as np
 import pytest
 
 from _distill_helpers import edge_truth, states
 from distill import DistillConfig, DistillData, distill_network
-from distill.align import node_alignment
+from distill.align import Alignment, node_alignment
 from distill.candidate import parse
 from distill.messages import edge_input_names, sample_edges
 from distill.planted import planted_network
+from distill.schema import load_result
 from distill.symbolic import aggregate
 from nbody import state
 from nbody.errors import InputError
@@ -25,23 +30,20 @@ def _nodes(net, law, dim, graphs=200, seed=3):
     return x.reshape(-1, x.shape[-1]).astype(np.float64), agg.reshape(-1, agg.shape[-1])
 
 
-def _normalised_rows(matrix):
-    rows = matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
-    return rows * np.sign(np.diag(rows))[:, None]
-
-
 def test_alignment_undoes_a_planted_mixing_from_the_node_model_alone():
     net = planted_network(R2, 3, MIX_3D, np.zeros(3))
     x, agg = _nodes(net, R2, 3)
-    al = node_alignment(net.node, x, agg, np.arange(3))
-    assert al.rank1_share == pytest.approx(1.0, abs=1e-6)
-    np.testing.assert_allclose(al.matrix, _normalised_rows(np.linalg.inv(MIX_3D)), atol=1e-6)
+    al = node_alignment(net.node, x, agg, np.arange(3), 3)
+    assert al.rank1_share == pytest.approx(1.0, abs=1e-6) and al.charges is None
+    # node = MIX⁻¹·agg / m1, so unit gain at the median receiver is M = median(1/m1)·MIX⁻¹
+    np.testing.assert_allclose(al.matrices[0], np.median(1 / state.mass(x, 3)) * np.linalg.inv(MIX_3D),
+                               rtol=1e-6)
     xt, _ = states(R2, 3, 4, 50, seed=4)
     edges = sample_edges(xt, R2, 500, np.random.default_rng(0), min_r=0.5)
-    aligned = net.edge(edges.x_recv, edges.x_send) @ al.matrix.T
+    aligned = al.apply(net.edge(edges.x_recv, edges.x_send), edges.x_recv, 3)
     force = edge_truth(R2, edges.x_recv, edges.x_send, 3)
-    for j in range(3):                     # each aligned component is one axis of the force
-        assert abs(np.corrcoef(aligned[:, j], force[:, j])[0, 1]) > 1 - 1e-9
+    for j in range(3):                     # each aligned component is one axis of the force, same sign
+        assert np.corrcoef(aligned[:, j], force[:, j])[0, 1] > 1 - 1e-9
 
 
 def test_a_receiver_factor_keeps_one_matrix_but_receiver_dependent_mixing_does_not():
@@ -66,16 +68,40 @@ def test_a_receiver_factor_keeps_one_matrix_but_receiver_dependent_mixing_does_n
     x, _ = states(charge, 2, 4, 200, seed=5)
     x = x.reshape(-1, x.shape[-1]).astype(np.float64)
     agg = np.random.default_rng(0).normal(size=(len(x), 2))
-    scaled = node_alignment(node_scaled, x, agg, np.arange(2))
+    scaled = node_alignment(node_scaled, x, agg, np.arange(2), 2)
     assert scaled.rank1_share == pytest.approx(1.0, abs=1e-6)
-    np.testing.assert_allclose(scaled.matrix, _normalised_rows(np.linalg.inv(mixes[1.0])), atol=1e-6)
-    assert node_alignment(node_mixed, x, agg, np.arange(2)).rank1_share < 0.9
+    gain = np.median((state.mass(x, 2) + 0.5) / state.mass(x, 2))
+    np.testing.assert_allclose(scaled.matrices[0], gain * np.linalg.inv(mixes[1.0]), rtol=1e-6)
+    assert node_alignment(node_mixed, x, agg, np.arange(2), 2).rank1_share < 0.9
+
+    per_charge = node_alignment(node_mixed, x, agg, np.arange(2), 2, by_charge=True)
+    assert per_charge.rank1_share == pytest.approx(1.0, abs=1e-6) and per_charge.charges == (-1.0, 1.0)
+    xt, _ = states(charge, 2, 4, 100, seed=6)
+    edges = sample_edges(xt, charge, 800, np.random.default_rng(1), min_r=0.5)
+    aligned = per_charge.apply(edge_mixed(edges.x_recv, edges.x_send), edges.x_recv, 2)
+    force = edge_truth(charge, edges.x_recv, edges.x_send, 2)
+    for c, q in enumerate(per_charge.charges):     # per class: the force times that class's gain
+        k = state.charge(edges.x_recv, 2) == q
+        gain = np.median(1 / state.mass(x[state.charge(x, 2) == q], 2))
+        np.testing.assert_allclose(aligned[k], gain * force[k], rtol=1e-6, atol=1e-9)
+
+
+def test_by_charge_refuses_continuous_charges_and_unknown_receivers():
+    x, _ = states(R2, 2, 4, 50, seed=7)    # r2 keeps continuous charges
+    x = x.reshape(-1, x.shape[-1]).astype(np.float64)
+    agg = np.random.default_rng(0).normal(size=(len(x), 2))
+    with pytest.raises(InputError, match="at most 4 distinct charges"):
+        node_alignment(lambda x, a: a, x, agg, np.arange(2), 2, by_charge=True)
+    al = Alignment(np.stack([np.eye(2), -np.eye(2)]), (-1.0, 1.0), 1.0)
+    receivers = np.array([[0, 0, 0, 0, 1.0, 1], [0, 0, 0, 0, 0.5, 1]])
+    with pytest.raises(InputError, match="charge 0.5 has no aligned basis"):
+        al.apply(np.ones((2, 2)), receivers, 2)
 
 
 def test_a_node_model_blind_to_the_messages_is_refused():
     x = np.ones((10, 6))
     with pytest.raises(InputError, match="does not depend"):
-        node_alignment(lambda x, agg: np.zeros((len(x), 2)), x, np.ones((10, 2)), np.arange(2))
+        node_alignment(lambda x, agg: np.zeros((len(x), 2)), x, np.ones((10, 2)), np.arange(2), 2)
 
 
 def test_planted_3d_model_distilled_in_the_aligned_basis(tmp_path):
@@ -87,7 +113,9 @@ def test_planted_3d_model_distilled_in_the_aligned_basis(tmp_path):
                         align="node")
     result = distill_network(planted_network(R2, 3, MIX_3D, np.zeros(3)), data, cfg, tmp_path / "d")
     top = list(result.top_components)      # M acts on the components in significance order
-    np.testing.assert_allclose(np.array(result.alignment), _normalised_rows(np.linalg.inv(MIX_3D)[:, top]), atol=1e-6)
+    ratio = np.array(result.alignment)[0] / np.linalg.inv(MIX_3D)[:, top]
+    np.testing.assert_allclose(ratio, ratio[0, 0], rtol=1e-6)      # M = median(1/m1)·MIX⁻¹
+    assert ratio[0, 0] > 0 and result.alignment_charges is None
     assert [e.component for e in result.edge] == [0, 1, 2]
     assert result.edge_success and result.node_success, result.edge + result.node
     names = edge_input_names(3)
@@ -95,3 +123,8 @@ def test_planted_3d_model_distilled_in_the_aligned_basis(tmp_path):
         axes = {s.name for s in parse(e.equation, names).free_symbols} & {"dx", "dy", "dz"}
         assert axes == {f"d{'xyz'[e.component]}"}, e.equation
     assert "aligned component x" in (tmp_path / "d" / "equations.md").read_text()
+    stored = json.loads((tmp_path / "d" / "distill.json").read_text())   # version 3: one matrix, no charges
+    v3 = {**{k: v for k, v in stored.items() if k != "alignment_charges"}, "version": 3,
+          "alignment": stored["alignment"][0]}
+    (tmp_path / "distill.json").write_text(json.dumps(v3))
+    assert load_result(tmp_path).alignment == result.alignment

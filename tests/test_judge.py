@@ -60,6 +60,10 @@ def verdict(law_name, dim, text, fitted_direction=None):
     ("charge", 3, "q2*dy/(r**3*(m1 + 1.3))", "field·g"),
     # a bottleneck component with the field along x and the force along y (charge 2D, seed 0)
     ("charge", 2, "0.00075664*q2*(-46.173*dx - 79.746*dy/q1)/rs**3 - 0.0087142", "force+field"),
+    # an additive term of the receiver's own q1, m1 is an offset the node model removes
+    # (charge 2D seed 2, aligned per receiver charge)
+    ("charge", 2, "0.6441*dy*q2*(m1 + 0.51368)/(m1*q1*rs**3) - 0.066886*q1 + 0.17493", "field·g"),
+    ("r2", 2, "m2*dx/(r**2*(r + 0.01)) + 0.2/(m1 + 0.3)", "acceleration"),
 ])
 def test_accepts_true_laws(law_name, dim, text, target):
     j = verdict(law_name, dim, text)
@@ -86,6 +90,9 @@ def test_accepts_true_laws(law_name, dim, text, target):
     ("r2", 2, "m2*dx/(r**2*(m1 + 0.5))"),                       # wrong power under a receiver factor
     ("r2", 2, "m2*dx/(r**3*(m2 + 0.5))"),                       # a sender factor is not undone
     ("spring", 3, "(r - 1)*(dx - 0.4*dz)/(r*(m2 + 0.7))"),      # sender mass, not a receiver factor
+    ("charge", 2, "q2*dx/r**2 - 0.07*q1"),                      # wrong power beside a receiver offset
+    ("r2", 2, "m2*dx/r**3 + 0.3*m2"),                           # an offset of the sender is not removed
+    ("spring", 2, "(r - 1)*dx/r + 0.2*r*m1"),                   # nor one mixing r with the receiver
 ])
 def test_rejects_near_misses(law_name, dim, text):
     j = verdict(law_name, dim, text)
@@ -162,6 +169,7 @@ SCALED = Target("force·g", factor="1/(m1 + 0.5)")
     ("(e1 - 0.1)*(m1 + 0.5)/m1", [SCALED], "force·g"),           # undoes g = 1/(m1 + 0.5)
     ("(e1 - 0.1)*(1 + 0.5/m1)", [FIXED_TARGETS[0], SCALED], "force·g"),
     ("(0.3*e1 + 0.4*e2*q1 - 0.1*e3)/m1", [MIXED], "force+field"),
+    ("(e1 - 0.1)*(m1 + 0.5)/m1 + 0.3*q1/(m1 + 0.2)", [SCALED], "force·g"),   # plus a receiver offset
 ])
 def test_node_undoes_the_receiver_factor(node_data, text, targets, target):
     j = node_verdict(node_data, text, targets)
@@ -174,6 +182,8 @@ def test_node_undoes_the_receiver_factor(node_data, text, targets, target):
     ("(e1 - 0.1)*(m1 + 2.0)/m1", [SCALED]),                       # undoes the wrong offset
     ("(e1 - 0.1)/m1", [SCALED]),                                  # does not undo 1/(m1 + 0.5)
     ("(0.3*e1 + 0.4*e2*q1)/m1**2", [MIXED]),                      # wrong power of the mass
+    ("(e1 - 0.1)/m1 + 0.3*q1/(m1 + 0.2)", [SCALED]),              # a receiver offset does not undo g
+    ("(e1 - 0.1)*(m1 + 0.5)/m1 + 0.3*vx1", [SCALED]),             # a velocity term is no offset
 ])
 def test_node_rejects_a_factor_the_edges_did_not_learn(node_data, text, targets):
     assert not node_verdict(node_data, text, targets).success
