@@ -44,6 +44,16 @@ Criteria (docs/facts.md §3.4; the reproduction's Table 5 criterion made numeric
 A near miss (wrong power of r, a missing sender charge or mass, an extra non-directional
 term, a factor mixing r with m1) leaves a residual that is not affine in any target and
 fails the R² test.
+
+Energies (`judge_energy`, the Hamiltonian model, paper §4.2): an energy equation E passes
+when E = a·V + f(constants) with a > 0, V the truth (the pair potential U(r') or the kinetic
+energy p²/(2m)) and f any function of the particles' constants (q1, q2, m1, m2 or q, m:
+arbitrary offsets of an energy). The fresh rows come in groups that share their constants
+and differ in r (or p); within each group E and V are centred, so any f drops out, and one
+slope a must explain every group: R² = 1 - Σ(E_c - a V_c)² / Σ E_c² >= success_r2, and the
+median |E_c - a V_c| / (a · rms of V_c in its group) <= max_rel_error. A wrong power of r
+fails the R² within a group; a wrong mass or charge dependence needs a different slope per
+group and fails it across groups.
 """
 from __future__ import annotations
 
@@ -55,7 +65,7 @@ import sympy as sp
 
 from .candidate import lambdify, parse
 from .config import JudgeConfig
-from .schema import EdgeJudgement, NodeJudgement
+from .schema import EdgeJudgement, Judgement, NodeJudgement
 
 RECEIVER = ("q1", "m1")
 
@@ -236,3 +246,41 @@ def judge_node(expr: sp.Expr, names: Sequence[str], X: np.ndarray, agg: np.ndarr
     success = j["success"] and linear
     return NodeJudgement(**{**j, "success": success, "target": j["target"] if success else None},
                          linear_in_messages=linear)
+
+
+def judge_energy(expr: sp.Expr, names: Sequence[str], X: np.ndarray, truth: np.ndarray, groups: np.ndarray,
+                 complexity: int, cfg: JudgeConfig, target: str) -> Judgement:
+    """Is an energy equation a·truth + f(constants), a > 0 (module docstring)?
+
+    Args:
+        expr: equation over `names`.
+        X: fresh rows [N, d]; truth: the true energy on them [N]; groups: [N] group label of
+            each row (rows of one group share every particle constant).
+        complexity: the equation's complexity.
+        cfg: the thresholds.
+        target: the name reported when it passes ("potential", "kinetic").
+    Returns:
+        the verdict: affine = (a,), r2 and rel_error of the common-slope fit;
+        r2_targets {target: r2}.
+    """
+    out = np.broadcast_to(lambdify(expr, names)(X), truth.shape).astype(np.float64)
+    _, inverse = np.unique(groups, return_inverse=True)
+
+    def centred(v: np.ndarray) -> np.ndarray:
+        mean = np.bincount(inverse, weights=v) / np.bincount(inverse)
+        return v - mean[inverse]
+
+    ok = bool(np.all(np.isfinite(out)))
+    e_c, v_c = (centred(out), centred(truth)) if ok else (out, truth)
+    vv, ee = float(v_c @ v_c), float(e_c @ e_c)
+    a = float(e_c @ v_c / vv) if ok and vv > 0 else float("nan")
+    r2 = 1.0 - float(np.sum((e_c - a * v_c) ** 2)) / ee if ok and ee > 0 and np.isfinite(a) else 0.0
+    scale = np.sqrt(np.bincount(inverse, weights=v_c * v_c) / np.bincount(inverse))[inverse]
+    with np.errstate(all="ignore"):
+        rel = float(np.median(np.abs(e_c - a * v_c) / (abs(a) * scale))) if ok else float("inf")
+    rel = rel if np.isfinite(rel) else float("inf")
+    success = (ok and a > 0 and r2 >= cfg.success_r2 and rel <= cfg.max_rel_error
+               and complexity <= cfg.max_complexity)
+    return Judgement(success=bool(success), target=target if success else None, best=target,
+                     receiver_factor=None, r2=r2, affine=(a,), rel_error=rel, cosine=None,
+                     complexity_ok=complexity <= cfg.max_complexity, r2_targets={target: r2})

@@ -16,6 +16,9 @@ tuples as lists, floats that are not finite as null). Versions (`DistillResult.v
        "version", and no predictions.npz (`load_predictions` gives None).
     2  adds "version" and predictions.npz.
     3  adds "alignment" and "alignment_rank1" (`DistillConfig.align`; null before).
+    4  adds "energy", "r2_potential", "r2_affine_potential" and "expected_potential": the
+       Hamiltonian model's pair and self energy equations (`distill.energy`; a Hamiltonian
+       run has no messages.npz, its edge and node lists are empty); empty / null before.
 The readers accept every version up to SCHEMA_VERSION. A newer version, a missing or unknown
 field, a value of the wrong type, or an unreadable file is a one-line `InputError`.
 """
@@ -34,7 +37,7 @@ import numpy as np
 from nbody.errors import InputError
 from nbody.io import atomic_write_text, config_from_dict, load_json, load_npz, save_json, save_npz
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 RESULT_FILE = "distill.json"
 MESSAGES_FILE = "messages.npz"
 PREDICTIONS_FILE = "predictions.npz"
@@ -148,6 +151,21 @@ class NodeEquation(Equation):
 
 
 @dataclass(frozen=True, kw_only=True)
+class EnergyEquation(Equation):
+    """A Hamiltonian model's energy equation (`distill.energy`): `part` "pair" (H_pair, judged
+    against a·U(r') + f(q1, q2, m1, m2)) or "self" (H_self, against a·p²/(2m) + g(q, m)).
+    Its judgement's `affine` is (a,), `target` "potential" / "kinetic" when it passed."""
+
+    part: str
+    judgement: Judgement
+
+    @property
+    def front_file(self) -> str:
+        """The Pareto-front CSV of this fit."""
+        return f"pareto_{self.part}_energy.csv"
+
+
+@dataclass(frozen=True, kw_only=True)
 class OODError:
     """MAE of network and symbolic model on one out-of-distribution set of `n`-particle
     graphs with positions scaled by `position_spread`."""
@@ -195,6 +213,12 @@ class DistillResult:
         edge, node: the selected equations; edge_success, node_success: all of them passed.
         mae: the symbolic model against the network.
         expected_force: sympy text of the law's radial force f(r').
+        energy: a Hamiltonian model's (pair, self) energy equations, () for the others;
+            then edge_success / node_success are theirs (pair energy / self energy passed).
+        r2_potential: robust R² of the pair energy against an affine map of U(r') on the
+            test edges (like r2_force for messages); r2_affine_potential: that map (a, b)
+            from U to the standardised pair energy; expected_potential: U as sympy text.
+            None for the other strategies.
         checkpoint, dataset: paths of the inputs, and inputs: their identities
             (`pipeline.distill_inputs`); None for a model given as callables.
     """
@@ -223,9 +247,20 @@ class DistillResult:
     expected_force: str
     alignment: tuple[tuple[float, ...], ...] | None = None
     alignment_rank1: float | None = None
+    energy: tuple[EnergyEquation, ...] = ()
+    r2_potential: float | None = None
+    r2_affine_potential: tuple[float | None, ...] | None = None
+    expected_potential: str | None = None
     checkpoint: str | None = None
     dataset: str | None = None
     inputs: dict | None = None
+
+
+def judged_equations(result: DistillResult, part: str) -> tuple[Equation, ...]:
+    """The equations whose verdicts make `edge_success` ("edge") or `node_success` ("node"):
+    the edge / node equations, or a Hamiltonian model's pair / self energy equation."""
+    role = {"edge": "pair", "node": "self"}[part]
+    return getattr(result, part) + tuple(e for e in result.energy if e.part == role)
 
 
 def save_result(folder: str | Path, result: DistillResult) -> None:
