@@ -127,7 +127,7 @@ class HamiltonianGNN(nn.Module):
             raise InputError(f"HamiltonianGNN expects node features [B, n, {cfg.n_features}], got {list(x.shape)}")
         create_graph = torch.is_grad_enabled()
         with torch.autocast(x.device.type, enabled=False):
-            z = canonical(x.float(), cfg.dim)
+            z = canonical(x, cfg.dim)
             grad, node, pair = self.gradient(z, create_graph)
             acc = -grad[..., :cfg.dim] / state.mass(z, cfg.dim)[..., None]
             residual = grad[..., cfg.dim:2 * cfg.dim] - state.vel(x, cfg.dim)
