@@ -21,7 +21,6 @@ Steps:
 """
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 
@@ -30,7 +29,7 @@ import sympy as sp
 
 from nbody import state
 from nbody.graph import edges, scatter_sum
-from nbody.io import replace_dir, save_json, temp_dir_beside
+from nbody.io import save_json
 from nbody.laws import R, Law
 
 from . import report, schema
@@ -38,7 +37,7 @@ from .candidate import lambdify, symbols_for
 from .config import DistillConfig
 from .judge import judge_energy
 from .messages import edge_input_names, edge_inputs, robust_affine_r2, sample_edges
-from .pipeline import DistillData, _compare, fit_target, numpy_callable
+from .pipeline import DistillData, _compare, build_replacing, fit_target, numpy_callable
 from .schema import DistillResult, EnergyEquation
 from .symbolic import Network
 
@@ -128,15 +127,7 @@ def distill_hamiltonian(model, data: DistillData, cfg: DistillConfig, out_dir: s
     Returns:
         the result as `schema.load_result` reads it back.
     """
-    out = Path(out_dir)
-    tmp = temp_dir_beside(out)
-    try:
-        result = _distill_into(tmp, model, data, cfg, info)
-        replace_dir(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return result
+    return build_replacing(out_dir, lambda tmp: _distill_into(tmp, model, data, cfg, info))
 
 
 def _distill_into(out: Path, model, data: DistillData, cfg: DistillConfig, info: dict | None) -> DistillResult:

@@ -161,10 +161,16 @@ def distill_network(net: Network, data: DistillData, cfg: DistillConfig, out_dir
     Returns:
         the result as `schema.load_result` reads it back from out_dir.
     """
+    return build_replacing(out_dir, lambda tmp: _distill_into(tmp, net, data, cfg, info))
+
+
+def build_replacing(out_dir: str | Path, build) -> DistillResult:
+    """`build(tmp)` into a temporary sibling of out_dir that replaces out_dir only when it
+    succeeded: a failed or interrupted run leaves no partial folder behind."""
     out = Path(out_dir)
     tmp = temp_dir_beside(out)
     try:
-        result = _distill_into(tmp, net, data, cfg, info)
+        result = build(tmp)
         replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
