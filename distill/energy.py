@@ -9,8 +9,10 @@ Out: in out_dir (replaced as a whole, like `pipeline.distill_network`): distill.
      equations.md.
 
 Steps:
- 1. pair energies H_pair on test edges; robust R² against an affine map of the law's pair
-    potential U(r') (`messages.robust_affine_r2`, the message R² procedure);
+ 1. the network's pair energy against the law's pair potential U(r'): on fresh test rows
+    grouped by their particle constants, one slope a for H_pair ≈ a·U + f(constants)
+    (`judge.grouped_slope_fit`, the criterion the equations are judged by; an affine fit to
+    U alone, like the messages' R², would count the allowed offsets f as error);
  2. SR of H_pair on training edges (inputs `messages.edge_input_names`, r >= min_r) and of
     H_self on training nodes (inputs `self_input_names`: the momentum p = m v, m, q);
  3. the verdicts on fresh rows drawn in groups of shared particle constants
@@ -35,8 +37,8 @@ from nbody.laws import R, Law
 from . import report, schema
 from .candidate import lambdify, symbols_for
 from .config import DistillConfig
-from .judge import judge_energy
-from .messages import edge_input_names, edge_inputs, robust_affine_r2, sample_edges
+from .judge import grouped_slope_fit, judge_energy
+from .messages import edge_input_names, edge_inputs, sample_edges
 from .pipeline import DistillData, _compare, build_replacing, fit_target, numpy_callable
 from .schema import DistillResult, EnergyEquation
 from .symbolic import Network
@@ -69,9 +71,10 @@ def kinetic(X: np.ndarray, dim: int) -> np.ndarray:
 
 
 def _pair_rows(x: np.ndarray, law: Law, dim: int, softening: float, n_rows: int, min_r: float,
-               rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Fresh pair rows (edge inputs [N, d], group [N]): each group keeps the constants of
-    one test edge and takes GROUP_SIZE distances of other test edges (r >= min_r) in random
+               rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Fresh pair rows (edge inputs [N, d], group [N], receiver and sender features [N, F]):
+    each group keeps the constants and velocities of one test edge, its sender at the
+    origin, and takes GROUP_SIZE distances of other test edges (r >= min_r) in random
     directions."""
     groups = max(2, n_rows // GROUP_SIZE)
     owners = sample_edges(x, law, groups, rng)
@@ -83,7 +86,7 @@ def _pair_rows(x: np.ndarray, law: Law, dim: int, softening: float, n_rows: int,
     x_recv, x_send = owners.x_recv[group].copy(), owners.x_send[group].copy()
     x_recv[:, :dim] = direction * r[:, None]
     x_send[:, :dim] = 0.0
-    return edge_inputs(x_recv, x_send, dim, softening), group
+    return edge_inputs(x_recv, x_send, dim, softening), group, x_recv, x_send
 
 
 def _self_rows(x: np.ndarray, dim: int, n_rows: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -140,11 +143,10 @@ def _distill_into(out: Path, model, data: DistillData, cfg: DistillConfig, info:
     pair = numpy_callable(lambda xr, xs: model.pair_energy(canonical(xr, dim), canonical(xs, dim))[..., 0])
     self_energy = numpy_callable(lambda x: model.self_energy(canonical(x, dim))[..., 0])
 
-    # 1. Pair energies on test edges against the potential.
-    rec = sample_edges(data.test_x, law, cfg.n_edges, rng)
-    energies = pair(rec.x_recv, rec.x_send)
-    u = potential(law, edge_inputs(rec.x_recv, rec.x_send, dim, eps), dim)
-    r2, affine, _ = robust_affine_r2(energies, u[:, None])
+    # 1. The network's pair energy against the potential, on fresh grouped test rows.
+    X_pair_fresh, pair_groups, x_recv, x_send = _pair_rows(data.test_x, law, dim, eps, cfg.n_edges, cfg.min_r, rng)
+    energies = pair(x_recv, x_send)
+    slope, r2, _ = grouped_slope_fit(energies, potential(law, X_pair_fresh, dim), pair_groups)
 
     # 2-3. SR on training rows, verdicts on fresh grouped test rows.
     names_e, names_s = edge_input_names(dim), self_input_names(dim)
@@ -152,7 +154,6 @@ def _distill_into(out: Path, model, data: DistillData, cfg: DistillConfig, info:
     X_pair = edge_inputs(fit_edges.x_recv, fit_edges.x_send, dim, eps)
     nodes = data.train_x.reshape(-1, data.train_x.shape[-1])
     fit_nodes = nodes[rng.choice(len(nodes), size=min(len(nodes), cfg.n_nodes), replace=False)].astype(np.float64)
-    X_pair_fresh, pair_groups = _pair_rows(data.test_x, law, dim, eps, cfg.n_edges, cfg.min_r, rng)
     X_self_fresh, self_groups = _self_rows(data.test_x, dim, cfg.n_nodes, rng)
     parts = (("pair", names_e, X_pair, pair(fit_edges.x_recv, fit_edges.x_send),
               X_pair_fresh, potential(law, X_pair_fresh, dim), pair_groups, "potential"),
@@ -181,7 +182,7 @@ def _distill_into(out: Path, model, data: DistillData, cfg: DistillConfig, info:
         r2_affine_force=(), r2_affine_accel=(), edge=(), node=(),
         edge_success=equations[0].judgement.success, node_success=equations[1].judgement.success,
         mae=mae, expected_force=str(law.force_expr.xreplace({R: sp.Symbol("r'")})),
-        energy=tuple(equations), r2_potential=r2, r2_affine_potential=tuple(affine.tolist()),
+        energy=tuple(equations), r2_potential=r2, r2_affine_potential=(slope,),
         expected_potential=str(law.potential_expr.xreplace({R: sp.Symbol("r'")})), **(info or {}))
     save_json(out / "distill_config.json", cfg)
     schema.save_result(out, result)

@@ -248,6 +248,35 @@ def judge_node(expr: sp.Expr, names: Sequence[str], X: np.ndarray, agg: np.ndarr
                          linear_in_messages=linear)
 
 
+def grouped_slope_fit(out: np.ndarray, truth: np.ndarray, groups: np.ndarray) -> tuple[float, float, float]:
+    """One slope a for out ≈ a·truth + f(group): both centred within each group.
+
+    Args:
+        out, truth: [N] values; groups: [N] group label of each row.
+    Returns:
+        (a, R² = 1 - Σ(out_c - a·truth_c)² / Σ out_c² (0 when out is constant within groups
+        or not finite), median |out_c - a·truth_c| / (|a| · rms of truth_c in its group)).
+    """
+    if not (np.all(np.isfinite(out)) and np.all(np.isfinite(truth))):
+        return float("nan"), 0.0, float("inf")
+    _, inverse = np.unique(groups, return_inverse=True)
+    counts = np.bincount(inverse)
+
+    def centred(v: np.ndarray) -> np.ndarray:
+        return v - (np.bincount(inverse, weights=v) / counts)[inverse]
+
+    e_c, v_c = centred(out), centred(truth)
+    vv, ee = float(v_c @ v_c), float(e_c @ e_c)
+    if vv <= 0 or ee <= 0:
+        return float("nan"), 0.0, float("inf")
+    a = float(e_c @ v_c / vv)
+    r2 = 1.0 - float(np.sum((e_c - a * v_c) ** 2)) / ee
+    scale = np.sqrt(np.bincount(inverse, weights=v_c * v_c) / counts)[inverse]
+    with np.errstate(all="ignore"):
+        rel = float(np.median(np.abs(e_c - a * v_c) / (abs(a) * scale)))
+    return a, r2, rel if np.isfinite(rel) else float("inf")
+
+
 def judge_energy(expr: sp.Expr, names: Sequence[str], X: np.ndarray, truth: np.ndarray, groups: np.ndarray,
                  complexity: int, cfg: JudgeConfig, target: str) -> Judgement:
     """Is an energy equation a·truth + f(constants), a > 0 (module docstring)?
@@ -260,26 +289,12 @@ def judge_energy(expr: sp.Expr, names: Sequence[str], X: np.ndarray, truth: np.n
         cfg: the thresholds.
         target: the name reported when it passes ("potential", "kinetic").
     Returns:
-        the verdict: affine = (a,), r2 and rel_error of the common-slope fit;
-        r2_targets {target: r2}.
+        the verdict: affine = (a,), r2 and rel_error of the common-slope fit
+        (`grouped_slope_fit`); r2_targets {target: r2}.
     """
     out = np.broadcast_to(lambdify(expr, names)(X), truth.shape).astype(np.float64)
-    _, inverse = np.unique(groups, return_inverse=True)
-
-    def centred(v: np.ndarray) -> np.ndarray:
-        mean = np.bincount(inverse, weights=v) / np.bincount(inverse)
-        return v - mean[inverse]
-
-    ok = bool(np.all(np.isfinite(out)))
-    e_c, v_c = (centred(out), centred(truth)) if ok else (out, truth)
-    vv, ee = float(v_c @ v_c), float(e_c @ e_c)
-    a = float(e_c @ v_c / vv) if ok and vv > 0 else float("nan")
-    r2 = 1.0 - float(np.sum((e_c - a * v_c) ** 2)) / ee if ok and ee > 0 and np.isfinite(a) else 0.0
-    scale = np.sqrt(np.bincount(inverse, weights=v_c * v_c) / np.bincount(inverse))[inverse]
-    with np.errstate(all="ignore"):
-        rel = float(np.median(np.abs(e_c - a * v_c) / (abs(a) * scale))) if ok else float("inf")
-    rel = rel if np.isfinite(rel) else float("inf")
-    success = (ok and a > 0 and r2 >= cfg.success_r2 and rel <= cfg.max_rel_error
+    a, r2, rel = grouped_slope_fit(out, truth, groups)
+    success = (a > 0 and r2 >= cfg.success_r2 and rel <= cfg.max_rel_error
                and complexity <= cfg.max_complexity)
     return Judgement(success=bool(success), target=target if success else None, best=target,
                      receiver_factor=None, r2=r2, affine=(a,), rel_error=rel, cosine=None,

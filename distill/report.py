@@ -154,7 +154,8 @@ def _write_energy_md(path: str | Path, result: DistillResult) -> None:
     out = [f"# Distilled energies: hamiltonian GNN, law {result.law}, {result.dim}D", "",
            f"SR engine {result.sr_engine}, selection by {result.energy[0].selected_by}; {result.seconds:.1f} s.",
            "", f"True pair potential U = {result.expected_potential} (r' = r + softening); the pair energy's "
-           f"robust R² against a·U + b on the test edges: {_fmt(result.r2_potential)}.", ""]
+           f"R² against a·U + f(q1, q2, m1, m2) on fresh test rows: {_fmt(result.r2_potential)} "
+           f"(a = {_fmt((result.r2_affine_potential or (None,))[0])}; 0.5 for the true energy).", ""]
     for e in result.energy:
         out += [f"## H_{e.part} (inputs {cols[e.part]})", "", f"$$H_{{\\rm {e.part}}} = {e.latex}$$", "",
                 f"    {e.equation}", "", f"complexity {e.complexity}, MAE {_fmt(e.loss)}; {_energy_verdict(e)}.", ""]

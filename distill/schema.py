@@ -215,10 +215,11 @@ class DistillResult:
         expected_force: sympy text of the law's radial force f(r').
         energy: a Hamiltonian model's (pair, self) energy equations, () for the others;
             then edge_success / node_success are theirs (pair energy / self energy passed).
-        r2_potential: robust R² of the pair energy against an affine map of U(r') on the
-            test edges (like r2_force for messages); r2_affine_potential: that map (a, b)
-            from U to the standardised pair energy; expected_potential: U as sympy text.
-            None for the other strategies.
+        r2_potential: R² of the network's pair energy against a·U(r') + f(q1, q2, m1, m2) on
+            fresh test rows grouped by their particle constants (`judge.grouped_slope_fit`;
+            the Hamiltonian counterpart of r2_force); r2_affine_potential: (a,), that slope
+            (0.5 for the true energy: each pair has two directed edges); expected_potential:
+            U as sympy text. None for the other strategies.
         checkpoint, dataset: paths of the inputs, and inputs: their identities
             (`pipeline.distill_inputs`); None for a model given as callables.
     """

@@ -173,7 +173,7 @@ def test_the_pair_energy_judge_takes_the_potential_up_to_constants_and_refuses_n
                                                                                             near_misses):
     law = get_law(name)
     rng = np.random.default_rng(0)
-    X, groups = _pair_rows(_states(law, count=200), law, 2, EPS, 2000, 0.5, rng)
+    X, groups, _, _ = _pair_rows(_states(law, count=200), law, 2, EPS, 2000, 0.5, rng)
     names, u = edge_input_names(2), potential(law, X, 2)
     cfg = DistillConfig().judge
     verdict = judge_energy(parse(truth, names), names, X, u, groups, 9, cfg, "potential")
