@@ -8,6 +8,10 @@ Out: in out_dir (replaced as a whole, like `pipeline.distill_network`): distill.
      predictions.npz, pareto_pair_energy.csv, pareto_self_energy.csv, distill_config.json,
      equations.md.
 
+The pair energy is distilled symmetrised, ½(H_pair(i, j) + H_pair(j, i)) (`symmetric`): each
+pair enters H through both directed edges, so the antisymmetric part cancels in H and is
+invisible to the dynamics (a trained network carries terms like 0.3·dx there).
+
 Steps:
  1. the network's pair energy against the law's pair potential U(r'): on fresh test rows
     grouped by their particle constants, one slope a for H_pair ≈ a·U + f(constants)
@@ -68,6 +72,12 @@ def potential(law: Law, X: np.ndarray, dim: int) -> np.ndarray:
 def kinetic(X: np.ndarray, dim: int) -> np.ndarray:
     """p²/(2m) [N] on self inputs X (columns `self_input_names`)."""
     return np.sum(X[:, :dim] ** 2, axis=1) / (2 * X[:, dim])
+
+
+def symmetric(pair):
+    """(x_recv, x_send) -> ½(pair(x_recv, x_send) + pair(x_send, x_recv)): the part of a pair
+    energy that H sees when both directions of every pair are summed."""
+    return lambda x_recv, x_send: 0.5 * (pair(x_recv, x_send) + pair(x_send, x_recv))
 
 
 def _pair_rows(x: np.ndarray, law: Law, dim: int, softening: float, n_rows: int, min_r: float,
@@ -140,7 +150,7 @@ def _distill_into(out: Path, model, data: DistillData, cfg: DistillConfig, info:
     rng = np.random.default_rng(cfg.seed)
     law, dim, eps = data.law, data.dim, data.softening
     model.eval()
-    pair = numpy_callable(lambda xr, xs: model.pair_energy(canonical(xr, dim), canonical(xs, dim))[..., 0])
+    pair = symmetric(numpy_callable(lambda xr, xs: model.pair_energy(canonical(xr, dim), canonical(xs, dim))[..., 0]))
     self_energy = numpy_callable(lambda x: model.self_energy(canonical(x, dim))[..., 0])
 
     # 1. The network's pair energy against the potential, on fresh grouped test rows.

@@ -21,7 +21,8 @@ from torch import nn
 import run
 from distill.candidate import parse
 from distill.config import DistillConfig
-from distill.energy import _pair_rows, _self_rows, kinetic, potential, self_input_names, symbolic_accelerations
+from distill.energy import (_pair_rows, _self_rows, kinetic, potential, self_input_names, symbolic_accelerations,
+                            symmetric)
 from distill.judge import judge_energy
 from distill.messages import edge_input_names
 from gnn.checkpoint import load_model
@@ -100,6 +101,15 @@ def test_a_planted_pair_energy_differentiated_symbolically_gives_the_same_accele
     got = symbolic_accelerations(expr, law, 2, EPS)(x)
     want = accelerations(law, state.pos(x, 2), state.vel(x, 2), state.charge(x, 2), state.mass(x, 2), EPS)
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
+
+
+def test_the_symmetrised_pair_energy_drops_a_part_that_cancels_in_h():
+    law = get_law("r2")
+    x = torch.from_numpy(_states(law))
+    model = _model(planted_law=law)
+    odd = lambda xr, xs: model.pair_mlp(torch.cat([xr, xs], -1))[..., 0] + 0.3 * (xr[..., 0] - xs[..., 0])  # noqa: E731
+    xr, xs = x[:, 0], x[:, 1]
+    torch.testing.assert_close(symmetric(odd)(xr, xs), model.pair_mlp(torch.cat([xr, xs], -1))[..., 0])
 
 
 def test_the_energy_is_invariant_to_swapping_particles_and_the_planted_one_to_translation():
