@@ -278,8 +278,8 @@ SPECS = (
               "Repro: Table 1, per node, mean ± std.",
               _test_mae, _published(("paper", "test_loss", _fixed), ("repro", "test_mae", _fmt_mean_std))),
     TableSpec("r2", "R² of messages vs a linear combination of true force (acceleration)",
-              "Ours: distill.json r2_force_mean (r2_accel_mean); Hamiltonian: r2_potential, the pair energy "
-              "against U(r'). Paper: Table 1 (force only). "
+              "Ours: distill.json r2_force_mean (r2_accel_mean); Hamiltonian: r2_potential, its pair energy "
+              "against a·U(r') + f(q1, q2, m1, m2). Paper: Table 1 (force only). "
               "Repro: Table 3, force (acceleration).",
               _r2, _r2_published),
     TableSpec("sparsity", "Sparsity: share of message variation in the top d components",
