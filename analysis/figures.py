@@ -237,20 +237,21 @@ def run_figures(run: Run) -> dict[str, Figure]:
     result = run.distill
     if result is None:
         return figures
-    msgs = run.messages
-    fits = {"force": msgs.fitted_force, "acceleration": msgs.fitted_accel}
-    figures["message_fit.png"] = message_fit_figure(
-        msgs.messages, np.array(result.top_components), fits,
-        r2={"force": result.r2_force, "acceleration": result.r2_accel}, title=run.label)
-    figures["sparsity.png"] = sparsity_figure(np.array(result.component_std, dtype=float),
-                                              np.array(result.top_components), title=run.label)
+    if not result.energy:  # a Hamiltonian run has no message vectors (messages.npz)
+        msgs = run.messages
+        fits = {"force": msgs.fitted_force, "acceleration": msgs.fitted_accel}
+        figures["message_fit.png"] = message_fit_figure(
+            msgs.messages, np.array(result.top_components), fits,
+            r2={"force": result.r2_force, "acceleration": result.r2_accel}, title=run.label)
+        figures["sparsity.png"] = sparsity_figure(np.array(result.component_std, dtype=float),
+                                                  np.array(result.top_components), title=run.label)
     preds = run.predictions
     if preds is not None:
         figures["predictions.png"] = predictions_figure(preds.true, network=preds.network, symbolic=preds.symbolic,
                                                         title=run.label)
-    for entry in result.edge + result.node:
+    for entry in result.edge + result.node + result.energy:
         fit = (f"edge φ{entry.rank} ({component_label(result, entry)})" if entry in result.edge
-               else f"node a_{entry.output}")
+               else f"H_{entry.part}" if entry in result.energy else f"node a_{entry.output}")
         figures[f"{Path(entry.front_file).stem}.png"] = pareto_figure(
             read_front(run.distill_dir / entry.front_file), title=f"{run.label}: Pareto front of {fit}")
     return figures

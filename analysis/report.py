@@ -147,7 +147,14 @@ def _judgement(e: Equation) -> str:
 def _summary(run: Run) -> str:
     d, m = run.distill, run.metrics
     rows = [("run", f"{run.label} ({run.path})")]
-    if d is not None:
+    if d is not None and d.energy:
+        rows += [("pair potential found (H_pair)", _mark(d.edge_success)),
+                 ("kinetic energy found (H_self)", _mark(d.node_success)),
+                 ("true pair potential U(r')", d.expected_potential),
+                 ("pair energy R² against U", _num(d.r2_potential, ".4f")),
+                 ("test MAE per node: symbolic / network",
+                  f"{_num(d.mae.symbolic)} / {_num(d.mae.network)} ({d.mae.n_graphs} graphs)")]
+    elif d is not None:
         rows += [("force law found", _mark(d.edge_success)), ("Newton's second law found", _mark(d.node_success)),
                  ("true radial force f(r')", d.expected_force),
                  ("message R² against force (F/m1), mean of the top components",
@@ -180,6 +187,8 @@ def _equations(run: Run) -> str:
                 _equation(rf"\phi_{{{e.rank}}}", e), _judgement(e)]
     for e in d.node:
         out += [f"<h4>Node a<sub>{e.output}</sub></h4>", _equation(f"a_{{{e.output}}}", e), _judgement(e)]
+    for e in d.energy:
+        out += [f"<h4>H<sub>{e.part}</sub></h4>", _equation(rf"H_{{\rm {e.part}}}", e), _judgement(e)]
     return "".join(out)
 
 

@@ -2,7 +2,8 @@
 
 In:  `Run`s (see `analysis.runs`). Read: distill.json (`distill.schema.DistillResult`)
      edge_success, node_success, r2_force_mean, r2_accel_mean, mae.network, mae.symbolic,
-     edge[].judgement.target; RUN/timings.json (wall seconds per stage, written by run.py).
+     edge[].judgement.target (a Hamiltonian run: its pair energy's, and r2_potential as
+     r2_force); RUN/timings.json (wall seconds per stage, written by run.py).
 Out: `summary_rows` (dicts with SUMMARY_FIELDS) and `to_summary_csv` (booleans as
      true/false, missing values empty). `test_mae_network` is the network's MAE on the
      distillation's evaluation graphs (the same graphs as `test_mae_symbolic`); `wall_s` is the
@@ -14,6 +15,8 @@ from __future__ import annotations
 import csv
 import io
 from typing import Any
+
+from distill.schema import judged_equations
 
 from .runs import Run
 
@@ -27,13 +30,14 @@ def summary_rows(runs: list[Run]) -> list[dict[str, Any]]:
     rows = []
     for run in runs:
         d = run.distill
-        targets = sorted({e.judgement.target for e in d.edge if e.judgement.target is not None}) if d else []
+        targets = sorted({e.judgement.target for e in judged_equations(d, "edge")
+                          if e.judgement.target is not None}) if d else []
         rows.append({
             "law": run.law, "dim": run.dim, "strategy": run.strategy, "seed": run.seed,
             "force_law_found": d.edge_success if d else None,
             "newton_found": d.node_success if d else None,
             "edge_target": "+".join(targets) or None,
-            "r2_force": d.r2_force_mean if d else None,
+            "r2_force": (d.r2_force_mean if d.r2_potential is None else d.r2_potential) if d else None,
             "r2_accel": d.r2_accel_mean if d else None,
             "test_mae_network": d.mae.network if d else None,
             "test_mae_symbolic": d.mae.symbolic if d else None,

@@ -51,6 +51,16 @@ Criteria (docs/facts.md §3.4; the reproduction's Table 5 criterion made numeric
 A near miss (wrong power of r, a missing sender charge or mass, an extra non-directional
 term, a factor mixing r with m1) leaves a residual that is not affine in any target and
 fails the R² test.
+
+Energies (`judge_energy`, the Hamiltonian model, paper §4.2): an energy equation E passes
+when E = a·V + f(constants) with a > 0, V the truth (the pair potential U(r') or the kinetic
+energy p²/(2m)) and f any function of the particles' constants (q1, q2, m1, m2 or q, m:
+arbitrary offsets of an energy). The fresh rows come in groups that share their constants
+and differ in r (or p); within each group E and V are centred, so any f drops out, and one
+slope a must explain every group: R² = 1 - Σ(E_c - a V_c)² / Σ E_c² >= success_r2, and the
+median |E_c - a V_c| / (a · rms of V_c in its group) <= max_rel_error. A wrong power of r
+fails the R² within a group; a wrong mass or charge dependence needs a different slope per
+group and fails it across groups.
 """
 from __future__ import annotations
 
@@ -62,7 +72,7 @@ import sympy as sp
 
 from .candidate import lambdify, parse
 from .config import JudgeConfig
-from .schema import EdgeJudgement, NodeJudgement
+from .schema import EdgeJudgement, Judgement, NodeJudgement
 
 RECEIVER = ("q1", "m1")
 
@@ -264,3 +274,56 @@ def judge_node(expr: sp.Expr, names: Sequence[str], X: np.ndarray, agg: np.ndarr
     success = j["success"] and linear
     return NodeJudgement(**{**j, "success": success, "target": j["target"] if success else None},
                          linear_in_messages=linear)
+
+
+def grouped_slope_fit(out: np.ndarray, truth: np.ndarray, groups: np.ndarray) -> tuple[float, float, float]:
+    """One slope a for out ≈ a·truth + f(group): both centred within each group.
+
+    Args:
+        out, truth: [N] values; groups: [N] group label of each row.
+    Returns:
+        (a, R² = 1 - Σ(out_c - a·truth_c)² / Σ out_c² (0 when out is constant within groups
+        or not finite), median |out_c - a·truth_c| / (|a| · rms of truth_c in its group)).
+    """
+    if not (np.all(np.isfinite(out)) and np.all(np.isfinite(truth))):
+        return float("nan"), 0.0, float("inf")
+    _, inverse = np.unique(groups, return_inverse=True)
+    counts = np.bincount(inverse)
+
+    def centred(v: np.ndarray) -> np.ndarray:
+        return v - (np.bincount(inverse, weights=v) / counts)[inverse]
+
+    e_c, v_c = centred(out), centred(truth)
+    vv, ee = float(v_c @ v_c), float(e_c @ e_c)
+    if vv <= 0 or ee <= 0:
+        return float("nan"), 0.0, float("inf")
+    a = float(e_c @ v_c / vv)
+    r2 = 1.0 - float(np.sum((e_c - a * v_c) ** 2)) / ee
+    scale = np.sqrt(np.bincount(inverse, weights=v_c * v_c) / counts)[inverse]
+    with np.errstate(all="ignore"):
+        rel = float(np.median(np.abs(e_c - a * v_c) / (abs(a) * scale)))
+    return a, r2, rel if np.isfinite(rel) else float("inf")
+
+
+def judge_energy(expr: sp.Expr, names: Sequence[str], X: np.ndarray, truth: np.ndarray, groups: np.ndarray,
+                 complexity: int, cfg: JudgeConfig, target: str) -> Judgement:
+    """Is an energy equation a·truth + f(constants), a > 0 (module docstring)?
+
+    Args:
+        expr: equation over `names`.
+        X: fresh rows [N, d]; truth: the true energy on them [N]; groups: [N] group label of
+            each row (rows of one group share every particle constant).
+        complexity: the equation's complexity.
+        cfg: the thresholds.
+        target: the name reported when it passes ("potential", "kinetic").
+    Returns:
+        the verdict: affine = (a,), r2 and rel_error of the common-slope fit
+        (`grouped_slope_fit`); r2_targets {target: r2}.
+    """
+    out = np.broadcast_to(lambdify(expr, names)(X), truth.shape).astype(np.float64)
+    a, r2, rel = grouped_slope_fit(out, truth, groups)
+    success = (a > 0 and r2 >= cfg.success_r2 and rel <= cfg.max_rel_error
+               and complexity <= cfg.max_complexity)
+    return Judgement(success=bool(success), target=target if success else None, best=target,
+                     receiver_factor=None, r2=r2, affine=(a,), rel_error=rel, cosine=None,
+                     complexity_ok=complexity <= cfg.max_complexity, r2_targets={target: r2})

@@ -170,10 +170,16 @@ def distill_network(net: Network, data: DistillData, cfg: DistillConfig, out_dir
     Returns:
         the result as `schema.load_result` reads it back from out_dir.
     """
+    return build_replacing(out_dir, lambda tmp: _distill_into(tmp, net, data, cfg, info))
+
+
+def build_replacing(out_dir: str | Path, build) -> DistillResult:
+    """`build(tmp)` into a temporary sibling of out_dir that replaces out_dir only when it
+    succeeded: a failed or interrupted run leaves no partial folder behind."""
     out = Path(out_dir)
     tmp = temp_dir_beside(out)
     try:
-        result = _distill_into(tmp, net, data, cfg, info)
+        result = build(tmp)
         replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -285,6 +291,21 @@ def _compare(net: Network, sym: Network, data: DistillData, cfg: DistillConfig,
                          n_graphs=int(len(idx)), ood=ood)
 
 
+def numpy_callable(fn, batch: int = 8192):
+    """A torch function of float32 tensors as a NumPy one: float32 in (batched by `batch`
+    rows along the first axis, no gradient recording), float64 out."""
+    import torch
+
+    def call(*arrays: np.ndarray) -> np.ndarray:
+        outs = []
+        with torch.no_grad():
+            for s in range(0, len(arrays[0]), batch):
+                args = [torch.as_tensor(np.asarray(a[s:s + batch], dtype=np.float32)) for a in arrays]
+                outs.append(fn(*args).detach().cpu().numpy().astype(np.float64))
+        return np.concatenate(outs)
+    return call
+
+
 def network_from_model(model, batch: int = 8192) -> Network:
     """Wrap a `gnn` model (torch, CPU) as NumPy callables.
 
@@ -298,32 +319,19 @@ def network_from_model(model, batch: int = 8192) -> Network:
     """
     if not all(hasattr(model, a) for a in ("edge", "node", "edge_stats", "cfg")):
         raise InputError(f"{type(model).__name__} is not a message-passing GNN")
-    import torch
-
     model.eval()
-
-    def numpy_fn(fn):
-        def call(*arrays: np.ndarray) -> np.ndarray:
-            outs = []
-            with torch.no_grad():
-                for s in range(0, len(arrays[0]), batch):
-                    args = [torch.as_tensor(np.asarray(a[s:s + batch], dtype=np.float32)) for a in arrays]
-                    outs.append(fn(*args).detach().cpu().numpy().astype(np.float64))
-            return np.concatenate(outs)
-        return call
-
     strategy = model.cfg.strategy
     return Network(
-        edge=numpy_fn(model.edge),
-        node=numpy_fn(model.node),
-        predict=numpy_fn(lambda x: model(x).acc),
-        logvar=numpy_fn(lambda xr, xs: model.edge_stats(xr, xs)[1]) if strategy == "kl" else None,
+        edge=numpy_callable(model.edge, batch),
+        node=numpy_callable(model.node, batch),
+        predict=numpy_callable(lambda x: model(x).acc, batch),
+        logvar=numpy_callable(lambda xr, xs: model.edge_stats(xr, xs)[1], batch) if strategy == "kl" else None,
         strategy=strategy)
 
 
 def distill_model(model, dataset, cfg: DistillConfig, out_dir: str | Path,
                   info: dict | None = None) -> DistillResult:
-    """Distill a trained GNN on its dataset.
+    """Distill a trained GNN on its dataset (a Hamiltonian model: `energy.distill_hamiltonian`).
 
     Args:
         model: a `gnn` model (see `network_from_model`).
@@ -336,7 +344,8 @@ def distill_model(model, dataset, cfg: DistillConfig, out_dir: str | Path,
     Raises:
         InputError: not a GNN, or model and dataset dimensions disagree.
     """
-    net = network_from_model(model)
+    hamiltonian = getattr(getattr(model, "cfg", None), "strategy", None) == "hamiltonian"
+    net = None if hamiltonian else network_from_model(model)
     law = dataset.law if isinstance(dataset.law, Law) else get_law(str(dataset.law))
     dim = int(dataset.config.dim)
     if int(model.cfg.dim) != dim:
@@ -344,6 +353,9 @@ def distill_model(model, dataset, cfg: DistillConfig, out_dir: str | Path,
     train_x, train_a = dataset.split("train").graphs()
     test_x, test_a = dataset.split("test").graphs()
     data = DistillData(law, dim, float(dataset.config.softening), train_x, train_a, test_x, test_a)
+    if hamiltonian:
+        from .energy import distill_hamiltonian  # it builds on this module
+        return distill_hamiltonian(model, data, cfg, out_dir, info)
     return distill_network(net, data, cfg, out_dir, info)
 
 

@@ -14,7 +14,7 @@ import sympy as sp
 from nbody.io import atomic_write_text
 
 from .candidate import round_floats
-from .schema import DistillResult, EdgeEquation, Equation, FrontRow, Judgement
+from .schema import DistillResult, EdgeEquation, EnergyEquation, Equation, FrontRow, Judgement
 
 LATEX_DIGITS = 3
 
@@ -58,8 +58,18 @@ def _node_verdict(e: Equation) -> str:
     return f"not reconstructed (best R² = {_fmt(j.r2)}, complexity {e.complexity})"
 
 
+def _energy_verdict(e: EnergyEquation) -> str:
+    j = e.judgement
+    truth = "U(r')" if e.part == "pair" else "p²/(2m)"
+    if j.success:
+        return f"reconstructed: {_fmt(j.affine[0])}·{truth} + terms in the particle constants (R² = {_fmt(j.r2)})"
+    return f"not reconstructed (R² = {_fmt(j.r2)} against a·{truth} + constants' terms, complexity {e.complexity})"
+
+
 def verdict(e: Equation) -> str:
     """One equation's verdict as a phrase (the one equations.md and the summary lines print)."""
+    if isinstance(e, EnergyEquation):
+        return _energy_verdict(e)
     return _edge_verdict(e) if isinstance(e, EdgeEquation) else _node_verdict(e)
 
 
@@ -71,6 +81,8 @@ def summary_lines(result: DistillResult) -> list[str]:
     Returns:
         lines without trailing newlines.
     """
+    if result.energy:
+        return _energy_summary(result)
     lines = [f"Distilled {result.strategy} GNN on {result.law} {result.dim}D "
              f"(true radial force on the receiver f = {result.expected_force} along r_hat):"]
     for e in result.edge:
@@ -84,6 +96,17 @@ def summary_lines(result: DistillResult) -> list[str]:
     return lines
 
 
+def _energy_summary(result: DistillResult) -> list[str]:
+    lines = [f"Distilled hamiltonian GNN on {result.law} {result.dim}D (true pair potential "
+             f"U = {result.expected_potential}; pair energy R² against U {_fmt(result.r2_potential)}):"]
+    lines += [f"  H_{e.part} = {e.equation}  [{_energy_verdict(e)}]" for e in result.energy]
+    mae = result.mae
+    lines.append(f"  potential {'FOUND' if result.edge_success else 'not found'}; "
+                 f"kinetic energy {'FOUND' if result.node_success else 'not found'}; "
+                 f"test MAE network {_fmt(mae.network)} vs symbolic {_fmt(mae.symbolic)}")
+    return lines
+
+
 def component_label(result: DistillResult, edge) -> str:
     """"component k" of the raw messages, or "aligned component x" (`DistillConfig.align`)."""
     if result.alignment is None:
@@ -93,6 +116,9 @@ def component_label(result: DistillResult, edge) -> str:
 
 def write_equations_md(path: str | Path, result: DistillResult) -> None:
     """Human-readable equations.md: each selected equation as LaTeX and sympy text, with its verdict."""
+    if result.energy:
+        _write_energy_md(path, result)
+        return
     dim = result.dim
     edge_cols = ", ".join([f"d{a}" for a in "xyz"[:dim]] + ["r", "rs", "m1", "m2", "q1", "q2"])
     out = [f"# Distilled equations: {result.strategy} GNN, law {result.law}, {dim}D",
@@ -122,10 +148,29 @@ def write_equations_md(path: str | Path, result: DistillResult) -> None:
     for e in result.node:
         out += [f"### a_{e.output}", "", f"$$a_{{{e.output}}} = {e.latex}$$", "", f"    {e.equation}", "",
                 f"complexity {e.complexity}, MAE {_fmt(e.loss)}; {_node_verdict(e)}.", ""]
+    atomic_write_text(path, "\n".join(out + _mae_lines(result)) + "\n")
+
+
+def _write_energy_md(path: str | Path, result: DistillResult) -> None:
+    """equations.md of a Hamiltonian model: its pair and self energy equations."""
+    cols = {"pair": ", ".join([f"d{a}" for a in "xyz"[:result.dim]] + ["r", "rs", "m1", "m2", "q1", "q2"]),
+            "self": ", ".join([f"p{a}" for a in "xyz"[:result.dim]] + ["m", "q"])}
+    out = [f"# Distilled energies: hamiltonian GNN, law {result.law}, {result.dim}D", "",
+           f"SR engine {result.sr_engine}, selection by {result.energy[0].selected_by}; {result.seconds:.1f} s.",
+           "", f"True pair potential U = {result.expected_potential} (r' = r + softening); the pair energy's "
+           f"R² against a·U + f(q1, q2, m1, m2) on fresh test rows: {_fmt(result.r2_potential)} "
+           f"(a = {_fmt((result.r2_affine_potential or (None,))[0])}; 0.5 for the true energy).", ""]
+    for e in result.energy:
+        out += [f"## H_{e.part} (inputs {cols[e.part]})", "", f"$$H_{{\\rm {e.part}}} = {e.latex}$$", "",
+                f"    {e.equation}", "", f"complexity {e.complexity}, MAE {_fmt(e.loss)}; {_energy_verdict(e)}.", ""]
+    atomic_write_text(path, "\n".join(out + _mae_lines(result)) + "\n")
+
+
+def _mae_lines(result: DistillResult) -> list[str]:
     mae = result.mae
-    out += ["## Symbolic model vs network (MAE: mean over nodes of Σ|Δa|)", "",
+    out = ["## Symbolic model vs network (MAE: mean over nodes of Σ|Δa|)", "",
             "| data | network | symbolic |", "|---|---|---|",
             f"| test | {_fmt(mae.network)} ± {_fmt(mae.network_std)} | {_fmt(mae.symbolic)} ± {_fmt(mae.symbolic_std)} |"]
     for name, v in mae.ood.items():
         out.append(f"| OOD {name} (n={v.n}, spread ×{v.position_spread}) | {_fmt(v.network)} | {_fmt(v.symbolic)} |")
-    atomic_write_text(path, "\n".join(out) + "\n")
+    return out

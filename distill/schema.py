@@ -18,7 +18,10 @@ tuples as lists, floats that are not finite as null). Versions (`DistillResult.v
     3  adds "alignment" and "alignment_rank1" (`DistillConfig.align`; null before).
     4  "alignment" holds one matrix per receiver class (a list of matrices; version 3's
        single matrix is read as a list of one) and "alignment_charges" the classes'
-       charges (null: one class; `DistillConfig.align = "node_charge"`).
+       charges (null: one class; `DistillConfig.align = "node_charge"`); adds "energy",
+       "r2_potential", "r2_affine_potential" and "expected_potential": the Hamiltonian
+       model's pair and self energy equations (`distill.energy`; a Hamiltonian run has no
+       messages.npz, its edge and node lists are empty); empty / null before.
 The readers accept every version up to SCHEMA_VERSION. A newer version, a missing or unknown
 field, a value of the wrong type, or an unreadable file is a one-line `InputError`.
 """
@@ -151,6 +154,21 @@ class NodeEquation(Equation):
 
 
 @dataclass(frozen=True, kw_only=True)
+class EnergyEquation(Equation):
+    """A Hamiltonian model's energy equation (`distill.energy`): `part` "pair" (H_pair, judged
+    against a·U(r') + f(q1, q2, m1, m2)) or "self" (H_self, against a·p²/(2m) + g(q, m)).
+    Its judgement's `affine` is (a,), `target` "potential" / "kinetic" when it passed."""
+
+    part: str
+    judgement: Judgement
+
+    @property
+    def front_file(self) -> str:
+        """The Pareto-front CSV of this fit."""
+        return f"pareto_{self.part}_energy.csv"
+
+
+@dataclass(frozen=True, kw_only=True)
 class OODError:
     """MAE of network and symbolic model on one out-of-distribution set of `n`-particle
     graphs with positions scaled by `position_spread`."""
@@ -200,6 +218,13 @@ class DistillResult:
         edge, node: the selected equations; edge_success, node_success: all of them passed.
         mae: the symbolic model against the network.
         expected_force: sympy text of the law's radial force f(r').
+        energy: a Hamiltonian model's (pair, self) energy equations, () for the others;
+            then edge_success / node_success are theirs (pair energy / self energy passed).
+        r2_potential: R² of the network's pair energy against a·U(r') + f(q1, q2, m1, m2) on
+            fresh test rows grouped by their particle constants (`judge.grouped_slope_fit`;
+            the Hamiltonian counterpart of r2_force); r2_affine_potential: (a,), that slope
+            (0.5 for the true energy: each pair has two directed edges); expected_potential:
+            U as sympy text. None for the other strategies.
         checkpoint, dataset: paths of the inputs, and inputs: their identities
             (`pipeline.distill_inputs`); None for a model given as callables.
     """
@@ -229,9 +254,20 @@ class DistillResult:
     alignment: tuple[tuple[tuple[float, ...], ...], ...] | None = None
     alignment_charges: tuple[float, ...] | None = None
     alignment_rank1: float | None = None
+    energy: tuple[EnergyEquation, ...] = ()
+    r2_potential: float | None = None
+    r2_affine_potential: tuple[float | None, ...] | None = None
+    expected_potential: str | None = None
     checkpoint: str | None = None
     dataset: str | None = None
     inputs: dict | None = None
+
+
+def judged_equations(result: DistillResult, part: str) -> tuple[Equation, ...]:
+    """The equations whose verdicts make `edge_success` ("edge") or `node_success` ("node"):
+    the edge / node equations, or a Hamiltonian model's pair / self energy equation."""
+    role = {"edge": "pair", "node": "self"}[part]
+    return getattr(result, part) + tuple(e for e in result.energy if e.part == role)
 
 
 def save_result(folder: str | Path, result: DistillResult) -> None:

@@ -2,7 +2,7 @@
 
 In:  graphs of one n-body dataset (`nbody.dataset`, or in-memory arrays): node features
      x [G, n, 2*dim+2] = (pos, vel, q, m) float32 and true accelerations a [G, n, dim];
-     a `ModelConfig` (strategy standard | bottleneck | l1 | kl, sizes, topology) and a
+     a `ModelConfig` (strategy standard | bottleneck | l1 | kl | hamiltonian, sizes, topology) and a
      `TrainConfig` (optimiser, schedule, augmentation, device).
 Out: a trained `GNN` whose `forward(x [B, n, F])` returns
      `ModelOutput(acc [B, n, dim], messages [B, E, msg_dim], mu, logvar)` with edges
@@ -12,8 +12,9 @@ Out: a trained `GNN` whose `forward(x [B, n, F])` returns
      point), metrics.json and the two config JSON files into its output folder.
 
 Modules: config (frozen configs, torch-free), graph (the edge template as tensors), model (GNN,
-one class for every strategy), train (loss, loop, evaluation; `gnn.train.train` trains),
-checkpoint (atomic files).
+one class for the four message strategies; `build_model`), hamiltonian (HamiltonianGNN, the
+"hamiltonian" strategy: energies, accelerations by autograd), train (loss, loop, evaluation;
+`gnn.train.train` trains), checkpoint (atomic files).
 
 `import gnn` (and `gnn.config`) does not import torch: its torch-backed names (`_LAZY`) are
 imported on first use.

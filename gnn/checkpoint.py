@@ -26,7 +26,7 @@ from nbody.errors import InputError
 from nbody.io import atomic_write_bytes, config_from_dict
 
 from .config import ModelConfig
-from .model import GNN
+from .model import GNN, build_model
 
 MODEL_KIND = "symdistill.gnn.model"
 RESUME_KIND = "symdistill.gnn.resume"
@@ -101,7 +101,7 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> t
                 and value.is_floating_point() and not bool(torch.isfinite(value).all())), None)
     if bad is not None:
         raise InputError(f"{path} holds non-finite weights (NaN or inf in {bad}); it cannot be used")
-    model = GNN(config_from_dict(ModelConfig, meta["model_config"]))
+    model = build_model(config_from_dict(ModelConfig, meta["model_config"]))
     try:
         model.load_state_dict(weights)
     except (RuntimeError, KeyError, TypeError) as exc:

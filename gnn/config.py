@@ -18,7 +18,7 @@ from nbody.graph import TOPOLOGIES
 from nbody.laws import get_law
 from nbody.state import n_features as layout_width
 
-STRATEGIES = ("standard", "bottleneck", "l1", "kl")
+STRATEGIES = ("standard", "bottleneck", "l1", "kl", "hamiltonian")
 DEVICES = ("auto", "cpu", "cuda")
 # ModelConfig fields that follow from the data (`model_for_data`), never set by hand.
 DATA_FIELDS = ("dim", "n_features", "topology")
@@ -34,7 +34,9 @@ class ModelConfig:
     Attributes:
         strategy: "standard" (100-dim messages, no regulariser), "bottleneck" (messages of
             size `dim`), "l1" (100-dim messages, L1 penalty in the loss) or "kl" (100-dim
-            variational messages, KL penalty in the loss).
+            variational messages, KL penalty in the loss) or "hamiltonian" (the paper's FlatHGN:
+            a pair energy per edge and a self energy per node, accelerations from Hamilton's
+            equations by autograd; `gnn.hamiltonian`).
         dim: spatial dimension; the node network predicts a [dim] acceleration.
         n_features: width of a node's input vector; None (default) means the n-body layout
             (pos[dim], vel[dim], q, m), i.e. 2*dim + 2, filled in on construction.
@@ -42,7 +44,8 @@ class ModelConfig:
         n_hidden_layers: hidden layers per MLP. 3, as in the official `models.py` and both
             reproductions' code; the paper's App. A.1 text says 2 (docs/facts.md §4 #12). The
             code is what produced the published numbers, so we follow it.
-        msg_dim: message width; None means 100, or `dim` for the bottleneck.
+        msg_dim: message width; None means 100, or `dim` for the bottleneck; the Hamiltonian
+            model's "message" is its scalar pair energy (must be None or 1).
         topology: "full" (all ordered pairs i != j) or "chain" (i <-> i+1, the string law).
         logvar_clamp: the KL model's log-variance is clamped to [-c, c] so that exp(logvar)
             can neither overflow nor underflow to a NaN-producing value.
@@ -73,6 +76,9 @@ class ModelConfig:
             raise InputError(f"n_hidden_layers must be an integer >= 0, got {self.n_hidden_layers!r}")
         if self.msg_dim is not None and (not _is_int(self.msg_dim) or self.msg_dim < 1):
             raise InputError(f"msg_dim must be a positive integer or None, got {self.msg_dim!r}")
+        if self.strategy == "hamiltonian" and self.msg_dim not in (None, 1):
+            raise InputError(f"the hamiltonian strategy's message is its scalar pair energy: msg_dim must be 1, "
+                             f"got {self.msg_dim!r}")
         if self.topology not in TOPOLOGIES:
             raise InputError(f"topology must be one of {TOPOLOGIES}, got {self.topology!r}")
         if not (self.logvar_clamp > 0):
@@ -80,10 +86,10 @@ class ModelConfig:
 
     @property
     def resolved_msg_dim(self) -> int:
-        """Message width actually used: msg_dim, else dim (bottleneck) or 100."""
+        """Message width actually used: msg_dim, else dim (bottleneck), 1 (hamiltonian) or 100."""
         if self.msg_dim is not None:
             return self.msg_dim
-        return self.dim if self.strategy == "bottleneck" else WIDE_MSG_DIM
+        return {"bottleneck": self.dim, "hamiltonian": 1}.get(self.strategy, WIDE_MSG_DIM)
 
 
 def model_for_data(model: ModelConfig, sim: SimConfig) -> ModelConfig:
@@ -108,11 +114,22 @@ class TrainConfig:
         final_div_factor: OneCycleLR final_div_factor (demo: 1e5).
         l1_weight: alpha_1 of the L1 message penalty (strategy "l1").
         kl_weight: weight of the KL message penalty (strategy "kl"; beta-VAE with beta=1).
+        energy_weight: weight of the Hamiltonian model's regulariser (strategy "hamiltonian";
+            paper App. A.4 and the official HGN: 1e-6): energy_weight * (sum over nodes of
+            (H_self,i + sum of its incoming H_pair)^2 + sum over nodes of the squared
+            gradient of H with respect to their charge and mass), per graph.
+        velocity_weight: weight of an extra loss term for strategy "hamiltonian":
+            velocity_weight * sum over nodes and dims |dH/dp - v| per graph (Hamilton's
+            dx/dt = dH/dp). 0 (default) is the paper's loss on accelerations only, under
+            which H's momentum dependence is not trained (gnn.hamiltonian).
         augment_sigma: std of the random translation added to each graph's positions.
         seed: seeds parameters, batch order, augmentation and KL sampling.
         device: "auto" (CUDA when available), "cpu", "cuda" or "cuda:N".
-        amp: bf16 autocast of the hidden layers on CUDA (ignored on CPU, which is float32).
-        compile: torch.compile the model for training on CUDA (ignored on CPU).
+        amp: bf16 autocast of the hidden layers on CUDA (ignored on CPU, which is float32;
+            and by the hamiltonian strategy, whose accelerations are gradients through every
+            hidden layer: it always runs in float32).
+        compile: torch.compile the model for training on CUDA (ignored on CPU, and by the
+            hamiltonian strategy: its loss needs a double backward).
         eval_batch_size: graphs per forward pass during evaluation.
         max_train_graphs: train on a random subset of N training graphs, fixed by `seed` (None: all).
         checkpoint_every: steps between resume points (last.pt); also written every epoch.
@@ -135,6 +152,8 @@ class TrainConfig:
     final_div_factor: float = 1e5
     l1_weight: float = 1e-2
     kl_weight: float = 1.0
+    energy_weight: float = 1e-6
+    velocity_weight: float = 0.0
     augment_sigma: float = 3.0
     seed: int = 0
     device: str = "auto"
@@ -164,7 +183,7 @@ class TrainConfig:
             raise InputError(f"message_history_edges must be an integer >= 10, got {self.message_history_edges!r}")
         if not (self.lr > 0) or not (self.final_div_factor > 0):
             raise InputError("lr and final_div_factor must be positive")
-        for name in ("weight_decay", "l1_weight", "kl_weight", "augment_sigma"):
+        for name in ("weight_decay", "l1_weight", "kl_weight", "energy_weight", "velocity_weight", "augment_sigma"):
             if not (getattr(self, name) >= 0):
                 raise InputError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         if not _is_int(self.seed):

@@ -49,20 +49,23 @@ class ModelOutput(NamedTuple):
     logvar: Tensor | None  # [B, E, msg_dim] KL clamped log-variances; None for other strategies
 
 
-def mlp(in_dim: int, out_dim: int, hidden: int, n_hidden_layers: int) -> nn.Sequential:
-    """Linear(in, hidden)-ReLU, (n_hidden_layers - 1) x [Linear(hidden, hidden)-ReLU], Linear(hidden, out).
+def mlp(in_dim: int, out_dim: int, hidden: int, n_hidden_layers: int,
+        activation: type[nn.Module] = nn.ReLU) -> nn.Sequential:
+    """Linear(in, hidden)-act, (n_hidden_layers - 1) x [Linear(hidden, hidden)-act], Linear(hidden, out).
 
     Args:
         in_dim, out_dim: input and output widths.
         hidden: width of each hidden layer.
         n_hidden_layers: number of hidden layers (0 gives a single Linear(in, out)).
+        activation: the nonlinearity's class: ReLU for the message-passing GNN, Softplus
+            for the Hamiltonian model (`gnn.hamiltonian`), whose forces are its gradients.
     Returns:
         An `nn.Sequential` whose last module is the output `nn.Linear`.
     """
     layers: list[nn.Module] = []
     width = in_dim
     for _ in range(n_hidden_layers):
-        layers += [nn.Linear(width, hidden), nn.ReLU()]
+        layers += [nn.Linear(width, hidden), activation()]
         width = hidden
     layers.append(nn.Linear(width, out_dim))
     return nn.Sequential(*layers)
@@ -88,6 +91,10 @@ class GNN(nn.Module):
     Args:
         cfg: the model's `ModelConfig` (kept as `self.cfg`).
     """
+
+    amp_safe = True           # the trainer may run it under a bf16 autocast (module docstring)
+    compilable = True         # and torch.compile it
+    records_messages = True   # its messages feed the message history (gnn.history)
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -144,6 +151,15 @@ class GNN(nn.Module):
         if logvar is None:
             return ModelOutput(acc, messages, None, None)
         return ModelOutput(acc, messages, mu, logvar)
+
+
+def build_model(cfg: ModelConfig) -> nn.Module:
+    """The network of `cfg.strategy`: a `GNN`, or a `gnn.hamiltonian.HamiltonianGNN` for
+    "hamiltonian". Both return the fields acc, messages, mu and logvar from forward(x [B, n, F])."""
+    if cfg.strategy == "hamiltonian":
+        from .hamiltonian import HamiltonianGNN  # it builds on this module's `mlp`
+        return HamiltonianGNN(cfg)
+    return GNN(cfg)
 
 
 def _run_mlp(net: nn.Sequential, inp: Tensor) -> Tensor:

@@ -19,6 +19,8 @@ Loss per batch of B graphs with n particles (paper App. A; docs/facts.md §2.2):
     loss = (1/B) [ sum_{nodes, dims} |a_true - a_pred| + reg ]
     l1:  reg = l1_weight * sum_{edges of the batch} ||m||_1 / n
     kl:  reg = kl_weight * sum_{edges of the batch} sum_k KL_k / n     (model.kl_divergence)
+    hamiltonian: reg = energy_weight * gnn.hamiltonian.energy_penalty (paper App. A.4)
+                 + velocity_weight * sum_{nodes, dims} |dH/dp - v|  (0 in the paper)
     standard, bottleneck: reg = 0
 
 Per graph this is the demo's Sum|da| + 1e-2 * Sum_{edges of one graph} ||m||_1 / n. The demo
@@ -56,7 +58,8 @@ from .checkpoint import RESUME_KIND, load_torch, save_model, save_torch
 from .config import ModelConfig, TrainConfig
 from .history import HISTORY_FILE, HistoryRecorder, load_history, save_history
 from .metrics import mae_per_node
-from .model import GNN, ModelOutput, kl_divergence
+from .hamiltonian import energy_penalty
+from .model import GNN, ModelOutput, build_model, kl_divergence
 
 
 @dataclass
@@ -173,6 +176,10 @@ def batch_loss(out: ModelOutput, a: Tensor, strategy: str, cfg: TrainConfig) -> 
         loss = loss + cfg.l1_weight * out.messages.float().abs().sum() / n
     elif strategy == "kl":
         loss = loss + cfg.kl_weight * kl_divergence(out.mu.float(), out.logvar.float()).sum() / n
+    elif strategy == "hamiltonian":
+        loss = loss + cfg.energy_weight * energy_penalty(out)
+        if cfg.velocity_weight:
+            loss = loss + cfg.velocity_weight * out.velocity_residual.abs().sum()
     return loss / n_graphs
 
 
@@ -293,14 +300,14 @@ def train(data: Any, model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: st
     x_train = torch.from_numpy(x_np).to(device)  # [G, n, F], resident on the device
     a_train = torch.from_numpy(a_np).to(device)  # [G, n, dim]
 
-    model = GNN(model_cfg).to(device)
+    model = build_model(model_cfg).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
                                  fused=device.type == "cuda")
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=total_steps,
                                                     final_div_factor=cfg.final_div_factor)
-    use_amp = cfg.amp and device.type == "cuda"  # bf16 needs no GradScaler (fp32 exponent range)
-    fwd = torch.compile(model) if cfg.compile and device.type == "cuda" else model
-    recorder = history_recorder(data, splits, dataset_info, cfg)
+    use_amp = cfg.amp and device.type == "cuda" and model.amp_safe  # bf16 needs no GradScaler (fp32 exponent range)
+    fwd = torch.compile(model) if cfg.compile and device.type == "cuda" and model.compilable else model
+    recorder = history_recorder(data, splits, dataset_info, cfg) if model.records_messages else None
 
     @torch.no_grad()
     def edge_stats(x_recv: np.ndarray, x_send: np.ndarray):
