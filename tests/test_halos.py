@@ -144,3 +144,16 @@ def test_refitting_the_planted_shape_recovers_a_noiseless_planted_catalogue():
     start = np.array(PAPER["best_with_mass"][0]) * np.array([1.2, 0.8, 1.3, 1.1, 0.9, 1.02, 0.95])
     theta, err = refit(best_with_mass, inp, cat.delta, start)
     assert err < 1e-3 * np.mean(np.abs(cat.delta - np.median(cat.delta)))
+
+
+def test_cleaning_an_equation_with_symbolic_powers_is_quick_and_keeps_its_values():
+    # Operon wrote this for a halo message; sympy's factor ran for minutes on it before
+    # distill.candidate.clean left polynomial transforms to rational expressions.
+    from distill.candidate import lambdify, make_candidate, parse
+    text = ("((-0.00005516) + (0.95116884 * ((0.12935881 ^ ((4.80606079 * r) ^ 6.15790081))"
+            " * (0.02223688 + (0.03273665 * M2)))))").replace("^", "**")
+    names = ["r", "M1", "M2", "dv"]
+    X = np.random.default_rng(0).uniform(0.01, 0.5, (200, 4))
+    y = lambdify(parse(text, names), names)(X)
+    cand = make_candidate(text, X, y, names)
+    np.testing.assert_allclose(lambdify(cand.expr, names)(X), y, rtol=1e-3, atol=1e-6)
