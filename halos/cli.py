@@ -23,7 +23,7 @@ import numpy as np
 
 from nbody import rundir
 from nbody.errors import InputError
-from nbody.io import config_from_dict, load_json, save_json, save_npy, to_jsonable
+from nbody.io import load_json, save_json, save_npy, to_jsonable
 
 from .catalogue import Catalogue, fingerprint, load_catalogue, save_catalogue
 from .config import PRESETS, HaloConfig, preset
@@ -121,10 +121,7 @@ def _graph(folder: Path, cat: Catalogue, cfg: HaloConfig) -> HaloGraph:
 
 def _train(folder: Path, cat, graph, cfg: HaloConfig, progress: bool):
     from .train import load_trained, train_halos
-    if (folder / "metrics.json").exists():
-        held = config_from_dict(HaloConfig, load_json(folder / "halo_config.json"))
-        if held != cfg:
-            raise InputError(f"{folder} holds a model trained with another config; use another --out")
+    if (folder / "metrics.json").exists():       # config.json already matched this config
         print(f"[halos] {folder}: trained already, skipped")
         return load_trained(folder, cat)
     return train_halos(cat, graph, cfg, folder, progress=progress)

@@ -108,12 +108,14 @@ class HaloConfig:
 
 
 def preset(name: str) -> HaloConfig:
-    """"paper": the paper's settings (100 epochs x 1500 steps of 32 halos; ~2.5 h of training
-    per 1500-step epoch set on 2 CPU cores, see benchmarks/RESULTS.md); "small": the default
-    `run.py halos` job, a few minutes on a laptop CPU (3 epochs of 400 steps, smaller SR)."""
+    """"paper": the paper's settings (the L1 GN with 500 hidden units; 100 epochs x 1500 steps
+    of 32 receiver halos; benchmarks/RESULTS.md has what one epoch costs on 2 CPU cores);
+    "small": the default `run.py halos` job, a few minutes on a laptop CPU: a 128-wide network
+    with 2 hidden layers, peak lr 3e-3, 3 epochs of 2000 steps, a smaller SR budget."""
     if name == "paper":
         return HaloConfig()
     if name == "small":
-        return dataclasses.replace(HaloConfig(), epochs=3, steps_per_epoch=400, sr_generations=40,
-                                   sr_population_size=300, sr_max_time=60.0, eval_halos=3000)
+        return dataclasses.replace(HaloConfig(), hidden=128, n_hidden_layers=2, lr=3e-3, epochs=3,
+                                   steps_per_epoch=2000, sr_generations=40, sr_population_size=300,
+                                   sr_max_time=60.0, eval_halos=3000)
     raise InputError(f"unknown halo preset {name!r}; choose one of {', '.join(PRESETS)}")

@@ -28,7 +28,6 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import scipy.optimize
 import sympy as sp
 
 from distill.candidate import lambdify, round_floats

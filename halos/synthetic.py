@@ -54,12 +54,12 @@ class SyntheticConfig:
         noise: std of the Gaussian noise added to the planted δ.
     """
 
-    n_halos: int = 6000
+    n_halos: int = 12_000
     box: float | None = None
     catalogue_seed: int = 0
-    cluster_fraction: float = 0.7
-    cluster_size: float = 20.0
-    cluster_sigma: float = 8.0
+    cluster_fraction: float = 0.6
+    cluster_size: float = 10.0
+    cluster_sigma: float = 10.0
     mass_min: float = 0.2
     mass_slope: float = 1.8
     density_power: float = 0.5
