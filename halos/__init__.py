@@ -1,4 +1,4 @@
-"""Dark-matter halo overdensity from neighbouring halos (paper §4.3, App. E; paper_facts §5.2).
+"""Dark-matter halo overdensity from neighbouring halos (paper §4.3, App. E; docs/facts.md §7).
 
 A graph network predicts each halo's smoothed overdensity δ from the halos within `cutoff`
 (50 Mpc/h) in a periodic box; its one informative message component and its node model are

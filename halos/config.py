@@ -18,7 +18,7 @@ PRESETS = ("small", "paper")
 
 @dataclass(frozen=True)
 class HaloConfig:
-    """One halo experiment (paper §4.3, App. E; paper_facts §5.2). Defaults are the paper's.
+    """One halo experiment (paper §4.3, App. E; docs/facts.md §7). Defaults are the paper's.
 
     Attributes:
         cutoff: radius of the graph in Mpc/h (paper: 50).

@@ -1,5 +1,5 @@
 """Distil the trained halo GN: its informative message component, its node model, and the
-paper's formula table (paper §4.3, Tables 2 and 6; paper_facts §5.2).
+paper's formula table (paper §4.3, Tables 2 and 6; docs/facts.md §7).
 
 In:  a `Catalogue`, its `HaloGraph`, the `Trained` model (standardiser, splits), a
      `HaloConfig`, and for a synthetic catalogue the `SyntheticConfig` it came from.

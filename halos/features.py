@@ -2,7 +2,7 @@
 
 In:  a `Catalogue`, its `HaloGraph`, a set of receiver halos.
 Out: `Standardiser` (saved as JSON next to every output): (pos - box/2)/σ_pos, v/σ_v, M/σ_M
-     with the stds of the catalogue it was made from (paper_facts §5.2);
+     with the stds of the catalogue it was made from (docs/facts.md §7);
      `node_features` [N, 4] = (v, M) standardised; `edge_features` [e, 11] =
      [Δpos (3, minimum image), (v, M) of the receiver, (v, M) of the sender] (absolute
      positions are never fed in); `formula_inputs` the per-edge and per-receiver values of

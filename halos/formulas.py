@@ -1,4 +1,4 @@
-"""The paper's formula shapes for a halo's overdensity δ (paper §4.3, Table 2; paper_facts §5.2),
+"""The paper's formula shapes for a halo's overdensity δ (paper §4.3, Table 2; docs/facts.md §7),
 evaluated on a graph's edges, and their constants refit by least squares.
 
 In:  `HaloInputs`: per edge (receiver index, distance r, sender mass Mj, relative speed
@@ -29,7 +29,7 @@ from nbody.errors import InputError
 PAPER_POSITION_STD = 1000.0 / np.sqrt(12.0)   # std of a uniform position in the 1000 Mpc/h box
 HAND_RADIUS = 20.0                           # Mpc/h, the hand-designed formula's sum radius
 
-# Published constants (README images/dark_matter.png; paper_facts §5.2) and mean |δ - δ̂|.
+# Published constants (README images/dark_matter.png; docs/facts.md §7) and mean |δ - δ̂|.
 PAPER = {
     "constant": ((0.415,), 0.421),
     "simple": ((-0.0376, 0.0529, 0.000927), 0.121),

@@ -11,7 +11,7 @@ chunk (215,854 halos with ~71 neighbours: 30M edges = 122 MB of int32 senders), 
 Python lists of all 30M neighbours. `brute_force_graph` is the O(N²) NumPy specification the
 tests compare it with. Batches of receivers read their edges with `edges_of`.
 
-Face mask (paper_facts §5.2): halos closer than `cutoff` to a face of the box are left out of
+Face mask (docs/facts.md §7): halos closer than `cutoff` to a face of the box are left out of
 the loss. The graph here is periodic, so their neighbourhoods are complete; the mask is kept
 as the paper did (`HaloConfig.face_mask`).
 """

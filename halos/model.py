@@ -1,4 +1,4 @@
-"""The halo graph network: the L1 GN of the paper's dark-matter experiment (paper_facts §5.2).
+"""The halo graph network: the L1 GN of the paper's dark-matter experiment (docs/facts.md §7).
 
 In:  node features [B, 4] = (v, M) of B receiver halos, edge features [e, 11] of all their
      incoming edges (`halos.features.Standardiser.edge_features`), and each edge's local

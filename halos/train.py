@@ -11,7 +11,7 @@ Splits (`split_halos`): halos within `cutoff` of a box face are left out of ever
 set (paper: δ > 1 held out), the rest are shuffled into test (`test_fraction`) and train.
 Only train halos are receivers of a training batch; every halo is a sender.
 
-Loss per batch of B receivers (paper_facts §5.2; the L1 term as gnn.train scales it, per
+Loss per batch of B receivers (docs/facts.md §7; the L1 term as gnn.train scales it, per
 node the sum over its incoming edges):
     (1/B) Σ_i |δ_i - δ̂_i|  +  l1_weight · (1/B) Σ_edges ||m||_1
 Adam(lr, weight_decay), OneCycleLR(max_lr=lr, final_div_factor) stepped every batch; batch
