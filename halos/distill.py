@@ -233,7 +233,8 @@ def table_markdown(result: dict) -> str:
     for row in result["table"]:
         paper = "" if row["paper_mae"] is None else f"{row['paper_mae']:.4g}"
         cells = " | ".join(f"{row['mae'][s]:.4g}" if s in row["mae"] else "" for s in sets)
-        lines.append(f"| {row['formula']} | {paper} | {cells} | {row['label']} |")
+        label = row["label"].replace("|", "\\|")
+        lines.append(f"| {row['formula']} | {paper} | {cells} | {label} |")
     p = result["paper_ood"]
     lines += ["", f"Paper, trained without δ > 1 (train / OOD): network {p['network'][0]} / {p['network'][1]}, "
                   f"formula {p['distilled'][0]} / {p['distilled'][1]}.",
