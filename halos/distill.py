@@ -209,7 +209,7 @@ def judge_planted(sr: Composed, refit_: Composed, std: Standardiser, cfg: HaloCo
     plant_graph = graph if cfg.cutoff == PLANT_CUTOFF else build_graph(fresh.pos, fresh.box, PLANT_CUTOFF)
     idx = eval_subset(np.arange(len(fresh)), cfg)
     inp = std.formula_inputs(fresh, graph, idx)
-    truth = planted_e(fresh, plant_graph)[idx]
+    truth = planted_e(fresh, plant_graph, idx)
     local, send = edges_of(graph, idx[: max(1, cfg.sr_edges // 100)])
     recv = idx[local]
     X = std.sr_edge_inputs(fresh, recv, send)

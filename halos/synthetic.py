@@ -33,6 +33,7 @@ from .graph import HaloGraph, build_graph
 
 QUIJOTE_HALOS, QUIJOTE_BOX = 215_854, 1000.0
 PLANT_CUTOFF = 50.0
+CHUNK = 10_000          # receivers per chunk when the planted law is evaluated
 PLANTED = np.array(PAPER["best_with_mass"][0])
 
 
@@ -111,19 +112,23 @@ def make_catalogue(cfg: SyntheticConfig) -> Catalogue:
     return Catalogue(pos, vel, mass, delta, box, synthetic=True)
 
 
-def _planted_inputs(cat: Catalogue, graph: HaloGraph):
-    return formula_inputs(cat, graph, np.arange(len(cat)), PAPER_POSITION_STD, 1.0, 1.0)
+def _per_receiver(cat: Catalogue, graph: HaloGraph, receivers: np.ndarray | None, fn) -> np.ndarray:
+    """fn(formula inputs) over `receivers` (default: all), CHUNK receivers at a time, so the
+    per-edge arrays of one chunk, not of the whole graph, are in memory."""
+    receivers = np.arange(len(cat)) if receivers is None else np.asarray(receivers)
+    return np.concatenate([fn(formula_inputs(cat, graph, receivers[s:s + CHUNK], PAPER_POSITION_STD, 1.0, 1.0))
+                           for s in range(0, len(receivers), CHUNK)])
 
 
-def planted_delta(cat: Catalogue, graph: HaloGraph) -> np.ndarray:
-    """[N] the noiseless planted δ of every halo (graph: `build_graph(pos, box, PLANT_CUTOFF)`)."""
-    return best_with_mass(PLANTED, _planted_inputs(cat, graph))
+def planted_delta(cat: Catalogue, graph: HaloGraph, receivers: np.ndarray | None = None) -> np.ndarray:
+    """The noiseless planted δ of `receivers` (default: every halo); graph: `build_graph(pos,
+    box, PLANT_CUTOFF)`."""
+    return _per_receiver(cat, graph, receivers, lambda inp: best_with_mass(PLANTED, inp))
 
 
-def planted_e(cat: Catalogue, graph: HaloGraph) -> np.ndarray:
-    """[N] the planted ei = Σ_j (C4 + Mj)/(C5 + (C6 r)^C7) of every halo."""
-    inp = _planted_inputs(cat, graph)
-    return inp.sum_edges(planted_pair(inp.r, inp.m_send))
+def planted_e(cat: Catalogue, graph: HaloGraph, receivers: np.ndarray | None = None) -> np.ndarray:
+    """The planted ei = Σ_j (C4 + Mj)/(C5 + (C6 r)^C7) of `receivers` (default: every halo)."""
+    return _per_receiver(cat, graph, receivers, lambda inp: inp.sum_edges(planted_pair(inp.r, inp.m_send)))
 
 
 def planted_pair(r: np.ndarray, m_send: np.ndarray) -> np.ndarray:
