@@ -157,3 +157,14 @@ def test_cleaning_an_equation_with_symbolic_powers_is_quick_and_keeps_its_values
     y = lambdify(parse(text, names), names)(X)
     cand = make_candidate(text, X, y, names)
     np.testing.assert_allclose(lambdify(cand.expr, names)(X), y, rtol=1e-3, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_default_job_recovers_the_planted_form_and_beats_the_network_out_of_distribution(tmp_path):
+    # The default `run.py halos` (about 7 minutes on 2 cores; benchmarks/RESULTS.md).
+    from nbody.io import load_json
+    assert run.main(["halos", "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    result = load_json(tmp_path / "run" / "distill" / "halos_distill.json")
+    assert result["synthetic"] and result["top_share"] > 0.99
+    assert result["planted"]["e_r2_distilled"] >= 0.99
+    assert result["success"] == {"form_recovered": True, "beats_network_ood": True}
