@@ -19,7 +19,8 @@ Steps (all in the network's standardised units, `halos.features`):
    `refit_halos` training halos (least squares), beside the paper's shapes refit the same way
    (`halos.formulas`) and the network, on train, test and OOD (δ > ood_threshold) halos;
 4. synthetic only: on a FRESH catalogue (next seed) the distilled ei = Σ_j edge(...) against
-   the planted ei (affine R²), and the edge equation against the planted pair term.
+   the planted ei (affine R²; the form counts as recovered at R² >= DistillConfig.success_r2,
+   0.99), and the edge equation against the planted pair term.
 """
 from __future__ import annotations
 
@@ -179,7 +180,7 @@ def _distill_into(out: Path, cat, graph, trained: Trained, cfg: HaloConfig, synt
     }
     if synthetic is not None:
         result["planted"] = judge_planted(sr_edge, composed, std, cfg, synthetic)
-        result["success"] = {"form_recovered": result["planted"]["e_r2_distilled"] >= 0.99,
+        result["success"] = {"form_recovered": result["planted"]["e_r2_distilled"] >= dcfg.success_r2,
                              "beats_network_ood": (rows[-2]["mae"].get("ood", np.inf)
                                                    < rows[-1]["mae"].get("ood", -np.inf))}
     save_json(out / "halos_distill.json", result)
