@@ -9,6 +9,7 @@
     python run.py sweep --preset paper --laws spring,r1 --dims 2,3 --strategies l1,bottleneck --out runs/sweep
     python run.py sweep --preset paper --seeds 0,1,2 --executor submitit --partition gpu --out runs/paper
     python run.py sweep --status --out runs/paper             # done / running / pending / failed per run
+    python run.py halos                                      # halo overdensity GN on a synthetic catalogue
 
 Every field of every stage config is a flag (`--n-sims`, `--batch-size`, `--generations`,
 ...); `--preset` picks the starting values and flags override them. A run directory holds
@@ -31,6 +32,7 @@ from pathlib import Path
 import cluster
 from distill.config import DistillConfig
 from gnn.config import DATA_FIELDS, ModelConfig, TrainConfig, model_for_data
+from halos import cli as halos_cli
 from nbody import rundir
 from nbody.config import SimConfig
 from nbody.errors import InputError
@@ -271,7 +273,7 @@ def register_custom_law(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The `run.py` argument parser with its six subcommands."""
+    """The `run.py` argument parser with its seven subcommands."""
     every_stage = list(STAGE_CLASSES.values())
     parser = _Parser(prog="run.py", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -328,12 +330,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--status", action="store_true",
                    help="print the state of each run of the sweep submitted into --out, and exit")
     cluster.add_flags(p)
+
+    halos_cli.add_parser(sub)
     return parser
 
 
 def dispatch(args: argparse.Namespace) -> None:
     """Run the subcommand named in `args`."""
     progress = not getattr(args, "quiet", False)
+    if args.command == "halos":
+        halos_cli.run_halos(args)
+        return
     if args.command == "analyse":
         stage_analyse(Path(args.run), Path(args.out) if args.out else None)
         return

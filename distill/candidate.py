@@ -174,7 +174,8 @@ def clean(expr: sp.Expr, X: np.ndarray, y: np.ndarray, names: Sequence[str], dig
 
     Rounds constants to `digits` significant digits, drops top-level additive terms whose
     RMS contribution on X is below CHOP_FRACTION * std(y), and returns the least complex
-    of the raw, cancelled, factored, together-ed and monic-factor forms.
+    of the raw, cancelled, factored, together-ed and monic-factor forms (only the raw and
+    monic-factor forms when a power has a non-integer exponent).
 
     Args:
         expr: expression over `names`.
@@ -191,7 +192,10 @@ def clean(expr: sp.Expr, X: np.ndarray, y: np.ndarray, names: Sequence[str], dig
                 if np.sqrt(np.mean(lambdify(t, names)(X) ** 2)) >= CHOP_FRACTION * scale]
         expr = sp.Add(*kept) if kept else sp.Integer(0)
     forms = [expr]
-    for transform in (sp.cancel, sp.factor, sp.together, monic_factors):
+    # cancel / factor / together are polynomial algorithms: on powers with symbolic or float
+    # exponents (the "^" operator, e.g. 0.13^((4.8 r)^6.2)) sympy's factor can run for hours.
+    rational = all(p.exp.is_Integer for p in expr.atoms(sp.Pow))
+    for transform in (sp.cancel, sp.factor, sp.together, monic_factors) if rational else (monic_factors,):
         try:
             forms.append(round_floats(transform(expr), digits))
         except (sp.PolynomialError, TypeError, ValueError):
