@@ -98,9 +98,9 @@ class DistillConfig:
     generations: int = 50
     max_length: int = 30
     max_time: float = 120.0
-    stall_generations: int = 0
+    stall_generations: int = 10
     stall_tol: float = 1e-4
-    search_rows: int | None = None
+    search_rows: int | None = 2000
     optimizer_iterations: int = 10
     n_threads: int = 0
     selection: str = "score"
