@@ -92,15 +92,13 @@ def search(X: np.ndarray, y: np.ndarray, cfg: DistillConfig):
     done, best = 0, None
     while done < cfg.generations:
         left = deadline - time.monotonic()
-        if done and left <= 0:
-            break
         reg.set_params(generations=min(round_size, cfg.generations - done), random_state=cfg.seed + done,
                        max_time=max(1, int(np.ceil(left))))
         reg.fit(X, y)
-        done += reg.generations
+        done += reg.stats_["generations"]   # fewer than asked when max_time cut the round short
         curve = front_curve([m["length"] for m in reg.pareto_front_],
                             [m["mean_squared_error"] for m in reg.pareto_front_], var, cfg.max_length)
-        if best is not None and not improved(best, curve, cfg.stall_tol):
+        if (best is not None and not improved(best, curve, cfg.stall_tol)) or time.monotonic() >= deadline:
             break
         best = curve if best is None else np.maximum(best, curve)
     return reg, done

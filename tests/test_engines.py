@@ -98,6 +98,11 @@ def test_operon_early_stop_ends_a_stalled_search_deterministically():
     assert ran_a == ran_b and ran_a % 3 == 0 and 6 <= ran_a < 60    # an easy law stalls long before 60
     _, ran_all = operon.search(X, y, dataclasses.replace(cfg, stall_generations=0, generations=7))
     assert ran_all == 7
+    _, ran_no_gain = operon.search(X, y, dataclasses.replace(cfg, generations=10**6, stall_tol=1.0))
+    assert ran_no_gain == 6           # stall_tol 1 never sees an improvement: stops after round 2
+    _, ran_timed = operon.search(X, y, dataclasses.replace(cfg, generations=10**6, stall_generations=10**5,
+                                                           max_time=1.0))
+    assert 1 <= ran_timed < 10**5     # max_time cuts the one long round short
     best = min(m["mean_squared_error"] for m in reg_a.pareto_front_)
     assert best < 1e-6 * np.var(y)
 
