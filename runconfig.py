@@ -52,24 +52,27 @@ def preset(name: str, law: str | None = None) -> RunConfig:
     """The named starting point; `law` picks a preset's per-law settings (cpu only).
 
     tiny:  spring, 2D, 4 bodies, bottleneck model (128-wide, 2 hidden layers, OneCycle peak
-           lr 3e-3), 1,000 simulations x 500 steps keeping every 5th; about 4 minutes on
-           2 CPU cores, and it rediscovers the force law and Newton's second law.
+           lr 3e-3), 1,000 simulations x 500 steps keeping every 5th; SR stopped early after
+           10 stalled generations, searching a 2,000-row subsample; a few minutes on 2 CPU
+           cores, and it rediscovers the force law and Newton's second law.
     cpu:   tiny plus what the other laws need on 2 CPU cores (benchmarks/RESULTS.md,
            "cpu preset ablation"): the edge fits in the node model's basis (align "node":
            single-axis forms, which 3D needs; for charge one basis per receiver charge,
            "node_charge"), PySR's "best" Pareto selection for the edge
-           fits and "score" for the node fits (where "best" takes spurious terms in ē), then
-           CPU_LAW_SETTINGS[law].
+           fits and "score" for the node fits (where "best" takes spurious terms in ē), the
+           full SR budget (no early stop, all fit rows: its sweep in results/cpu was measured
+           so), then CPU_LAW_SETTINGS[law].
            run.py applies flags after the preset, so an explicit flag beats a per-law value.
     paper: the facts sheet's full-size settings (10,000 simulations x 1,000 steps, the
            demo's 100 kept snapshots per simulation, 300-wide 3-hidden-layer MLPs,
            batch 64: 100 epochs of the 900,000 training graphs, ~1.4M optimiser steps; the
-           larger SR budget).
+           larger SR budget, every generation run on all fit rows).
     """
     if name == "cpu":
         tiny = preset("tiny")
         base = dataclasses.replace(tiny, preset=name, distill=dataclasses.replace(
-            tiny.distill, selection="best", node_selection="score", align="node"))
+            tiny.distill, selection="best", node_selection="score", align="node", stall_generations=0,
+            search_rows=None))
         law = law or base.sim.law
         return with_values(base, {"law": law, **CPU_LAW_SETTINGS.get(law, {})})
     if name == "tiny":
@@ -78,7 +81,7 @@ def preset(name: str, law: str | None = None) -> RunConfig:
             preset=name, sim=sim,
             model=model_for_data(ModelConfig(strategy="bottleneck", hidden=128, n_hidden_layers=2), sim),
             train=TrainConfig(batch_size=32, epochs=25, lr=3e-3, seed=0),
-            distill=DistillConfig(),
+            distill=DistillConfig(stall_generations=10, search_rows=2000),
         )
     if name == "paper":
         sim = SimConfig(law="spring", dim=2, n=4, n_sims=10_000, nt=1000, keep_every=10, seed=0)

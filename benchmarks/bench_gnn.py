@@ -147,3 +147,63 @@ def test_pyg(benchmark, batch, device):
     benchmark.extra_info.update(graphs_per_second=float(np.median(rates[1:])), batch=batch,
                                 steps=steps, pipeline="pyg", device=device)
 
+
+
+# --------------------------------------------------------------------------- #
+# CPU training step: eager float32 against bf16 autocast and torch.compile     #
+# --------------------------------------------------------------------------- #
+
+CPU_MODELS = {  # name -> (model, batch): the tiny preset's and the paper's networks
+    "tiny": (ModelConfig(strategy="bottleneck", dim=DIM, hidden=128, n_hidden_layers=2), 32),
+    "paper": (MODEL, 64),
+}
+CPU_VARIANTS = {"eager_fp32": (False, False), "bf16": (True, False), "compile": (False, True),
+                "compile_bf16": (True, True)}   # name -> (TrainConfig.cpu_amp, TrainConfig.cpu_compile)
+
+
+@pytest.mark.parametrize("model_name", list(CPU_MODELS))
+def test_cpu_step_variants(benchmark, model_name):
+    """graphs/s of the training step of `gnn.train` on CPU under each (cpu_amp, cpu_compile),
+    interleaved in one run; extra_info has each variant's median and its ratio to eager float32.
+    Compilation happens in the warm-up steps, which are not timed."""
+    from gnn.model import GNN
+    from gnn.train import augment, batch_loss
+
+    model_cfg, batch = CPU_MODELS[model_name]
+    steps = 300 if model_name == "tiny" else 60
+    x, a = (torch.from_numpy(t) for t in spring_arrays(8192))
+    cfg = TrainConfig(batch_size=batch)
+    gen = torch.Generator().manual_seed(0)
+    runners = {}
+    for name, (amp, compiled) in CPU_VARIANTS.items():
+        torch.manual_seed(cfg.seed)
+        model = GNN(model_cfg)
+        optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        fwd = torch.compile(model) if compiled else model
+
+        def run(k, model=model, optimizer=optimizer, fwd=fwd, amp=amp):
+            for _ in range(k):
+                idx = torch.randint(0, len(x), (batch,), generator=gen)
+                xb = augment(x[idx], DIM, cfg.augment_sigma)
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+                    out = fwd(xb)
+                loss = batch_loss(out, a[idx], model_cfg.strategy, cfg)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+
+        run(20)   # warm-up, compiles
+        runners[name] = run
+    rates = {name: [] for name in runners}
+
+    def one_round():
+        for name, run in runners.items():
+            start = time.perf_counter()
+            run(steps)
+            rates[name].append(steps * batch / (time.perf_counter() - start))
+
+    benchmark.pedantic(one_round, rounds=3, iterations=1)
+    medians = {name: float(np.median(r)) for name, r in rates.items()}
+    benchmark.extra_info.update(model=model_name, batch=batch, steps=steps, threads=torch.get_num_threads(),
+                                graphs_per_second=medians,
+                                ratio_to_eager_fp32={k: v / medians["eager_fp32"] for k, v in medians.items()})

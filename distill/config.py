@@ -45,6 +45,13 @@ class DistillConfig:
         population_size, generations: SR budget (PySR: population_size, niterations).
         max_length: largest expression the engine may build (Operon length / PySR maxsize).
         max_time: wall-clock limit per SR fit in seconds.
+        stall_generations: stop an SR search early once a round of this many generations
+            has not improved its Pareto front (raised the best R² at some expression length
+            by more than `stall_tol`); 0 runs all `generations` (operon only).
+        stall_tol: the R² gain that counts as an improvement of the front.
+        search_rows: the SR search sees a seeded subsample of at most this many of the
+            n_edges / n_nodes fit rows; its candidates are scored, selected and refitted on
+            all of them. None searches on all rows (operon only).
         optimizer_iterations: Levenberg-Marquardt constant-fitting steps per individual
             (Operon's default is 0, i.e. no constant fitting, which fails these tasks).
         n_threads: SR threads; 0 uses every core.
@@ -93,6 +100,9 @@ class DistillConfig:
     generations: int = 50
     max_length: int = 30
     max_time: float = 120.0
+    stall_generations: int = 0
+    stall_tol: float = 1e-4
+    search_rows: int | None = None
     optimizer_iterations: int = 10
     n_threads: int = 0
     selection: str = "score"
@@ -132,8 +142,13 @@ class DistillConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise InputError(f"{name} must be a positive integer, got {value!r}")
-        if self.optimizer_iterations < 0 or self.n_threads < 0 or self.ood_extra_particles < 0:
-            raise InputError("optimizer_iterations, n_threads and ood_extra_particles must be >= 0")
+        if self.search_rows is not None and (not isinstance(self.search_rows, int) or self.search_rows < 1):
+            raise InputError(f"search_rows must be a positive integer or None, got {self.search_rows!r}")
+        if (self.optimizer_iterations < 0 or self.n_threads < 0 or self.ood_extra_particles < 0
+                or not isinstance(self.stall_generations, int) or self.stall_generations < 0
+                or self.stall_tol < 0):
+            raise InputError("optimizer_iterations, n_threads, ood_extra_particles, stall_generations "
+                             "and stall_tol must be >= 0")
         if not (self.max_time > 0 and self.best_loss_factor >= 1 and self.min_r >= 0
                 and self.ood_spread > 0):
             raise InputError("need max_time > 0, best_loss_factor >= 1, min_r >= 0 and ood_spread > 0")

@@ -125,11 +125,13 @@ class TrainConfig:
         augment_sigma: std of the random translation added to each graph's positions.
         seed: seeds parameters, batch order, augmentation and KL sampling.
         device: "auto" (CUDA when available), "cpu", "cuda" or "cuda:N".
-        amp: bf16 autocast of the hidden layers on CUDA (ignored on CPU, which is float32;
-            and by the hamiltonian strategy, whose accelerations are gradients through every
-            hidden layer: it always runs in float32).
-        compile: torch.compile the model for training on CUDA (ignored on CPU, and by the
-            hamiltonian strategy: its loss needs a double backward).
+        amp: bf16 autocast of the hidden layers on CUDA (ignored on CPU, see cpu_amp; and by
+            the hamiltonian strategy, whose accelerations are gradients through every hidden
+            layer: it always runs in float32).
+        compile: torch.compile the model for training on CUDA (ignored on CPU, see
+            cpu_compile; and by the hamiltonian strategy: its loss needs a double backward).
+        cpu_amp: bf16 autocast of the hidden layers when training on CPU.
+        cpu_compile: torch.compile the model for training on CPU (needs a C++ compiler).
         eval_batch_size: graphs per forward pass during evaluation.
         max_train_graphs: train on a random subset of N training graphs, fixed by `seed` (None: all).
         checkpoint_every: steps between resume points (last.pt); also written every epoch.
@@ -159,6 +161,8 @@ class TrainConfig:
     device: str = "auto"
     amp: bool = True
     compile: bool = False
+    cpu_amp: bool = False
+    cpu_compile: bool = False
     eval_batch_size: int = 1024
     max_train_graphs: int | None = None
     checkpoint_every: int = 1000

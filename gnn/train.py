@@ -276,7 +276,7 @@ def train(data: Any, model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: st
     Returns:
         TrainResult. metrics.json holds {"test": evaluate(...), "val": evaluate(...) or None,
         "baseline_mae_per_node", "steps", "epochs", "train_seconds" (optimiser steps only,
-        summed over resumes), "graphs_per_second", "device", "amp", "history" (per epoch:
+        summed over resumes), "graphs_per_second", "device", "amp", "compiled", "history" (per epoch:
         epoch, step, train_loss, val_mae_per_node), "message_history_seconds" (recording the
         messages, not part of train_seconds; None when not recorded), "dataset"}.
     Raises:
@@ -305,8 +305,10 @@ def train(data: Any, model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: st
                                  fused=device.type == "cuda")
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=total_steps,
                                                     final_div_factor=cfg.final_div_factor)
-    use_amp = cfg.amp and device.type == "cuda" and model.amp_safe  # bf16 needs no GradScaler (fp32 exponent range)
-    fwd = torch.compile(model) if cfg.compile and device.type == "cuda" and model.compilable else model
+    on_cuda = device.type == "cuda"
+    use_amp = (cfg.amp if on_cuda else cfg.cpu_amp) and model.amp_safe  # bf16 needs no GradScaler (fp32 exponent range)
+    compiled = (cfg.compile if on_cuda else cfg.cpu_compile) and model.compilable
+    fwd = torch.compile(model) if compiled else model
     recorder = history_recorder(data, splits, dataset_info, cfg) if model.records_messages else None
 
     @torch.no_grad()
@@ -421,6 +423,7 @@ def train(data: Any, model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: st
         "graphs_per_second": step * batch / train_seconds if train_seconds > 0 else None,
         "device": str(device),
         "amp": use_amp,
+        "compiled": compiled,
         "history": history,
         "message_history_seconds": float(sum(r["seconds"] for r in recorder.rows)) if recorder else None,
         "dataset": dataset_info,

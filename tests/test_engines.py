@@ -1,6 +1,7 @@
 """SR engines: pyoperon recovers planted edge and node laws on a small budget (and the judge
 accepts them); the PySR adapter maps settings and output with a mocked `pysr`, and turns a
 missing pysr/Julia into a one-line InputError."""
+import dataclasses
 import sys
 import types
 from urllib.error import URLError
@@ -16,7 +17,8 @@ from distill.candidate import lambdify
 from distill.config import DistillConfig
 from distill.judge import judge_edge, judge_node
 from distill.messages import edge_input_names, edge_inputs, pair_targets, sample_edges
-from distill.operon import allowed_symbols
+from distill import operon
+from distill.operon import allowed_symbols, front_curve, improved
 from distill.pipeline import fit_target
 from distill.symbolic import node_input_names
 from nbody.errors import InputError
@@ -78,6 +80,49 @@ def test_operon_is_deterministic_for_a_seed():
     a = sr_engines.fit(X, y, node_input_names(2, 2), cfg)
     b = sr_engines.fit(X, y, node_input_names(2, 2), cfg)
     assert [str(c.expr) for c in a] == [str(c.expr) for c in b]
+
+
+def test_front_curve_is_the_best_r2_up_to_each_length_and_improvement_needs_more_than_tol():
+    curve = front_curve([3, 7, 5, 40], [0.5, 0.01, 0.2, 0.001], var=1.0, max_length=10)
+    np.testing.assert_allclose(curve, [0, 0, 0, 0.5, 0.5, 0.8, 0.8, 0.99, 0.99, 0.99, 0.999])
+    assert not improved(curve, curve, 1e-4)
+    assert not improved(curve, front_curve([3, 7, 5, 40], [0.5, 0.00995, 0.2, 0.001], 1.0, 10), 1e-4)
+    assert improved(curve, front_curve([4], [0.3], 1.0, 10), 1e-4)   # better at length 4 only
+    assert improved(curve, front_curve([40], [0.0005], 1.0, 10), 1e-4)  # longer than max_length: counted there
+
+
+def test_operon_early_stop_ends_a_stalled_search_deterministically():
+    X, _, _, y = node_rows(3, 400)
+    cfg = DistillConfig(population_size=60, generations=60, n_threads=2, seed=1, stall_generations=3)
+    (reg_a, ran_a), (_, ran_b) = operon.search(X, y, cfg), operon.search(X, y, cfg)
+    assert ran_a == ran_b and ran_a % 3 == 0 and 6 <= ran_a < 60    # an easy law stalls long before 60
+    _, ran_all = operon.search(X, y, dataclasses.replace(cfg, stall_generations=0, generations=7))
+    assert ran_all == 7
+    _, ran_no_gain = operon.search(X, y, dataclasses.replace(cfg, generations=10**6, stall_tol=1.0))
+    assert ran_no_gain == 6           # stall_tol 1 never sees an improvement: stops after round 2
+    _, ran_timed = operon.search(X, y, dataclasses.replace(cfg, generations=10**6, stall_generations=10**5,
+                                                           max_time=1.0))
+    assert 1 <= ran_timed < 10**5     # max_time cuts the one long round short
+    best = min(m["mean_squared_error"] for m in reg_a.pareto_front_)
+    assert best < 1e-6 * np.var(y)
+
+
+def test_operon_searches_a_row_subsample_but_scores_on_all_rows(monkeypatch):
+    from pyoperon.sklearn import SymbolicRegressor
+    X, _, _, y = node_rows(4, 600)
+    names = node_input_names(2, 2)
+    cfg = DistillConfig(population_size=40, generations=4, n_threads=2, seed=0, search_rows=50)
+    seen, real_fit = [], SymbolicRegressor.fit
+
+    def spy(self, X_, y_):
+        seen.append(len(y_))
+        return real_fit(self, X_, y_)
+
+    monkeypatch.setattr(SymbolicRegressor, "fit", spy)
+    candidates = sr_engines.fit(X, y, names, cfg)
+    assert seen == [50]
+    for c in candidates:
+        assert c.loss == pytest.approx(np.mean(np.abs(lambdify(c.expr, names)(X) - y)), rel=1e-6)
 
 
 def test_allowed_symbols_follow_the_operator_config():

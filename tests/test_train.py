@@ -212,3 +212,32 @@ def test_bad_checkpoints_raise_input_error(tmp_path):
           tmp_path / "run", progress=False, stop_at_step=1)
     with pytest.raises(InputError, match="not a"):
         load_model(tmp_path / "run" / "last.pt")  # a resume point is not a model checkpoint
+
+
+def test_a_last_pt_from_before_the_cpu_fields_resumes(tmp_path):
+    """A resume point written before TrainConfig had cpu_amp/cpu_compile reads them as their
+    defaults (eager float32 on CPU, what that run used) and resumes."""
+    from gnn.checkpoint import RESUME_KIND, load_torch, save_torch
+    data = spring_data(64, n_test=16)
+    model_cfg = ModelConfig(strategy="bottleneck", hidden=8, n_hidden_layers=1)
+    cfg = TrainConfig(epochs=2, batch_size=32, device="cpu")
+    assert (cfg.cpu_amp, cfg.cpu_compile) == (False, False)
+    train(data, model_cfg, cfg, tmp_path, progress=False, stop_at_step=1)
+    state = load_torch(tmp_path / "last.pt", RESUME_KIND)
+    for name in ("cpu_amp", "cpu_compile"):
+        del state["train_config"][name]
+    save_torch(tmp_path / "last.pt", RESUME_KIND, state)
+    result = train(data, model_cfg, cfg, tmp_path, progress=False)
+    assert result.finished and result.metrics["steps"] == 4
+    assert (result.metrics["amp"], result.metrics["compiled"]) == (False, False)
+
+
+def test_cpu_amp_trains_in_bf16_on_cpu(tmp_path):
+    data = spring_data(128, n_test=32)
+    model_cfg = ModelConfig(strategy="bottleneck", hidden=16, n_hidden_layers=1)
+    runs = {amp: train(data, model_cfg, TrainConfig(epochs=2, batch_size=32, device="cpu", cpu_amp=amp),
+                       tmp_path / str(amp), progress=False) for amp in (False, True)}
+    assert runs[True].metrics["amp"] and not runs[False].metrics["amp"]
+    losses = {amp: r.metrics["history"][-1]["train_loss"] for amp, r in runs.items()}
+    assert np.isfinite(losses[True]) and losses[True] != losses[False]   # bf16 rounding: not the fp32 path
+    assert losses[True] == pytest.approx(losses[False], rel=0.05)
