@@ -74,7 +74,9 @@ def _basis(d) -> str:
     if d.alignment is None:
         return "the raw top components"
     per = "one matrix" if d.alignment_charges is None else "one matrix per receiver charge"
-    return f"aligned to the node model ({per} explains {_num(d.alignment_rank1, '.3f')})"
+    width = len(d.alignment[0][0])
+    which = "" if width == len(d.top_components) else f"all {width} components "
+    return f"{which}aligned to the node model ({per} explains {_num(d.alignment_rank1, '.3f')})"
 
 
 def _data_uri(data: bytes, mime: str) -> str:

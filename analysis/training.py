@@ -84,24 +84,32 @@ def evolution_gif(history: MessageHistory, path: str | os.PathLike, title: str =
     lim = lim if np.isfinite(lim) and lim > 0 else 1.0
     fig = Figure(figsize=(3.6 * shown, 4.0), dpi=DPI, layout="constrained")
     axes = fig.subplots(1, shown, squeeze=False)[0]
+    points = []
+    for k, ax in enumerate(axes):
+        ax.plot([-lim, lim], [-lim, lim], color="k", lw=0.8)
+        points.append(ax.scatter(np.zeros(0), np.zeros(0), s=3, alpha=0.4, color="tab:blue"))
+        ax.set_xlim(-lim, lim)
+        ax.set_ylim(-lim, lim)
+        ax.set_xlabel("linear combination of true force", fontsize=8)
+        if k == 0:
+            ax.set_ylabel("message (standardised)", fontsize=8)
+
+    def show(row: int) -> None:
+        x, y = history.fitted(row), history.standardised(row)
+        for k, ax in enumerate(axes):
+            points[k].set_offsets(np.column_stack([x[:, k], y[:, k]]))
+            ax.set_title(f"message {history.top[row, k]}, R² = {history.r2_force[row, k]:.3f}", fontsize=9)
+        fig.suptitle(f"{title}\nstep {history.step[row]}" if title else f"step {history.step[row]}", fontsize=9)
+
+    show(last)                      # lay out once, on the final frame's labels, then keep that layout
+    fig.draw_without_rendering()
+    fig.set_layout_engine("none")
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "frames.gif"
         writer = PillowWriter(fps=FRAMES_PER_SECOND)
         with writer.saving(fig, str(out), dpi=DPI):
             for row in rows:
-                x, y = history.fitted(row), history.standardised(row)
-                for k, ax in enumerate(axes):
-                    ax.clear()
-                    ax.scatter(x[:, k], y[:, k], s=3, alpha=0.4, color="tab:blue")
-                    ax.plot([-lim, lim], [-lim, lim], color="k", lw=0.8)
-                    ax.set_xlim(-lim, lim)
-                    ax.set_ylim(-lim, lim)
-                    ax.set_title(f"message {history.top[row, k]}, R² = {history.r2_force[row, k]:.3f}", fontsize=9)
-                    ax.set_xlabel("linear combination of true force", fontsize=8)
-                    if k == 0:
-                        ax.set_ylabel("message (standardised)", fontsize=8)
-                fig.suptitle(f"{title}\nstep {history.step[row]}" if title else f"step {history.step[row]}",
-                             fontsize=9)
+                show(row)
                 writer.grab_frame()
         atomic_write_bytes(path, out.read_bytes())
     return Path(path)

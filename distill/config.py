@@ -14,6 +14,7 @@ SR_ENGINES = ("operon", "pysr")
 SELECTIONS = ("score", "best")
 NODE_TARGETS = ("network", "true")
 ALIGNS = ("none", "node", "node_charge")
+ALIGN_COMPONENTS = ("top", "all")
 # Operators both SR engines understand; the SR search uses the ones listed in `operators`.
 OPERATORS = ("+", "-", "*", "/", "^", "exp", "log", "sqrt", "square")
 
@@ -84,6 +85,10 @@ class DistillConfig:
             in, from its Jacobian: each component a single-axis form; `distill.align`) or
             "node_charge" (one such basis per receiver charge, for ±1 charges: undoes a
             mixing that depends on the receiver's charge).
+        align_components: which message components an alignment combines: "top" (the dim
+            significant ones; the aligned basis spans the same components) or "all" (every
+            component: the dim combinations of the whole message that the node model reads,
+            for messages that are not sparse, such as L1 after a short training).
         n_eval_graphs: test graphs for the symbolic-vs-network MAE.
         n_ood_graphs: graphs per out-of-distribution set.
         ood_spread: factor on the initial-condition positions of the "spread" OOD set.
@@ -116,6 +121,7 @@ class DistillConfig:
     max_rel_error: float = 0.05
     min_cosine: float = 0.99
     align: str = "none"
+    align_components: str = "top"
     n_eval_graphs: int = 1000
     n_ood_graphs: int = 500
     ood_spread: float = 2.0
@@ -132,6 +138,8 @@ class DistillConfig:
                 raise InputError(f"{name} must be one of {SELECTIONS}, got {value!r}")
         if self.align not in ALIGNS:
             raise InputError(f"align must be one of {ALIGNS}, got {self.align!r}")
+        if self.align_components not in ALIGN_COMPONENTS:
+            raise InputError(f"align_components must be one of {ALIGN_COMPONENTS}, got {self.align_components!r}")
         if self.node_target not in NODE_TARGETS:
             raise InputError(f"node_target must be one of {NODE_TARGETS}, got {self.node_target!r}")
         bad = [op for op in self.operators if op not in OPERATORS]

@@ -131,15 +131,24 @@ def _sample_nodes(net: Network, x: np.ndarray, a: np.ndarray, law: Law, dim: int
 class MessageBasis:
     """The map from full messages (or their sums) [N, msg_dim], received by nodes x_recv
     [N, F], to the components SR fits [N, dim]: the top components, most significant first,
-    or their aligned combinations."""
+    or the aligned combinations of `columns` (the top components or all of them)."""
 
-    top: np.ndarray
+    columns: np.ndarray
     alignment: Alignment | None
     dim: int
 
     def __call__(self, values: np.ndarray, x_recv: np.ndarray) -> np.ndarray:
-        picked = values[:, self.top]
+        picked = values[:, self.columns]
         return picked if self.alignment is None else self.alignment.apply(picked, x_recv, self.dim)
+
+
+def _message_basis(net: Network, data: DistillData, top: np.ndarray, msg_dim: int, cfg: DistillConfig) -> MessageBasis:
+    """The top components as they are (align "none"), or the node model's basis of the
+    components `cfg.align_components` names."""
+    if cfg.align == "none":
+        return MessageBasis(top, None, data.dim)
+    columns = top if cfg.align_components == "top" else np.arange(msg_dim)
+    return MessageBasis(columns, _training_alignment(net, data, columns, cfg), data.dim)
 
 
 def _training_alignment(net: Network, data: DistillData, top: np.ndarray, cfg: DistillConfig) -> Alignment:
@@ -199,8 +208,8 @@ def _distill_into(out: Path, net: Network, data: DistillData, cfg: DistillConfig
     msg = analyse_messages(messages, logvar, rec, law, dim, data.softening)
     schema.save_messages(out, message_arrays(messages, rec, msg, dim, data.softening))
     top = msg.top
-    alignment = None if cfg.align == "none" else _training_alignment(net, data, top, cfg)
-    basis = MessageBasis(top, alignment, dim)
+    basis = _message_basis(net, data, top, messages.shape[1], cfg)
+    alignment = basis.alignment
 
     # 2. Edge model: one fit per significant component on training edges, judged on fresh test edges.
     names_e = edge_input_names(dim)

@@ -17,6 +17,7 @@ from .candidate import round_floats
 from .schema import DistillResult, EdgeEquation, EnergyEquation, Equation, FrontRow, Judgement
 
 LATEX_DIGITS = 3
+MAX_PRINTED_COLUMNS = 6   # an alignment matrix wider than this is left to distill.json
 
 
 def front_rows(fit) -> list[FrontRow]:
@@ -131,11 +132,15 @@ def write_equations_md(path: str | Path, result: DistillResult) -> None:
            f"Inputs: {edge_cols}; \"1\" = receiver, \"2\" = sender, dx = x1 - x2, rs = r + softening.", ""]
     if result.alignment is not None:
         charges = result.alignment_charges or (None,) * len(result.alignment)
-        out += [f"Aligned basis: φ = M·m[{list(result.top_components)}], the basis the node model reads "
+        width = len(result.alignment[0][0])
+        read = (f"m[{list(result.top_components)}]" if width == len(result.top_components)
+                else f"m (all {width} components)")
+        out += [f"Aligned basis: φ = M·{read}, the basis the node model reads "
                 f"the messages in, scaled to unit gain (one matrix per class explains a share "
                 f"{_fmt(result.alignment_rank1)} of its Jacobians):", ""]
         for q, matrix in zip(charges, result.alignment):
-            rows = "; ".join("(" + ", ".join(f"{v:.4g}" for v in row) + ")" for row in matrix)
+            rows = ("; ".join("(" + ", ".join(f"{v:.4g}" for v in row) + ")" for row in matrix)
+                    if width <= MAX_PRINTED_COLUMNS else "in distill.json")
             out.append(f"- {'every receiver' if q is None else f'receivers of charge {q:g}'}: M rows {rows}")
         out.append("")
     for e in result.edge:

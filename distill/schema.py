@@ -208,10 +208,11 @@ class DistillResult:
             the true pair force / F/m1; r2_force_mean, r2_accel_mean their means.
         r2_affine_force, r2_affine_accel: [dim][dim + 1] those maps (raw vector -> standardised
             component).
-        alignment: [C][dim][dim] M per receiver class (`DistillConfig.align`): the edge
-            equations are fitted to the aligned components m' = M m[top_components], M that
-            of the receiver's class, and the node equations read their sums (e1..ek are
-            aligned too); None: the raw components.
+        alignment: [C][dim][k] M per receiver class (`DistillConfig.align`): the edge
+            equations are fitted to the aligned components m' = M m[top_components] (k = dim)
+            or M m over all k message components (`align_components` "all"), M that of the
+            receiver's class, and the node equations read their sums (e1..ek are aligned
+            too); None: the raw components.
         alignment_charges: [C] the receiver charge of each class; None: one class.
         alignment_rank1: how well one matrix per class describes the node model's reading
             of the messages (`align.Alignment.rank1_share`); None without alignment.

@@ -86,6 +86,36 @@ def test_a_receiver_factor_keeps_one_matrix_but_receiver_dependent_mixing_does_n
         np.testing.assert_allclose(aligned[k], gain * force[k], rtol=1e-6, atol=1e-9)
 
 
+def test_all_components_give_what_the_node_model_reads_from_spread_messages():
+    rng = np.random.default_rng(2)
+    spread = rng.normal(size=(6, 2))                   # the force spread over 6 components
+    reads = np.linalg.pinv(spread)                     # what the node model reads: reads·spread = I
+    decoy = np.linalg.svd(spread)[0][:, 2]             # a direction the node model ignores
+    assert np.abs(reads @ decoy).max() < 1e-12
+
+    def edge(xr, xs):                                  # plus a large signal the node never reads
+        r = np.linalg.norm(state.pos(xr, 2) - state.pos(xs, 2), axis=1)
+        return edge_truth(R2, xr, xs, 2) @ spread.T + 50 * np.tanh(r)[:, None] * decoy
+
+    def node(x, agg):
+        return agg @ reads.T / state.mass(x, 2)[:, None]
+
+    x, _ = states(R2, 2, 4, 200, seed=8)
+    x = x.reshape(-1, x.shape[-1]).astype(np.float64)
+    agg = aggregate(edge, x.reshape(200, 4, -1), R2).reshape(len(x), -1)
+    every = node_alignment(node, x, agg, np.arange(6), 2)
+    assert every.matrices.shape == (1, 2, 6) and every.rank1_share == pytest.approx(1.0, abs=1e-6)
+    xt, _ = states(R2, 2, 4, 50, seed=9)
+    edges = sample_edges(xt, R2, 500, np.random.default_rng(0), min_r=0.5)
+    messages = edge(edges.x_recv, edges.x_send)
+    force = edge_truth(R2, edges.x_recv, edges.x_send, 2)
+    gain = np.median(1 / state.mass(x, 2))
+    np.testing.assert_allclose(every.apply(messages, edges.x_recv, 2), gain * force, rtol=1e-5, atol=1e-6)
+    top = np.argsort(messages.std(axis=0))[::-1][:2]   # two components cannot carry it: the decoy leaks in
+    aligned_top = node_alignment(node, x, agg, top, 2).apply(messages[:, top], edges.x_recv, 2)
+    assert min(abs(np.corrcoef(aligned_top[:, j], force[:, j])[0, 1]) for j in range(2)) < 0.99
+
+
 def test_by_charge_refuses_continuous_charges_and_unknown_receivers():
     x, _ = states(R2, 2, 4, 50, seed=7)    # r2 keeps continuous charges
     x = x.reshape(-1, x.shape[-1]).astype(np.float64)
