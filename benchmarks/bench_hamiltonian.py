@@ -10,15 +10,11 @@ layers, batch 64) and the tiny/cpu presets' (128 wide, 2 hidden layers, batch 32
 Run: `pytest benchmarks/bench_hamiltonian.py --benchmark-columns=min,mean,rounds`; the ratio
 is graphs_per_second (bottleneck) / graphs_per_second (hamiltonian) of the same size.
 """
-import itertools
-
-import numpy as np
 import pytest
 
 from gnn.config import ModelConfig, TrainConfig
-from gnn.train import train
 
-from bench_gnn import DIM, spring_arrays
+from bench_gnn import DIM, spring_arrays, train_rounds
 
 SIZES = {"paper": (300, 3, 64), "cpu-preset": (128, 2, 32)}   # hidden, hidden layers, batch
 STEPS = 100
@@ -33,13 +29,5 @@ def test_training_step(benchmark, tmp_path, strategy, size):
     model = ModelConfig(strategy=strategy, dim=DIM, hidden=hidden, n_hidden_layers=layers)
     cfg = TrainConfig(batch_size=batch, epochs=1, steps_per_epoch=STEPS, device="cpu",
                       checkpoint_every=10 * STEPS, log_every=10 * STEPS, message_history_every=0)
-    rates = []
-    run_ids = itertools.count()
-
-    def one_round():
-        metrics = train(data, model, cfg, tmp_path / f"run{next(run_ids)}", progress=False).metrics
-        rates.append(metrics["graphs_per_second"])
-
-    benchmark.pedantic(one_round, rounds=3, warmup_rounds=1, iterations=1)
-    benchmark.extra_info.update(graphs_per_second=float(np.median(rates[1:])), batch=batch, steps=STEPS,
-                                strategy=strategy, size=size)
+    benchmark.extra_info.update(graphs_per_second=train_rounds(benchmark, data, model, cfg, tmp_path), batch=batch,
+                                steps=STEPS, strategy=strategy, size=size)
