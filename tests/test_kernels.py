@@ -139,14 +139,18 @@ if not nvvm.is_available():
     sys.exit(77)
 import numba.cuda.dispatcher as dispatcher
 dispatcher.get_current_device = lambda: types.SimpleNamespace(compute_capability=(8, 0))
-from nbody.kernels_cuda import cuda_kernel
-from nbody.laws import accelerations, get_law
+from nbody import kernels_cuda
+from nbody.integrate import physics_arrays
+from nbody.kernel_build import load_kernel
+from nbody.laws import get_law
 for name, n, dim, quirks in [("damped", 4, 3, True), ("string", 6, 2, True)]:
-    kernel = cuda_kernel(get_law(name), n, dim, quirks)
+    law = get_law(name)
+    kernel = load_kernel(law, dim, kernels_cuda.TARGET)
     arrays = [np.zeros((1, n, dim)), np.zeros((1, n, dim)), np.zeros((1, n)), np.zeros((1, n)),
-              np.zeros((1, 2, n, dim)), np.zeros((1, 2, n, dim)), np.zeros((1, 2, n, dim)),
-              np.zeros(1, np.int64), np.zeros(1, bool)]
-    sig = tuple(numba.typeof(a) for a in arrays) + (numba.float64, numba.int64, numba.float64,
+              *physics_arrays(law, n, quirks), np.zeros((1, 2, n, 2 * dim + 2), np.float32),
+              np.zeros((1, 2, n, dim), np.float32), np.zeros(1, np.int64), np.zeros(1, bool),
+              np.zeros((9, 2 * n * dim, 1))]
+    sig = tuple(numba.typeof(a) for a in arrays) + (numba.float64, numba.int64, numba.int64, numba.float64,
                                                      numba.float64, numba.float64, numba.int64)
     ptx, _ = cuda.compile_ptx(kernel.py_func, sig, cc=(8, 0))
     assert ".entry" in ptx
