@@ -93,11 +93,11 @@ def step_factor(err: float) -> float:
     return fac
 
 
-# Rows of the scratch array: y, trial state, and the seven stage derivatives k1..k7.
-WORK_ROWS = 9
+# Rows of the scratch array: y, trial state, the seven stage derivatives k1..k7, and 1/m.
+WORK_ROWS = 10
 
 
-def deriv(y, q, m, softening, pair_i, pair_j, wd, wg, dy):
+def deriv(y, q, m, inv_m, softening, pair_i, pair_j, wd, wg, dy):
     """dy = (v, a(x, v)) for the state y = (x, v) [2*n*DIM]."""
     n = q.shape[0]
     nd = n * DIM
@@ -115,8 +115,8 @@ def deriv(y, q, m, softening, pair_i, pair_j, wd, wg, dy):
         if r > 0.0:
             # Force on i along (x_i - x_j)/r; j feels the opposite (third law).
             s = radial(r + softening, q[i], q[j], m[i], m[j]) / r
-            si = s / m[i]
-            sj = s / m[j]
+            si = s * inv_m[i]
+            sj = s * inv_m[j]
             for d in range(DIM):
                 dx = y[i * DIM + d] - y[j * DIM + d]
                 dy[nd + i * DIM + d] += si * dx
@@ -126,7 +126,7 @@ def deriv(y, q, m, softening, pair_i, pair_j, wd, wg, dy):
     for i in range(n):
         if wd[i] != 0.0:
             for d in range(DIM):
-                dy[nd + i * DIM + d] -= wd[i] * y[nd + i * DIM + d] / m[i]
+                dy[nd + i * DIM + d] -= wd[i] * y[nd + i * DIM + d] * inv_m[i]
         if wg[i] != 0.0:
             dy[nd + i * DIM + 1] -= wg[i]
 
@@ -184,11 +184,13 @@ def integrate_one(pos0, vel0, q, m, pair_i, pair_j, wd, wg, out_states, out_acc,
     k5 = work[6]
     k6 = work[7]
     k7 = work[8]
+    inv_m = work[9]
     for i in range(n):
+        inv_m[i] = 1.0 / m[i]
         for d in range(DIM):
             y[i * DIM + d] = pos0[i, d]
             y[nd + i * DIM + d] = vel0[i, d]
-    deriv(y, q, m, softening, pair_i, pair_j, wd, wg, k1)
+    deriv(y, q, m, inv_m, softening, pair_i, pair_j, wd, wg, k1)
     failed = not store(y, k1, q, m, out_states, out_acc, 0)
     t = 0.0
     h = dt
@@ -207,22 +209,22 @@ def integrate_one(pos0, vel0, q, m, pair_i, pair_j, wd, wg, out_states, out_acc,
             hs = remaining / n_sub
             for c in range(ny):
                 yt[c] = y[c] + hs * a21 * k1[c]
-            deriv(yt, q, m, softening, pair_i, pair_j, wd, wg, k2)
+            deriv(yt, q, m, inv_m, softening, pair_i, pair_j, wd, wg, k2)
             for c in range(ny):
                 yt[c] = y[c] + hs * (a31 * k1[c] + a32 * k2[c])
-            deriv(yt, q, m, softening, pair_i, pair_j, wd, wg, k3)
+            deriv(yt, q, m, inv_m, softening, pair_i, pair_j, wd, wg, k3)
             for c in range(ny):
                 yt[c] = y[c] + hs * (a41 * k1[c] + a42 * k2[c] + a43 * k3[c])
-            deriv(yt, q, m, softening, pair_i, pair_j, wd, wg, k4)
+            deriv(yt, q, m, inv_m, softening, pair_i, pair_j, wd, wg, k4)
             for c in range(ny):
                 yt[c] = y[c] + hs * (a51 * k1[c] + a52 * k2[c] + a53 * k3[c] + a54 * k4[c])
-            deriv(yt, q, m, softening, pair_i, pair_j, wd, wg, k5)
+            deriv(yt, q, m, inv_m, softening, pair_i, pair_j, wd, wg, k5)
             for c in range(ny):
                 yt[c] = y[c] + hs * (a61 * k1[c] + a62 * k2[c] + a63 * k3[c] + a64 * k4[c] + a65 * k5[c])
-            deriv(yt, q, m, softening, pair_i, pair_j, wd, wg, k6)
+            deriv(yt, q, m, inv_m, softening, pair_i, pair_j, wd, wg, k6)
             for c in range(ny):
                 yt[c] = y[c] + hs * (a71 * k1[c] + a73 * k3[c] + a74 * k4[c] + a75 * k5[c] + a76 * k6[c])
-            deriv(yt, q, m, softening, pair_i, pair_j, wd, wg, k7)
+            deriv(yt, q, m, inv_m, softening, pair_i, pair_j, wd, wg, k7)
             acc = 0.0
             for c in range(ny):
                 e = hs * (e1 * k1[c] + e3 * k3[c] + e4 * k4[c] + e5 * k5[c] + e6 * k6[c] + e7 * k7[c])
