@@ -3,13 +3,16 @@
 In:  a `SimConfig` (law, dim, n, output spacing dt and count nt, softening eps, integrator
      and its tolerances); float64 initial states pos, vel [S, n, dim], charges q and
      masses m [S, n].
-Out: `IntegrationResult` with pos, vel and the accelerations acc at those states
-     [S, nt, n, dim] float64 at t_k = k*dt (k = 0..nt-1), n_steps [S] (accepted adaptive
-     steps) and failed [S] (bool).
+Out: `integrate`: an `IntegrationResult` with pos, vel and the accelerations acc at those
+     states [S, nt, n, dim] float64 at t_k = k*dt (k = 0..nt-1), n_steps [S] (accepted
+     adaptive steps) and failed [S] (bool). `integrate_into`: the same written as dataset
+     rows, every keep_every-th output, into the caller's arrays (float32 memory maps for
+     `nbody.dataset`), so nothing is copied or converted afterwards.
 
 Integrators (`INTEGRATORS` holds the names `SimConfig.integrator`, hence the CLI's
---integrator, accepts): "cpu" (Numba, parallel over simulations), "cuda" (Numba CUDA, one
-thread per simulation) and "reference" (NumPy, slow, the specification), all three running
+--integrator, accepts): "cpu" (Numba, blocks of simulations on parallel threads), "cuda"
+(Numba CUDA, one thread per simulation), both compiled once per machine and law
+(`nbody.kernel_build`), and "reference" (NumPy, slow, the specification), all three running
 the same Dormand–Prince 5(4) algorithm (`nbody.integrator_core`); and "auto", for which
 `resolve_integrator`, the one place that decides, picks "cuda" or "cpu".
 """
@@ -35,12 +38,13 @@ class IntegrationResult:
     """Trajectories of S systems.
 
     Attributes:
-        pos, vel: [S, nt, n, dim] float64; NaN after the failure point of a failed system.
+        pos, vel: [S, nt, n, dim] float64 (views into one state array); NaN after the
+            failure point of a failed system.
         acc: [S, nt, n, dim] float64 accelerations at (pos, vel), as `nbody.laws.accelerations`
             defines them (the integrator's own right-hand side at the outputs).
         n_steps: [S] int64 accepted integrator steps per system.
         failed: [S] bool, True when a system needed more than `max_substeps` steps in one
-            output interval (or its step size underflowed).
+            output interval (or its step size underflowed, or a value was not finite).
     """
 
     pos: np.ndarray

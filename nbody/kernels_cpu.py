@@ -64,10 +64,14 @@ def run(law: Law, dim: int, inputs: tuple, outputs: tuple, settings: tuple,
     n_sims = len(inputs[0])
     threads = numba.get_num_threads()
     block = max(1, min(MAX_BLOCK, math.ceil(n_sims / (threads * BLOCKS_PER_THREAD))))
-    with ThreadPoolExecutor(max_workers=threads) as pool:
+    pool = ThreadPoolExecutor(max_workers=threads)
+    try:
         futures = {pool.submit(kernel, lo, min(lo + block, n_sims), *inputs, *outputs, *settings):
                    min(block, n_sims - lo) for lo in range(0, n_sims, block)}
         for future in as_completed(futures):
             future.result()
             if on_done is not None:
                 on_done(futures[future])
+    finally:
+        # On an error or Ctrl-C, blocks not started are dropped; running ones end (a block is short).
+        pool.shutdown(wait=True, cancel_futures=True)
