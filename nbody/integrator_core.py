@@ -191,11 +191,11 @@ def integrate_one(pos0, vel0, q, m, pair_i, pair_j, wd, wg, out_states, out_acc,
             y[i * DIM + d] = pos0[i, d]
             y[nd + i * DIM + d] = vel0[i, d]
     deriv(y, q, m, inv_m, softening, pair_i, pair_j, wd, wg, k1)
-    failed = not store(y, k1, q, m, out_states, out_acc, 0)
     t = 0.0
     h = dt
     n_steps = 0
-    kout = 0 if failed else 1       # the output being integrated to; on failure, the first bad one
+    failed = False
+    kout = 0                        # the output being integrated to (output 0: the initial state)
     while kout < nt and not failed:
         t_end = kout * dt
         attempts = 0
