@@ -185,6 +185,8 @@ def _publish(folder: Path, name: str, source: str) -> Path:
         except FileExistsError:
             if path.read_text(encoding="utf-8", errors="replace") != source:
                 os.replace(tmp, path)          # a damaged file: replace it (Numba sees a new stamp)
+        except OSError:
+            os.replace(tmp, path)              # a file system without hard links: rename instead
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
