@@ -48,7 +48,7 @@ from numpy.lib.format import open_memmap
 from .config import SPLIT_NAMES, SimConfig
 from .errors import InputError
 from .initial import initial_conditions
-from .integrate import integrate
+from .integrate import integrate_into
 from .io import (config_from_dict, load_json, remove_stale_temps, replace_dir, save_json, save_npy,
                  temp_dir_beside)
 from .laws import Law, get_law, law_from_dict
@@ -60,6 +60,8 @@ from .state import feature_names, n_features, pack
 FORMAT_VERSION = 1
 # Elements checked for NaN/inf at once when a dataset is loaded.
 FINITE_CHECK_BLOCK = 1 << 24
+# Bytes copied at once when a split's rows are rearranged (failed rows dropped, time windows).
+COPY_BLOCK_BYTES = 1 << 26
 
 
 @dataclass(frozen=True)
@@ -209,66 +211,81 @@ def _require_finite(array: np.ndarray, path: Path) -> None:
 # --------------------------------------------------------------------------- #
 
 class _SplitWriter:
-    """Appends simulations of one split to .npy memory maps sized for the planned count."""
+    """The .npy memory maps of one split, sized for its planned simulations: the integrator
+    writes into them directly, and the rows of failed simulations are dropped at `close`."""
 
     def __init__(self, directory: Path, name: str, n_sims: int, n_steps: int, n: int, dim: int):
-        self.directory, self.name, self.written = directory, name, 0
-        self.shapes = {"states": (n_steps, n, n_features(dim)), "accel": (n_steps, n, dim)}
+        self.directory, self.name = directory, name
+        shapes = {"states": (n_steps, n, n_features(dim)), "accel": (n_steps, n, dim)}
         self.arrays = {key: open_memmap(directory / f"{name}_{key}.npy", mode="w+", dtype=np.float32,
-                                        shape=(n_sims, *shape)) for key, shape in self.shapes.items()}
-
-    def append(self, states: np.ndarray, accel: np.ndarray) -> None:
-        rows = slice(self.written, self.written + len(states))
-        self.arrays["states"][rows] = states
-        self.arrays["accel"][rows] = accel
-        self.written += len(states)
+                                        shape=(n_sims, *shape)) for key, shape in shapes.items()}
+        self.ok = np.ones(n_sims, dtype=bool)
 
     def close(self) -> int:
-        """Flush; shrink the files when failed simulations left rows unused. Returns the count."""
+        """Flush; when simulations failed (`ok` False), rewrite the files without their rows.
+        Returns the number of simulations kept."""
+        rows = np.flatnonzero(self.ok)
         for key, array in self.arrays.items():
             array.flush()
-            if self.written < len(array):
+            if len(rows) < len(array):
                 final = self.directory / f"{self.name}_{key}.npy"
                 kept = self.directory / f"{self.name}_{key}.kept.npy"
-                out = open_memmap(kept, mode="w+", dtype=np.float32, shape=(self.written, *self.shapes[key]))
-                out[:] = array[:self.written]
+                out = open_memmap(kept, mode="w+", dtype=np.float32, shape=(len(rows), *array.shape[1:]))
+                block = _block_rows(array)
+                for lo in range(0, len(rows), block):
+                    out[lo:lo + block] = array[rows[lo:lo + block]]
                 out.flush()
                 del out
                 kept.replace(final)
         self.arrays.clear()
-        return self.written
+        return len(rows)
+
+
+def _block_rows(array: np.ndarray) -> int:
+    """Rows of `array` copied at once, about COPY_BLOCK_BYTES."""
+    return max(1, COPY_BLOCK_BYTES // max(1, array[0].nbytes))
 
 
 def _stream(cfg: SimConfig, k: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([cfg.seed, k]))
 
 
-def _simulate_job(cfg: SimConfig, ics, targets, bar) -> int:
-    """Integrate the systems `ics` in chunks and append each time window to its writer.
+def _simulate_job(cfg: SimConfig, ics, targets, bar, scratch: Path) -> int:
+    """Integrate the systems `ics` into their writers; returns how many failed.
 
-    `targets` is a list of (writer, slice over kept steps). Returns the failed count: systems
-    the integrator marked failed or whose trajectory is not finite.
+    `targets` is a list of (writer, slice over kept steps). A single target taking every kept
+    step (split="seed") is written in place by the integrator; several time windows of the
+    same simulations (split="time") are integrated into a temporary pair of memory maps in
+    `scratch` and copied window by window. Each writer's `ok` marks the systems kept: not
+    failed, which includes a stored value that is not finite (`integrate_into`).
     """
-    pos0, vel0, q, m = ics
-    chunk = chunk_sims(cfg.resolved_n, cfg.dim, cfg.nt)
-    failed_total = 0
-    for lo in range(0, len(pos0), chunk):
-        hi = min(lo + chunk, len(pos0))
-        result = integrate(cfg, pos0[lo:hi], vel0[lo:hi], q[lo:hi], m[lo:hi])
-        with np.errstate(invalid="ignore"):
-            finite = [np.isfinite(a).all(axis=(1, 2, 3)) for a in (result.pos, result.vel, result.acc)]
-        ok = ~result.failed & np.logical_and.reduce(finite)
-        failed_total += int((~ok).sum())
-        pos = result.pos[ok, ::cfg.keep_every]                      # [c, T, n, dim]
-        vel = result.vel[ok, ::cfg.keep_every]
-        qs = np.broadcast_to(q[lo:hi][ok][:, None, :], pos.shape[:3])
-        ms = np.broadcast_to(m[lo:hi][ok][:, None, :], pos.shape[:3])
-        acc = result.acc[ok, ::cfg.keep_every].astype(np.float32)
-        states = pack(pos, vel, qs, ms).astype(np.float32)
+    n_sims, n, dim = ics[0].shape
+    in_place = len(targets) == 1 and targets[0][1] == slice(None)
+    if in_place:
+        states, accel = targets[0][0].arrays["states"], targets[0][0].arrays["accel"]
+    else:
+        n_kept = len(range(0, cfg.nt, cfg.keep_every))
+        states, accel = (open_memmap(scratch / f".all_{key}.npy", mode="w+", dtype=np.float32,
+                                     shape=(n_sims, n_kept, n, width))
+                         for key, width in (("states", n_features(dim)), ("accel", dim)))
+    failed = np.zeros(n_sims, dtype=bool)
+    chunk = chunk_sims(n, dim, cfg.nt)
+    for lo in range(0, n_sims, chunk):
+        hi = min(lo + chunk, n_sims)
+        _, failed[lo:hi] = integrate_into(cfg, *(a[lo:hi] for a in ics), states[lo:hi], accel[lo:hi],
+                                          keep_every=cfg.keep_every, on_done=bar.update)
+    if not in_place:
+        block = _block_rows(states)
         for writer, window in targets:
-            writer.append(states[:, window], acc[:, window])
-        bar.update(hi - lo)
-    return failed_total
+            for lo in range(0, n_sims, block):
+                writer.arrays["states"][lo:lo + block] = states[lo:lo + block, window]
+                writer.arrays["accel"][lo:lo + block] = accel[lo:lo + block, window]
+        del states, accel
+        for key in ("states", "accel"):
+            (scratch / f".all_{key}.npy").unlink()
+    for writer, _ in targets:
+        writer.ok = ~failed
+    return int(failed.sum())
 
 
 def _prune(cfg: SimConfig, directory: Path, names: list[str]) -> tuple[dict, dict]:
@@ -369,7 +386,7 @@ def generate_dataset(cfg: SimConfig, out_dir: str | Path, *, progress: bool = Tr
         total = sum(len(ics[0]) for ics, _ in jobs)
         with progress_bar(total, f"simulate {law.name}", enabled=progress, unit="sim") as bar:
             for ics, targets in jobs:
-                n_failed = _simulate_job(cfg, ics, targets, bar)
+                n_failed = _simulate_job(cfg, ics, targets, bar, tmp)
                 failed.update({writer.name: n_failed for writer, _ in targets})
         failed_total = sum(failed.values()) if cfg.split == "seed" else failed["train"]
         _check_failures(failed_total, total, cfg)

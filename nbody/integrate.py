@@ -3,25 +3,29 @@
 In:  a `SimConfig` (law, dim, n, output spacing dt and count nt, softening eps, integrator
      and its tolerances); float64 initial states pos, vel [S, n, dim], charges q and
      masses m [S, n].
-Out: `IntegrationResult` with pos, vel and the accelerations acc at those states
-     [S, nt, n, dim] float64 at t_k = k*dt (k = 0..nt-1), n_steps [S] (accepted adaptive
-     steps) and failed [S] (bool).
+Out: `integrate`: an `IntegrationResult` with pos, vel and the accelerations acc at those
+     states [S, nt, n, dim] float64 at t_k = k*dt (k = 0..nt-1), n_steps [S] (accepted
+     adaptive steps) and failed [S] (bool). `integrate_into`: the same written as dataset
+     rows, every keep_every-th output, into the caller's arrays (float32 memory maps for
+     `nbody.dataset`), so nothing is copied or converted afterwards.
 
 Integrators (`INTEGRATORS` holds the names `SimConfig.integrator`, hence the CLI's
---integrator, accepts): "cpu" (Numba, parallel over simulations), "cuda" (Numba CUDA, one
-thread per simulation) and "reference" (NumPy, slow, the specification), all three running
+--integrator, accepts): "cpu" (Numba, blocks of simulations on parallel threads), "cuda"
+(Numba CUDA, one thread per simulation), both compiled once per machine and law
+(`nbody.kernel_build`), and "reference" (NumPy, slow, the specification), all three running
 the same Dormand–Prince 5(4) algorithm (`nbody.integrator_core`); and "auto", for which
 `resolve_integrator`, the one place that decides, picks "cuda" or "cpu".
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
+from . import state
 from .errors import InputError
-from .laws import get_law
+from .laws import Law, external_weights, get_law, pair_list
 
 if TYPE_CHECKING:                        # nbody.config imports INTEGRATORS from here
     from .config import SimConfig
@@ -34,12 +38,13 @@ class IntegrationResult:
     """Trajectories of S systems.
 
     Attributes:
-        pos, vel: [S, nt, n, dim] float64; NaN after the failure point of a failed system.
+        pos, vel: [S, nt, n, dim] float64 (views into one state array); NaN after the
+            failure point of a failed system.
         acc: [S, nt, n, dim] float64 accelerations at (pos, vel), as `nbody.laws.accelerations`
             defines them (the integrator's own right-hand side at the outputs).
         n_steps: [S] int64 accepted integrator steps per system.
         failed: [S] bool, True when a system needed more than `max_substeps` steps in one
-            output interval (or its step size underflowed).
+            output interval (or its step size underflowed, or a value was not finite).
     """
 
     pos: np.ndarray
@@ -99,6 +104,73 @@ def _check_inputs(cfg: SimConfig, pos, vel, q, m):
     return pos, vel, q, m
 
 
+def physics_arrays(law: Law, n: int, official_quirks: bool) -> tuple[np.ndarray, ...]:
+    """What the kernels read of the law besides its force: (pair_i, pair_j) [P] int64, the
+    interacting pairs i < j (`nbody.laws.pair_list`), and the node weights (wd, wg) [n] float64
+    already scaled by the law's damping and gravity (`nbody.laws.external_weights`)."""
+    pairs = pair_list(law, n)
+    wd, wg = external_weights(law, n, official_quirks)
+    return (np.ascontiguousarray(pairs[:, 0], dtype=np.int64), np.ascontiguousarray(pairs[:, 1], dtype=np.int64),
+            np.ascontiguousarray(law.damping * wd), np.ascontiguousarray(law.gravity * wg))
+
+
+def integrate_into(cfg: SimConfig, pos: np.ndarray, vel: np.ndarray, q: np.ndarray, m: np.ndarray,
+                   states: np.ndarray, acc: np.ndarray, *, keep_every: int = 1,
+                   on_done: Callable[[int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Integrate S systems straight into the caller's output arrays (the datasets' rows).
+
+    Args:
+        cfg: the `SimConfig`, read as by `integrate`.
+        pos, vel: [S, n, dim] initial positions and velocities; q, m: [S, n].
+        states: [S, T, n, 2*dim+2] C-ordered float32 or float64 array (a memory map is fine),
+            T = len(range(0, cfg.nt, keep_every)): row k gets (pos, vel, q, m) at t = k*keep_every*dt
+            (`nbody.state` layout); a failed system's rows from its failure on are NaN.
+        acc: [S, T, n, dim], same dtype: the accelerations at those states.
+        keep_every: store every keep_every-th output.
+        on_done: called with a count of systems as they finish (progress).
+    Returns:
+        (n_steps [S] int64 accepted steps, failed [S] bool: past max_substeps, step size
+        underflow, or a stored value not finite in the outputs' dtype).
+    Raises:
+        InputError: as `integrate`, or output arrays of another shape or dtype.
+    """
+    pos, vel, q, m = _check_inputs(cfg, pos, vel, q, m)
+    S, n, dim = pos.shape
+    n_kept = len(range(0, cfg.nt, keep_every))
+    for name, array, width in (("states", states, state.n_features(dim)), ("acc", acc, dim)):
+        if array.shape != (S, n_kept, n, width) or array.dtype not in (np.float32, np.float64) \
+                or not array.flags.c_contiguous or array.dtype != states.dtype:
+            raise InputError(f"{name} must be a C-ordered float32 or float64 array [{S}, {n_kept}, {n}, {width}] "
+                             f"of the same dtype as states, got {array.dtype} {array.shape}")
+    which = resolve_integrator(cfg.integrator)
+    law = get_law(cfg.law)
+    steps = np.zeros(S, dtype=np.int64)
+    failed = np.zeros(S, dtype=np.bool_)
+    settings = (float(cfg.resolved_dt), int(cfg.nt), int(keep_every), float(cfg.softening), float(cfg.rtol),
+                float(cfg.atol), int(cfg.max_substeps))
+    if which == "reference":
+        from .reference import integrate_reference
+        ref_pos, ref_vel, ref_acc, steps, failed = integrate_reference(
+            law, pos, vel, q, m, dt=settings[0], nt=settings[1], softening=settings[3], rtol=settings[4],
+            atol=settings[5], max_substeps=settings[6], official_quirks=cfg.official_quirks)
+        kept = slice(None, None, keep_every)
+        states[:] = state.pack(ref_pos[:, kept], ref_vel[:, kept], np.broadcast_to(q[:, None], (S, n_kept, n)),
+                         np.broadcast_to(m[:, None], (S, n_kept, n)))
+        acc[:] = ref_acc[:, kept]
+        with np.errstate(invalid="ignore"):
+            failed |= ~(np.isfinite(states).all(axis=(1, 2, 3)) & np.isfinite(acc).all(axis=(1, 2, 3)))
+        if on_done is not None:
+            on_done(S)
+        return steps, failed
+    inputs = (pos, vel, q, m, *physics_arrays(law, n, cfg.official_quirks))
+    if which == "cpu":
+        from . import kernels_cpu as kernels
+    else:
+        from . import kernels_cuda as kernels
+    kernels.run(law, dim, inputs, (states, acc, steps, failed), settings, on_done)
+    return steps, failed
+
+
 def integrate(cfg: SimConfig, pos: np.ndarray, vel: np.ndarray, q: np.ndarray, m: np.ndarray) -> IntegrationResult:
     """Integrate S independent systems of the kind `cfg` describes from their initial states.
 
@@ -120,34 +192,8 @@ def integrate(cfg: SimConfig, pos: np.ndarray, vel: np.ndarray, q: np.ndarray, m
             an integrator that cannot run here.
     """
     pos, vel, q, m = _check_inputs(cfg, pos, vel, q, m)
-    which = resolve_integrator(cfg.integrator)
-    law = get_law(cfg.law)
     S, n, dim = pos.shape
-    args = (float(cfg.resolved_dt), int(cfg.nt), float(cfg.softening), float(cfg.rtol), float(cfg.atol),
-            int(cfg.max_substeps))
-    if which == "reference":
-        from .reference import integrate_reference
-        return IntegrationResult(*integrate_reference(
-            law, pos, vel, q, m, dt=args[0], nt=args[1], softening=args[2], rtol=args[3],
-            atol=args[4], max_substeps=args[5], official_quirks=cfg.official_quirks))
-    out_pos = np.empty((S, cfg.nt, n, dim))
-    out_vel = np.empty_like(out_pos)
-    out_acc = np.empty_like(out_pos)
-    steps = np.zeros(S, dtype=np.int64)
-    failed = np.zeros(S, dtype=np.bool_)
-    if which == "cpu":
-        from .kernels_cpu import cpu_kernel
-        cpu_kernel(law, n, dim, cfg.official_quirks)(pos, vel, q, m, out_pos, out_vel, out_acc, steps, failed,
-                                                     *args)
-    else:
-        from numba import cuda
-
-        from . import kernels_cuda
-        kernel = kernels_cuda.cuda_kernel(law, n, dim, cfg.official_quirks)
-        d_in = [cuda.to_device(a) for a in (pos, vel, q, m)]
-        d_out = [cuda.device_array_like(a) for a in (out_pos, out_vel, out_acc, steps, failed)]
-        tpb = kernels_cuda.THREADS_PER_BLOCK
-        kernel[(S + tpb - 1) // tpb, tpb](*d_in, *d_out, *args)
-        cuda.synchronize()
-        out_pos, out_vel, out_acc, steps, failed = (d.copy_to_host() for d in d_out)
-    return IntegrationResult(out_pos, out_vel, out_acc, steps, failed)
+    states = np.empty((S, cfg.nt, n, state.n_features(dim)))
+    acc = np.empty((S, cfg.nt, n, dim))
+    steps, failed = integrate_into(cfg, pos, vel, q, m, states, acc)
+    return IntegrationResult(state.pos(states, dim), state.vel(states, dim), acc, steps, failed)

@@ -1,13 +1,21 @@
 """The per-simulation integrator, written once and compiled for every Numba target (CPU, CUDA).
 
-In:  a `Law`, n, dim, `official_quirks` and a decorator `jit` (`numba.njit` for the CPU
-     kernel, `numba.cuda.jit(device=True)` for the CUDA kernel).
-Out: `integrate_one`, a compiled function that integrates ONE system:
+In:  nothing at import; `nbody.kernel_build` copies the source of `CORE_FUNCTIONS` into a
+     generated module per (law, dim, target), whose header binds the two free names the
+     core uses: `DIM` (2 or 3, a compile-time constant) and `radial(r, q1, q2, m1, m2)`,
+     the law's radial force, plus the constants below.
+Out: there, `integrate_one`, compiled, which integrates ONE system:
 
-    integrate_one(pos0 [n, dim], vel0 [n, dim], q [n], m [n],
-                  out_pos, out_vel, out_acc [nt, n, dim], work [WORK_ROWS, 2*n*dim],
-                  dt, nt, softening, rtol, atol, max_substeps) -> (n_steps, failed)
+    integrate_one(pos0 [n, DIM], vel0 [n, DIM], q [n], m [n], pair_i, pair_j [P] int64,
+                  wd, wg [n], out_states [T, n, 2*DIM+2], out_acc [T, n, DIM],
+                  work [WORK_ROWS, 2*n*DIM], dt, nt, keep_every, softening, rtol, atol,
+                  max_substeps) -> (n_steps, failed)
 
+The particle count n, the pairs and the node weights are run-time values, so one
+compiled kernel serves every n and topology (compile time does not grow with n). The
+outputs are the stored dataset rows: out_states[k] = (pos, vel, q, m) per particle
+(`nbody.state` layout) and out_acc[k] the accelerations at output k*keep_every, k < T, in
+the arrays' own dtype (float32 for datasets, float64 for `nbody.integrate.integrate`).
 out_acc receives the accelerations at the stored states for free: with FSAL the first
 stage derivative of the next step, f(y(t_k)), is already at hand at every output.
 
@@ -21,8 +29,9 @@ Output times are t_k = k * dt exactly, k = 0..nt-1 (the official code's
 paper quotes). Each output interval is split into ceil(remaining / h) equal steps, so
 steps land exactly on t_k without sliver steps, and the proposed h carries over between
 intervals. A simulation is marked `failed` (and its remaining outputs set to NaN) when
-one interval needs more than `max_substeps` attempted steps or the step size underflows
-(below float resolution at the interval end t_k, so also in the first interval);
+one interval needs more than `max_substeps` attempted steps, the step size underflows
+(below float resolution at the interval end t_k, so also in the first interval), or a
+stored value is not finite in the output dtype (a float64 beyond float32 range, say);
 it is never silently inaccurate as odeint is past `mxstep`.
 
 Why DOPRI5 at rtol = atol = 1e-9 (measured on 2 CPU cores, n=4, 2D, 1,000 steps):
@@ -49,9 +58,6 @@ Newton's third law, plus damping -c*wd[i]*v_i and gravity -g*wg[i]*m_i*y_hat, al
 from __future__ import annotations
 
 import math
-from typing import Callable
-
-from .laws import Law, external_weights, pair_list
 
 # Dormand & Prince (1980) coefficients. A: stage weights (the stage times are not needed:
 # the system is autonomous); the last row is the 5th-order solution B, which makes the last
@@ -87,37 +93,78 @@ def step_factor(err: float) -> float:
     return fac
 
 
-# Rows of the scratch array: y, trial state, and the seven stage derivatives k1..k7.
-WORK_ROWS = 9
+# Rows of the scratch array: y, trial state, the seven stage derivatives k1..k7, and 1/m.
+WORK_ROWS = 10
 
 
-def build_core(law: Law, n: int, dim: int, official_quirks: bool, jit: Callable) -> Callable:
-    """Compile the integrator for one (law, n, dim, quirks) with the decorator `jit`.
+def deriv(y, q, m, inv_m, softening, pair_i, pair_j, wd, wg, dy):
+    """dy = (v, a(x, v)) for the state y = (x, v) [2*n*DIM]."""
+    n = q.shape[0]
+    nd = n * DIM
+    for k in range(nd):
+        dy[k] = y[nd + k]
+        dy[nd + k] = 0.0
+    for p in range(pair_i.shape[0]):
+        i = pair_i[p]
+        j = pair_j[p]
+        r2 = 0.0
+        for d in range(DIM):
+            dx = y[i * DIM + d] - y[j * DIM + d]
+            r2 += dx * dx
+        r = math.sqrt(r2)
+        if r > 0.0:
+            # Force on i along (x_i - x_j)/r; j feels the opposite (third law).
+            s = radial(r + softening, q[i], q[j], m[i], m[j]) / r
+            si = s * inv_m[i]
+            sj = s * inv_m[j]
+            for d in range(DIM):
+                dx = y[i * DIM + d] - y[j * DIM + d]
+                dy[nd + i * DIM + d] += si * dx
+                dy[nd + j * DIM + d] -= sj * dx
+    # Damping -wd[i] v_i / m_i and gravity -wg[i] along y (weights pre-scaled by the law's
+    # coefficients; all zero for a law without them).
+    for i in range(n):
+        if wd[i] != 0.0:
+            for d in range(DIM):
+                dy[nd + i * DIM + d] -= wd[i] * y[nd + i * DIM + d] * inv_m[i]
+        if wg[i] != 0.0:
+            dy[nd + i * DIM + 1] -= wg[i]
 
-    Args:
-        law: pair law; its `radial_scalar` is compiled with `jit` and inlined as a call.
-        n, dim: particles and spatial dimension, baked in as compile-time constants.
-        official_quirks: node weights of damping/gravity (`nbody.laws.external_weights`).
-        jit: `numba.njit` or `functools.partial(numba.cuda.jit, device=True)`.
-    Returns:
-        integrate_one, compiled with `jit` (its helpers are compiled with it).
-    """
-    radial = jit(law.radial_scalar)
-    next_factor = jit(step_factor)
-    pairs = pair_list(law, n)
-    wd_arr, wg_arr = external_weights(law, n, official_quirks)
-    # Homogeneous tuples are compile-time constants that both njit and CUDA index freely.
-    PI = tuple(int(i) for i in pairs[:, 0])
-    PJ = tuple(int(j) for j in pairs[:, 1])
-    WD = tuple(float(law.damping * w) for w in wd_arr)
-    WG = tuple(float(law.gravity * w) for w in wg_arr)
-    N_PAIRS = len(PI)
-    DIM = dim
-    NP = n
-    ND = n * dim
-    NY = 2 * ND
-    HAS_DAMPING = law.damping != 0.0
-    HAS_GRAVITY = law.gravity != 0.0
+
+def store(y, dy, q, m, out_states, out_acc, k):
+    """Row k of the outputs from the state y and its derivative dy; False if a stored value
+    is not finite in the outputs' dtype."""
+    n = q.shape[0]
+    nd = n * DIM
+    finite = True
+    for i in range(n):
+        for d in range(DIM):
+            out_states[k, i, d] = y[i * DIM + d]
+            out_states[k, i, DIM + d] = y[nd + i * DIM + d]
+            out_acc[k, i, d] = dy[nd + i * DIM + d]
+            finite = (finite and math.isfinite(out_states[k, i, d]) and math.isfinite(out_states[k, i, DIM + d])
+                      and math.isfinite(out_acc[k, i, d]))
+        out_states[k, i, 2 * DIM] = q[i]
+        out_states[k, i, 2 * DIM + 1] = m[i]
+    return finite
+
+
+def fill_nan(out_states, out_acc, k0):
+    """Rows k0.. of the outputs set to NaN (q and m kept): after a failure."""
+    nan = math.nan
+    for k in range(k0, out_states.shape[0]):
+        for i in range(out_states.shape[1]):
+            for d in range(DIM):
+                out_states[k, i, d] = nan
+                out_states[k, i, DIM + d] = nan
+                out_acc[k, i, d] = nan
+            out_states[k, i, 2 * DIM] = out_states[0, i, 2 * DIM]
+            out_states[k, i, 2 * DIM + 1] = out_states[0, i, 2 * DIM + 1]
+
+
+def integrate_one(pos0, vel0, q, m, pair_i, pair_j, wd, wg, out_states, out_acc, work, dt, nt, keep_every,
+                  softening, rtol, atol, max_substeps):
+    """Integrate one system, storing every keep_every-th output; returns (accepted steps, failed)."""
     a21 = A[1][0]
     a31, a32 = A[2]
     a41, a42, a43 = A[3]
@@ -125,133 +172,87 @@ def build_core(law: Law, n: int, dim: int, official_quirks: bool, jit: Callable)
     a61, a62, a63, a64, a65 = A[5]
     a71, _, a73, a74, a75, a76 = A[6]
     e1, _, e3, e4, e5, e6, e7 = E
-
-    @jit
-    def deriv(y, q, m, softening, dy):
-        """dy = (v, a(x, v)) for the state y = (x, v)."""
-        for k in range(ND):
-            dy[k] = y[ND + k]
-            dy[ND + k] = 0.0
-        for p in range(N_PAIRS):
-            i = PI[p]
-            j = PJ[p]
-            r2 = 0.0
-            for d in range(DIM):
-                dx = y[i * DIM + d] - y[j * DIM + d]
-                r2 += dx * dx
-            r = math.sqrt(r2)
-            if r > 0.0:
-                # Force on i along (x_i - x_j)/r; j feels the opposite (third law).
-                s = radial(r + softening, q[i], q[j], m[i], m[j]) / r
-                si = s / m[i]
-                sj = s / m[j]
-                for d in range(DIM):
-                    dx = y[i * DIM + d] - y[j * DIM + d]
-                    dy[ND + i * DIM + d] += si * dx
-                    dy[ND + j * DIM + d] -= sj * dx
-        if HAS_DAMPING:
-            for i in range(NP):
-                for d in range(DIM):
-                    dy[ND + i * DIM + d] -= WD[i] * y[ND + i * DIM + d] / m[i]
-        if HAS_GRAVITY:
-            for i in range(NP):
-                dy[ND + i * DIM + 1] -= WG[i]
-
-    @jit
-    def store(y, dy, out_pos, out_vel, out_acc, k):
-        for i in range(NP):
-            for d in range(DIM):
-                out_pos[k, i, d] = y[i * DIM + d]
-                out_vel[k, i, d] = y[ND + i * DIM + d]
-                out_acc[k, i, d] = dy[ND + i * DIM + d]
-
-    @jit
-    def fill_nan(out_pos, out_vel, out_acc, k0, nt):
-        nan = math.nan
-        for k in range(k0, nt):
-            for i in range(NP):
-                for d in range(DIM):
-                    out_pos[k, i, d] = nan
-                    out_vel[k, i, d] = nan
-                    out_acc[k, i, d] = nan
-
-    @jit
-    def integrate_one(pos0, vel0, q, m, out_pos, out_vel, out_acc, work, dt, nt, softening,
-                      rtol, atol, max_substeps):
-        """Integrate one system; returns (accepted steps, failed)."""
-        y = work[0]
-        yt = work[1]
-        k1 = work[2]
-        k2 = work[3]
-        k3 = work[4]
-        k4 = work[5]
-        k5 = work[6]
-        k6 = work[7]
-        k7 = work[8]
-        for i in range(NP):
-            for d in range(DIM):
-                y[i * DIM + d] = pos0[i, d]
-                y[ND + i * DIM + d] = vel0[i, d]
-        deriv(y, q, m, softening, k1)
-        store(y, k1, out_pos, out_vel, out_acc, 0)
-        t = 0.0
-        h = dt
-        n_steps = 0
-        failed = False
-        for kout in range(1, nt):
-            t_end = kout * dt
-            attempts = 0
-            while t < t_end and not failed:
-                if attempts >= max_substeps:
-                    failed = True
-                    break
-                attempts += 1
-                remaining = t_end - t
-                n_sub = math.ceil(remaining / h)
-                hs = remaining / n_sub
-                for c in range(NY):
-                    yt[c] = y[c] + hs * a21 * k1[c]
-                deriv(yt, q, m, softening, k2)
-                for c in range(NY):
-                    yt[c] = y[c] + hs * (a31 * k1[c] + a32 * k2[c])
-                deriv(yt, q, m, softening, k3)
-                for c in range(NY):
-                    yt[c] = y[c] + hs * (a41 * k1[c] + a42 * k2[c] + a43 * k3[c])
-                deriv(yt, q, m, softening, k4)
-                for c in range(NY):
-                    yt[c] = y[c] + hs * (a51 * k1[c] + a52 * k2[c] + a53 * k3[c] + a54 * k4[c])
-                deriv(yt, q, m, softening, k5)
-                for c in range(NY):
-                    yt[c] = y[c] + hs * (a61 * k1[c] + a62 * k2[c] + a63 * k3[c] + a64 * k4[c]
-                                         + a65 * k5[c])
-                deriv(yt, q, m, softening, k6)
-                for c in range(NY):
-                    yt[c] = y[c] + hs * (a71 * k1[c] + a73 * k3[c] + a74 * k4[c] + a75 * k5[c]
-                                         + a76 * k6[c])
-                deriv(yt, q, m, softening, k7)
-                acc = 0.0
-                for c in range(NY):
-                    e = hs * (e1 * k1[c] + e3 * k3[c] + e4 * k4[c] + e5 * k5[c] + e6 * k6[c]
-                              + e7 * k7[c])
-                    size = abs(y[c])
-                    if abs(yt[c]) > size:
-                        size = abs(yt[c])
-                    sc = atol + rtol * size
-                    acc += (e / sc) * (e / sc)
-                err = math.sqrt(acc / NY)
-                if err <= 1.0:
-                    n_steps += 1
-                    t = t_end if n_sub == 1 else t + hs
-                    for c in range(NY):
-                        y[c] = yt[c]
-                        k1[c] = k7[c]
-                h = hs * next_factor(err)
-                if t_end + h == t_end:
-                    failed = True       # the step size underflowed: give up, do not stall
-            if failed:
-                fill_nan(out_pos, out_vel, out_acc, kout, nt)
+    n = q.shape[0]
+    nd = n * DIM
+    ny = 2 * nd
+    y = work[0]
+    yt = work[1]
+    k1 = work[2]
+    k2 = work[3]
+    k3 = work[4]
+    k4 = work[5]
+    k5 = work[6]
+    k6 = work[7]
+    k7 = work[8]
+    inv_m = work[9]
+    for i in range(n):
+        inv_m[i] = 1.0 / m[i]
+        for d in range(DIM):
+            y[i * DIM + d] = pos0[i, d]
+            y[nd + i * DIM + d] = vel0[i, d]
+    deriv(y, q, m, inv_m, softening, pair_i, pair_j, wd, wg, k1)
+    t = 0.0
+    h = dt
+    n_steps = 0
+    failed = False
+    kout = 0                        # the output being integrated to (output 0: the initial state)
+    while kout < nt and not failed:
+        t_end = kout * dt
+        attempts = 0
+        while t < t_end and not failed:
+            if attempts >= max_substeps:
+                failed = True
                 break
-            store(y, k1, out_pos, out_vel, out_acc, kout)
-        return n_steps, failed
+            attempts += 1
+            remaining = t_end - t
+            n_sub = math.ceil(remaining / h)
+            hs = remaining / n_sub
+            for c in range(ny):
+                yt[c] = y[c] + hs * a21 * k1[c]
+            deriv(yt, q, m, inv_m, softening, pair_i, pair_j, wd, wg, k2)
+            for c in range(ny):
+                yt[c] = y[c] + hs * (a31 * k1[c] + a32 * k2[c])
+            deriv(yt, q, m, inv_m, softening, pair_i, pair_j, wd, wg, k3)
+            for c in range(ny):
+                yt[c] = y[c] + hs * (a41 * k1[c] + a42 * k2[c] + a43 * k3[c])
+            deriv(yt, q, m, inv_m, softening, pair_i, pair_j, wd, wg, k4)
+            for c in range(ny):
+                yt[c] = y[c] + hs * (a51 * k1[c] + a52 * k2[c] + a53 * k3[c] + a54 * k4[c])
+            deriv(yt, q, m, inv_m, softening, pair_i, pair_j, wd, wg, k5)
+            for c in range(ny):
+                yt[c] = y[c] + hs * (a61 * k1[c] + a62 * k2[c] + a63 * k3[c] + a64 * k4[c] + a65 * k5[c])
+            deriv(yt, q, m, inv_m, softening, pair_i, pair_j, wd, wg, k6)
+            for c in range(ny):
+                yt[c] = y[c] + hs * (a71 * k1[c] + a73 * k3[c] + a74 * k4[c] + a75 * k5[c] + a76 * k6[c])
+            deriv(yt, q, m, inv_m, softening, pair_i, pair_j, wd, wg, k7)
+            acc = 0.0
+            for c in range(ny):
+                e = hs * (e1 * k1[c] + e3 * k3[c] + e4 * k4[c] + e5 * k5[c] + e6 * k6[c] + e7 * k7[c])
+                size = abs(y[c])
+                if abs(yt[c]) > size:
+                    size = abs(yt[c])
+                sc = atol + rtol * size
+                acc += (e / sc) * (e / sc)
+            err = math.sqrt(acc / ny)
+            if err <= 1.0:
+                n_steps += 1
+                t = t_end if n_sub == 1 else t + hs
+                for c in range(ny):
+                    y[c] = yt[c]
+                    k1[c] = k7[c]
+            h = hs * step_factor(err)
+            if t_end + h == t_end:
+                failed = True       # the step size underflowed: give up, do not stall
+        if not failed and kout % keep_every == 0:
+            failed = not store(y, k1, q, m, out_states, out_acc, kout // keep_every)
+        if not failed:
+            kout += 1
+    if failed:
+        fill_nan(out_states, out_acc, (kout + keep_every - 1) // keep_every)
+    return n_steps, failed
 
-    return integrate_one
+
+# What a generated kernel module holds, in this order (each compiled for its target).
+CORE_FUNCTIONS = (step_factor, deriv, store, fill_nan, integrate_one)
+# Module constants the core functions read; written into the generated module's header.
+CORE_CONSTANTS = ("A", "E", "ORDER", "SAFETY", "FAC_MIN", "FAC_MAX", "WORK_ROWS")

@@ -52,11 +52,12 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def save_figure(fig, path: str | os.PathLike, dpi: int = 120) -> Path:
+def save_figure(fig, path: str | os.PathLike, dpi: int = 120, tight: bool = True) -> Path:
     """Write a matplotlib figure as PNG atomically (rendered in memory, then
-    `atomic_write_bytes`; parent folders are created). Returns the destination path."""
+    `atomic_write_bytes`; parent folders are created). `tight` crops the margins to the
+    drawn content (bbox_inches="tight", which draws the figure twice). Returns the destination path."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight" if tight else None)
     atomic_write_bytes(path, buffer.getvalue())
     return Path(path)
 

@@ -1,43 +1,77 @@
-"""CPU kernel: the shared integrator (`nbody.integrator_core`) over many systems with Numba.
+"""CPU kernel: the shared integrator (`nbody.integrator_core`) over many systems, on Numba threads.
 
-In:  float64 pos0, vel0 [S, n, dim], q, m [S, n] and the integrator settings.
-Out: pos, vel, acc [S, nt, n, dim] float64, n_steps [S] int64, failed [S] bool, written into
-     caller-provided arrays.
+In:  a `Law`, dim; float64 pos0, vel0 [S, n, dim], q, m [S, n]; the pair list pair_i, pair_j
+     [P] int64 and node weights wd, wg [n] (`nbody.integrate.physics_arrays`); the settings
+     (dt, nt, keep_every, softening, rtol, atol, max_substeps).
+Out: written in place into the caller's C-ordered arrays: states [S, T, n, 2*dim+2] and
+     acc [S, T, n, dim] (float32 or float64; memory maps welcome), steps [S] int64 and
+     failed [S] bool.
 
-One `numba.prange` iteration per simulation (parallel=True, so Numba's thread pool
-shares the simulations among the cores); each iteration owns its scratch array.
-Compiled kernels are cached per (law, n, dim, official_quirks).
+`integrate_range` is the template entry that `nbody.kernel_build` compiles per (law, dim),
+with `nogil`, and caches on disk. `run` shares blocks of simulations among
+`numba.get_num_threads()` Python threads, each calling the compiled entry on its block
+without the GIL. We use threads rather than `parallel=True`: a parfor kernel takes seconds
+longer to compile, and whole blocks per thread need none of its machinery.
 """
 from __future__ import annotations
 
-import functools
+import math
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from typing import Callable
 
 import numba
 import numpy as np
 
-from .integrator_core import WORK_ROWS, build_core
+from .integrator_core import WORK_ROWS
+from .kernel_build import KernelTarget, compiled_kernel
 from .laws import Law
 
+# Blocks per thread that a job is cut into (dynamic scheduling evens out slow systems),
+# and the largest block (so progress is reported often enough).
+BLOCKS_PER_THREAD = 16
+MAX_BLOCK = 256
 
-@functools.lru_cache(maxsize=None)
-def cpu_kernel(law: Law, n: int, dim: int, official_quirks: bool):
-    """The compiled parallel kernel for one (law, n, dim, quirks).
 
-    Returns:
-        kernel(pos0, vel0, q, m, out_pos, out_vel, out_acc, out_steps, out_failed,
-               dt, nt, softening, rtol, atol, max_substeps) -> None.
+def integrate_range(lo, hi, pos0, vel0, q, m, pair_i, pair_j, wd, wg, out_states, out_acc, out_steps, out_failed,
+                    dt, nt, keep_every, softening, rtol, atol, max_substeps):
+    """Integrate systems lo..hi-1 (the template entry; `integrate_one`, `DIM` come from the kernel module)."""
+    work = np.empty((WORK_ROWS, 2 * q.shape[1] * DIM))
+    for s in range(lo, hi):
+        steps, failed = integrate_one(pos0[s], vel0[s], q[s], m[s], pair_i, pair_j, wd, wg, out_states[s],
+                                      out_acc[s], work, dt, nt, keep_every, softening, rtol, atol, max_substeps)
+        out_steps[s] = steps
+        out_failed[s] = failed
+
+
+TARGET = KernelTarget(name="cpu", imports="import numba\nimport numpy as np",
+                      device_jit="numba.njit(error_model='numpy')",
+                      entry_jit="numba.njit(nogil=True, cache=True, error_model='numpy')",
+                      entry=integrate_range)
+
+
+def run(law: Law, dim: int, inputs: tuple, outputs: tuple, settings: tuple,
+        on_done: Callable[[int], None] | None = None) -> None:
+    """Integrate every system on all Numba threads.
+
+    Args:
+        law, dim: select the compiled kernel.
+        inputs: (pos0, vel0, q, m, pair_i, pair_j, wd, wg) as in the module docstring.
+        outputs: (states, acc, steps, failed), filled in place.
+        settings: (dt, nt, keep_every, softening, rtol, atol, max_substeps).
+        on_done: called with the number of systems of each finished block (progress).
     """
-    integrate_one = build_core(law, n, dim, official_quirks, numba.njit)
-    n_y = 2 * n * dim
-
-    @numba.njit(parallel=True)
-    def kernel(pos0, vel0, q, m, out_pos, out_vel, out_acc, out_steps, out_failed,
-               dt, nt, softening, rtol, atol, max_substeps):
-        for s in numba.prange(pos0.shape[0]):
-            work = np.empty((WORK_ROWS, n_y))
-            steps, failed = integrate_one(pos0[s], vel0[s], q[s], m[s], out_pos[s], out_vel[s],
-                                          out_acc[s], work, dt, nt, softening, rtol, atol, max_substeps)
-            out_steps[s] = steps
-            out_failed[s] = failed
-
-    return kernel
+    kernel = compiled_kernel(law, dim, TARGET, lambda entry: entry(0, 0, *inputs, *outputs, *settings))
+    n_sims = len(inputs[0])
+    threads = numba.get_num_threads()
+    block = max(1, min(MAX_BLOCK, math.ceil(n_sims / (threads * BLOCKS_PER_THREAD))))
+    pool = ThreadPoolExecutor(max_workers=threads)
+    try:
+        futures = {pool.submit(kernel, lo, min(lo + block, n_sims), *inputs, *outputs, *settings):
+                   min(block, n_sims - lo) for lo in range(0, n_sims, block)}
+        for future in as_completed(futures):
+            future.result()
+            if on_done is not None:
+                on_done(futures[future])
+    finally:
+        # On an error or Ctrl-C, blocks not started are dropped; running ones end (a block is short).
+        pool.shutdown(wait=True, cancel_futures=True)

@@ -1,50 +1,80 @@
 """CUDA kernel: the shared integrator (`nbody.integrator_core`), one thread per simulation.
 
-In:  device arrays d_pos0, d_vel0 [S, n, dim], d_q, d_m [S, n] (float64) and the settings.
-Out: d_pos, d_vel, d_acc [S, nt, n, dim] float64, d_steps [S] int64, d_failed [S] bool.
+In:  a `Law`, dim; host arrays as for `nbody.kernels_cpu.run`: inputs (pos0, vel0 [S, n, dim],
+     q, m [S, n] float64, pair_i, pair_j [P] int64, wd, wg [n] float64), outputs (states
+     [S, T, n, 2*dim+2], acc [S, T, n, dim] float32 or float64, steps [S] int64, failed [S]
+     bool) and settings (dt, nt, keep_every, softening, rtol, atol, max_substeps).
+Out: the outputs filled in place (copied back from the device chunk by chunk).
 
-Each thread runs `integrate_one` for the simulations of a grid-stride loop, with its
-scratch space in `cuda.local.array` of compile-time size. Numba's built-in
+`integrate_grid` is the template entry that `nbody.kernel_build` compiles per (law, dim)
+and caches on disk. Each thread runs `integrate_one` for the simulations of a grid-stride
+loop. n is a run-time value, so the scratch space cannot be a `cuda.local.array` of
+compile-time size: it is a global array work [WORK_ROWS, 2*n*dim, threads] with the
+thread index last, so that the threads of a warp touch consecutive addresses.
+Simulations go to the device in chunks of at most `CHUNK_BYTES` of output. Numba's built-in
 `numba.cuda` compiles this (and runs it under NUMBA_ENABLE_CUDASIM=1 for tests); the
 optional `numba-cuda` package provides the maintained driver for real GPUs.
-Compiled kernels are cached per (law, n, dim, official_quirks).
 """
 from __future__ import annotations
 
-import functools
+from typing import Callable
 
-from numba import cuda, float64
-
-from .integrator_core import WORK_ROWS, build_core
+from .kernel_build import KernelTarget, compiled_kernel
 from .laws import Law
 
-# Threads per block. Small blocks suit this register- and local-memory-heavy kernel; tests
-# patch it smaller so a handful of simulations spans several blocks.
+# Threads per block. Small blocks suit this register-heavy kernel; tests patch it smaller so
+# a handful of simulations spans several blocks.
 THREADS_PER_BLOCK = 64
+# Device bytes of states + accelerations per launch (bounds device memory whatever S is).
+CHUNK_BYTES = 1 << 30
 
 
-@functools.lru_cache(maxsize=None)
-def cuda_kernel(law: Law, n: int, dim: int, official_quirks: bool):
-    """The compiled CUDA kernel for one (law, n, dim, quirks).
+def integrate_grid(pos0, vel0, q, m, pair_i, pair_j, wd, wg, out_states, out_acc, out_steps, out_failed, work,
+                   dt, nt, keep_every, softening, rtol, atol, max_substeps):
+    """Integrate the simulations of this thread's grid-stride loop (the template entry;
+    `integrate_one`, `cuda` come from the kernel module)."""
+    start = cuda.grid(1)
+    scratch = work[:, :, start]
+    for s in range(start, pos0.shape[0], cuda.gridsize(1)):
+        steps, failed = integrate_one(pos0[s], vel0[s], q[s], m[s], pair_i, pair_j, wd, wg, out_states[s],
+                                      out_acc[s], scratch, dt, nt, keep_every, softening, rtol, atol, max_substeps)
+        out_steps[s] = steps
+        out_failed[s] = failed
 
-    Returns:
-        kernel[blocks, THREADS_PER_BLOCK](d_pos0, d_vel0, d_q, d_m, d_pos, d_vel, d_acc,
-                                           d_steps, d_failed, dt, nt, softening, rtol, atol, max_substeps)
-    """
-    integrate_one = build_core(law, n, dim, official_quirks, functools.partial(cuda.jit, device=True))
-    n_y = 2 * n * dim
 
-    @cuda.jit
-    def kernel(d_pos0, d_vel0, d_q, d_m, d_pos, d_vel, d_acc, d_steps, d_failed,
-               dt, nt, softening, rtol, atol, max_substeps):
-        work = cuda.local.array((WORK_ROWS, n_y), float64)
-        start = cuda.grid(1)
-        stride = cuda.gridsize(1)
-        for s in range(start, d_pos0.shape[0], stride):
-            steps, failed = integrate_one(d_pos0[s], d_vel0[s], d_q[s], d_m[s], d_pos[s],
-                                          d_vel[s], d_acc[s], work, dt, nt, softening, rtol,
-                                          atol, max_substeps)
-            d_steps[s] = steps
-            d_failed[s] = failed
+TARGET = KernelTarget(name="cuda", imports="from numba import cuda",
+                      device_jit="cuda.jit(device=True)", entry_jit="cuda.jit(cache=True)",
+                      entry=integrate_grid)
 
-    return kernel
+
+def run(law: Law, dim: int, inputs: tuple, outputs: tuple, settings: tuple,
+        on_done: Callable[[int], None] | None = None) -> None:
+    """Integrate every system on the GPU (arguments as `nbody.kernels_cpu.run`)."""
+    from numba import cuda
+
+    from .integrator_core import WORK_ROWS
+    pos0, vel0, q, m, *physics = inputs
+    states, acc, steps, failed = outputs
+    n_sims = len(pos0)
+    per_sim = states[0].nbytes + acc[0].nbytes
+    chunk = max(1, min(n_sims, CHUNK_BYTES // max(per_sim, 1)))
+    tpb = THREADS_PER_BLOCK
+    blocks = (chunk + tpb - 1) // tpb
+    d_physics = [cuda.to_device(a) for a in physics]
+    d_work = cuda.device_array((WORK_ROWS, 2 * pos0.shape[1] * dim, blocks * tpb))
+    kernel = None
+    for lo in range(0, n_sims, chunk):
+        hi = min(lo + chunk, n_sims)
+        d_in = [cuda.to_device(a[lo:hi]) for a in (pos0, vel0, q, m)]
+        d_out = [cuda.device_array_like(a[lo:hi]) for a in outputs]
+        args = (*d_in, *d_physics, *d_out, d_work, *settings)
+        grid = ((hi - lo + tpb - 1) // tpb, tpb)
+        if kernel is None:
+            kernel = compiled_kernel(law, dim, TARGET, lambda entry: entry[grid](*args))
+        else:
+            kernel[grid](*args)
+        cuda.synchronize()
+        for device, host in zip(d_out, outputs):
+            device.copy_to_host(host[lo:hi])
+        if on_done is not None:
+            on_done(hi - lo)

@@ -12,13 +12,14 @@ official code's autograd does. From that one expression this module derives
 
     Law.force_expr / potential_expr   sympy, for tables and success judgement
     Law.radial_numpy / potential_numpy vectorised NumPy callables (reference, analysis)
-    Law.radial_scalar                  a plain `math` function that Numba compiles
-                                       for the CPU kernel and as a CUDA device function
+    Law.radial_code                    f as Python source over `math`, which the
+                                       generated kernels (`nbody.kernel_build`) compile
+                                       for the CPU and as a CUDA device function
 
 plus non-pairwise terms needed by two of the paper's laws: velocity damping
 (`damped`) and uniform gravity (`string`). `pair_force`, `accelerations` and
 `energy` are the vectorised physics used by the reference integrator, the
-tests and the analysis; the fast kernels compile `radial_scalar`.
+tests and the analysis; the fast kernels compile `radial_code`.
 
 Users add laws with `register_law(Law(name=..., potential="..."))` (or
 `force=...`); `run.py simulate --law NAME --potential EXPR` does the same. Law text is
@@ -37,6 +38,7 @@ from typing import Callable
 
 import numpy as np
 import sympy as sp
+from sympy.printing.pycode import PythonCodePrinter
 
 from .errors import InputError
 from .expr import R, SYMBOLS, parse_text, require_finite_expr
@@ -178,10 +180,11 @@ class Law:
         return _lambdify_numpy(self.potential_expr)
 
     @functools.cached_property
-    def radial_scalar(self) -> Callable[[float, float, float, float, float], float]:
-        """f(r, q1, q2, m1, m2) as a plain Python function over `math`: compile it with
-        `numba.njit` or `numba.cuda.jit(device=True)`."""
-        return sp.lambdify(SYMBOLS, sp.Float(1.0) * self.force_expr, modules="math")
+    def radial_code(self) -> str:
+        """f(r, q1, q2, m1, m2) as one Python expression over `math` (e.g. "2.0 - 2.0*r"),
+        printed by sympy from `force_expr` (never from the user's text), for the body of a
+        generated kernel's `radial`; the factor 1.0 makes an integer law return a float."""
+        return PythonCodePrinter({"fully_qualified_modules": True}).doprint(sp.Float(1.0) * self.force_expr)
 
 
 def _check_force(name: str, f: sp.Expr) -> None:

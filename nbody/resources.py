@@ -1,9 +1,12 @@
 """What a dataset will cost, known before anything is allocated.
 
 In:  a `SimConfig` and the output folder it will be written to.
-Out: `estimate(cfg)`: bytes on disk of the stored dataset and peak working memory of
-     generation (initial conditions of every simulation, one integrator chunk, its
-     float32 copy, the pair list and the pruning percentiles); `check_resources` refuses
+Out: `estimate(cfg)`: bytes on disk of the stored dataset (plus the temporary copies made
+     when failed simulations are dropped and, for split="time", the full-length arrays the
+     time windows are cut from) and peak working memory of generation (initial conditions of
+     every simulation, the pair list, the pruning percentiles, and for the NumPy reference
+     integrator one float64 chunk; the compiled kernels write straight into the
+     memory-mapped files); `check_resources` refuses
      (InputError, one line stating the estimate) a dataset that cannot fit in the memory
      available now or on the free disk at the output. `chunk_sims` is the chunk size that
      `nbody.dataset` integrates at once.
@@ -21,7 +24,8 @@ from .config import SimConfig
 from .errors import InputError
 from .laws import get_law
 
-# float64 bytes of integrator output per chunk; bounds peak memory whatever n_sims is.
+# float64 bytes of reference-integrator output per chunk (bounds its peak memory whatever
+# n_sims is); the kernels integrate the same chunks (progress, cancellation points).
 CHUNK_BYTES = 1 << 28
 GIB = 1 << 30
 
@@ -56,14 +60,16 @@ def estimate(cfg: SimConfig) -> Estimate:
     per_graph = n * (features + dim) * 4                       # float32 states + accel
     largest_file = cfg.n_sims * n_kept * n * features * 4
     disk = sims * n_kept * (per_graph + (1 if cfg.prune_percentile is not None else 0)) + largest_file
+    if cfg.split == "time":
+        disk += cfg.n_sims * n_kept * per_graph               # the full-length arrays, cut into windows
     chunk = min(chunk_sims(n, dim, nt), max(cfg.n_sims, 1))
     pairs = n - 1 if get_law(cfg.law).topology == "chain" else n * (n - 1) // 2
     parts = {
         "initial conditions": sims * n * features * 8,
-        "integrator chunk": chunk * nt * n * dim * 24 + chunk * n_kept * n * (features * 12 + dim * 4),
         "pair list": pairs * 2 * 8 * 3,                        # triu_indices, stack, astype
     }
     if cfg.integrator == "reference":
+        parts["integrator chunk"] = chunk * nt * n * dim * 24 + chunk * n_kept * n * features * 16
         parts["pair forces"] = chunk * pairs * dim * 8 * 8     # NumPy temporaries per pair
     if cfg.prune_percentile is not None:
         parts["pruning"] = cfg.n_sims * n_kept * n * dim * 8 * 2

@@ -15,7 +15,7 @@ from nbody import kernels_cuda
 from nbody.config import SimConfig
 from nbody.errors import InputError
 from nbody.initial import initial_conditions
-from nbody.integrate import integrate, resolve_integrator
+from nbody.integrate import integrate, integrate_into, resolve_integrator
 from nbody.laws import accelerations, get_law
 
 # (law, n, dim, official_quirks): damping with the official node weights, and the string
@@ -65,6 +65,71 @@ def test_cuda_kernel_matches_cpu_kernel(name, n, dim, quirks, monkeypatch):
     np.testing.assert_allclose(gpu.pos, cpu.pos, rtol=1e-12, atol=1e-13)
     np.testing.assert_allclose(gpu.vel, cpu.vel, rtol=1e-12, atol=1e-13)
     np.testing.assert_allclose(gpu.acc, cpu.acc, rtol=1e-12, atol=1e-13)
+
+
+def _into(cfg, ics, keep_every, dtype):
+    """integrate_into's rows for the systems `ics`: (states, acc, steps, failed)."""
+    S, n, dim = ics[0].shape
+    n_kept = len(range(0, cfg.nt, keep_every))
+    states = np.full((S, n_kept, n, 2 * dim + 2), -1.0, dtype)
+    acc = np.full((S, n_kept, n, dim), -1.0, dtype)
+    steps, failed = integrate_into(cfg, *ics, states, acc, keep_every=keep_every)
+    return states, acc, steps, failed
+
+
+@pytest.mark.parametrize("integrator", ["cpu", "reference", "cuda"])
+def test_rows_written_in_place_are_the_kept_float32_outputs(integrator, monkeypatch):
+    """What datasets store: every 3rd output, (pos, vel, q, m) and acc, cast to float32 once."""
+    monkeypatch.setattr(kernels_cuda, "THREADS_PER_BLOCK", 2)
+    law = get_law("string")
+    ics = _systems(law, 7, 2, 3)
+    cfg = _sim("string", 7, 2, nt=10, official_quirks=True, integrator=integrator)
+    full = integrate(dataclasses.replace(cfg, integrator="cpu"), *ics)
+    states, acc, steps, failed = _into(cfg, ics, 3, np.float32)
+    kept = slice(None, None, 3)
+    expected = np.concatenate([full.pos[:, kept], full.vel[:, kept],
+                               np.broadcast_to(ics[2][:, None, :, None], (3, 4, 7, 1)),
+                               np.broadcast_to(ics[3][:, None, :, None], (3, 4, 7, 1))], axis=-1)
+    np.testing.assert_array_equal(steps, full.n_steps)
+    assert not failed.any()
+    if integrator == "reference":
+        np.testing.assert_allclose(states, expected.astype(np.float32), rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(acc, full.acc[:, kept].astype(np.float32), rtol=1e-5, atol=1e-5)
+    else:
+        np.testing.assert_array_equal(states, expected.astype(np.float32))
+        np.testing.assert_array_equal(acc, full.acc[:, kept].astype(np.float32))
+
+
+@pytest.mark.parametrize("integrator", ["cpu", "cuda"])
+def test_many_particles_on_cuda_and_cpu_agree_with_the_reference(integrator, monkeypatch):
+    """n = 40 (780 pairs, run-time loops): the kernels against the NumPy reference."""
+    monkeypatch.setattr(kernels_cuda, "THREADS_PER_BLOCK", 2)
+    law = get_law("r2")
+    ics = _systems(law, 40, 3, 3)
+    cfg = _sim("r2", 40, 3, nt=3, integrator=integrator)
+    fast = integrate(cfg, *ics)
+    ref = integrate(dataclasses.replace(cfg, integrator="reference"), *ics)
+    np.testing.assert_array_equal(fast.n_steps, ref.n_steps)
+    np.testing.assert_allclose(fast.pos, ref.pos, rtol=1e-10, atol=1e-11)
+    np.testing.assert_allclose(fast.acc, ref.acc, rtol=1e-9, atol=1e-10)
+
+
+def test_a_failure_fills_the_kept_rows_after_it_with_nan():
+    cfg = _sim("charge", 2, 2, nt=9, max_substeps=3, integrator="cpu")
+    states, acc, _, failed = _into(cfg, _close_and_far_pairs(), 2, np.float32)
+    assert failed.tolist() == [True, False]
+    assert np.isfinite(states[0, 0]).all() and np.isnan(states[0, 1:, :, :4]).all() and np.isnan(acc[0, 1:]).all()
+    np.testing.assert_array_equal(states[0, :, :, 4:], np.broadcast_to(states[0, :1, :, 4:], (5, 2, 2)))
+    assert np.isfinite(states[1]).all() and np.isfinite(acc[1]).all()
+
+
+def test_a_value_beyond_float32_range_marks_the_system_failed():
+    """A float64 state that float32 cannot hold would be stored as inf: refused instead."""
+    pos = np.array([[[0.0, 0.0], [1e39, 0.0]]])
+    cfg = _sim("spring", 2, 2, nt=3, integrator="cpu")
+    ics = (pos, np.zeros_like(pos), np.ones((1, 2)), np.ones((1, 2)))
+    assert _into(cfg, ics, 1, np.float32)[3].tolist() == [True]
+    assert _into(cfg, ics, 1, np.float64)[3].tolist() == [False]
 
 
 def test_same_seed_gives_identical_bytes():
@@ -139,14 +204,19 @@ if not nvvm.is_available():
     sys.exit(77)
 import numba.cuda.dispatcher as dispatcher
 dispatcher.get_current_device = lambda: types.SimpleNamespace(compute_capability=(8, 0))
-from nbody.kernels_cuda import cuda_kernel
-from nbody.laws import accelerations, get_law
+from nbody import kernels_cuda
+from nbody.integrate import physics_arrays
+from nbody.integrator_core import WORK_ROWS
+from nbody.kernel_build import load_kernel
+from nbody.laws import get_law
 for name, n, dim, quirks in [("damped", 4, 3, True), ("string", 6, 2, True)]:
-    kernel = cuda_kernel(get_law(name), n, dim, quirks)
+    law = get_law(name)
+    kernel = load_kernel(law, dim, kernels_cuda.TARGET)
     arrays = [np.zeros((1, n, dim)), np.zeros((1, n, dim)), np.zeros((1, n)), np.zeros((1, n)),
-              np.zeros((1, 2, n, dim)), np.zeros((1, 2, n, dim)), np.zeros((1, 2, n, dim)),
-              np.zeros(1, np.int64), np.zeros(1, bool)]
-    sig = tuple(numba.typeof(a) for a in arrays) + (numba.float64, numba.int64, numba.float64,
+              *physics_arrays(law, n, quirks), np.zeros((1, 2, n, 2 * dim + 2), np.float32),
+              np.zeros((1, 2, n, dim), np.float32), np.zeros(1, np.int64), np.zeros(1, bool),
+              np.zeros((WORK_ROWS, 2 * n * dim, 1))]
+    sig = tuple(numba.typeof(a) for a in arrays) + (numba.float64, numba.int64, numba.int64, numba.float64,
                                                      numba.float64, numba.float64, numba.int64)
     ptx, _ = cuda.compile_ptx(kernel.py_func, sig, cc=(8, 0))
     assert ".entry" in ptx

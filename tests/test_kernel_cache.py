@@ -1,0 +1,165 @@
+"""The kernels' disk cache (`nbody.kernel_build`): where it lives, compile once, robustness.
+
+Each check runs the CPU kernel in fresh processes against its own cache folder and reads
+Numba's own counters (`dispatcher.stats.cache_hits` / `cache_misses`), so nothing is timed.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nbody import kernel_build, kernels_cpu, kernels_cuda
+from nbody.laws import Law, get_law
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Integrates two systems of a law, prints Numba's cache counters and a checksum of the result.
+_RUN = """
+import json, sys
+import numpy as np
+from nbody.config import SimConfig
+from nbody.initial import initial_conditions
+from nbody.integrate import integrate
+from nbody.kernel_build import load_kernel
+from nbody.kernels_cpu import TARGET
+from nbody.laws import Law, register_law
+law = register_law(Law("cachetest", potential=sys.argv[1], dt=1e-2))
+ics = initial_conditions(law, 3, 2, 2, np.random.default_rng(0))
+result = integrate(SimConfig(law="cachetest", n=3, dim=2, nt=5, integrator="cpu"), *ics)
+stats = load_kernel(law, 2, TARGET).stats
+print(json.dumps({"hits": sum(stats.cache_hits.values()), "misses": sum(stats.cache_misses.values()),
+                  "sum": float(np.nansum(result.pos)), "failed": int(result.failed.sum())}))
+"""
+
+
+def _env(cache: Path) -> dict:
+    env = {**os.environ, "SYMDISTILL_CACHE_DIR": str(cache), "PYTHONPATH": str(ROOT)}
+    env.pop("NUMBA_ENABLE_CUDASIM", None)
+    return env
+
+
+def _start(cache: Path, potential: str = "(r - 1)**2 + 0.1*r") -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", _RUN, potential], env=_env(cache), cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _finish(proc: subprocess.Popen) -> dict:
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-3000:]
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def _run(cache: Path, potential: str = "(r - 1)**2 + 0.1*r") -> dict:
+    return _finish(_start(cache, potential))
+
+
+def test_cache_folder_follows_the_platform_convention(monkeypatch, tmp_path):
+    monkeypatch.delenv(kernel_build.CACHE_ENV, raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    assert kernel_build.cache_dir() == Path.home() / ".cache" / "symdistill"
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/ignored")
+    assert kernel_build.cache_dir() == Path.home() / ".cache" / "symdistill"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert kernel_build.cache_dir() == tmp_path / "xdg" / "symdistill"
+    monkeypatch.setenv(kernel_build.CACHE_ENV, str(tmp_path / "mine"))
+    assert kernel_build.kernel_dir() == tmp_path / "mine" / "kernels"
+
+
+def test_module_name_hashes_the_law_dim_and_target():
+    spring, r2 = get_law("spring"), get_law("r2")
+    names = {kernel_build.module_name(law, dim, target, kernel_build.kernel_source(law, dim, target))
+             for law in (spring, r2) for dim in (2, 3) for target in (kernels_cpu.TARGET, kernels_cuda.TARGET)}
+    assert len(names) == 8
+    again = kernel_build.kernel_source(spring, 2, kernels_cpu.TARGET)
+    assert again == kernel_build.kernel_source(spring, 2, kernels_cpu.TARGET)
+
+
+def test_the_module_holds_sympy_printed_code_not_the_users_text():
+    law = Law("printed", potential="-m1*m2*exp(-r)/r", dt=1e-3)
+    source = kernel_build.kernel_source(law, 2, kernels_cpu.TARGET)
+    assert law.radial_code in source and "math.exp" in source
+    assert law.potential not in source
+
+
+@pytest.fixture(scope="module")
+def warm(tmp_path_factory):
+    """A cache folder in which one process compiled the test law: (folder, its result)."""
+    folder = tmp_path_factory.mktemp("warm")
+    return folder, _run(folder)
+
+
+def _copy(warm, tmp_path) -> Path:
+    """A private copy of the warm cache (copytree keeps the modification times Numba checks)."""
+    return Path(shutil.copytree(warm[0], tmp_path / "cache"))
+
+
+def test_a_second_process_loads_the_kernel_instead_of_compiling(warm):
+    folder, first = warm
+    second = _run(folder)
+    assert (first["misses"], first["hits"]) == (1, 0)
+    assert (second["misses"], second["hits"]) == (0, 1)
+    assert second["sum"] == first["sum"] and first["failed"] == 0
+    assert len(list((folder / "kernels").glob("symdistill_cpu_cachetest_2d_*.py"))) == 1
+
+
+def test_two_processes_compiling_the_same_law_at_once(tmp_path):
+    both = [_start(tmp_path), _start(tmp_path)]
+    results = [_finish(proc) for proc in both]
+    assert results[0]["sum"] == results[1]["sum"]
+    assert _run(tmp_path)["hits"] == 1                       # what they left is a valid cache
+    assert not list((tmp_path / "kernels").glob(".*.tmp"))    # and no temporaries
+
+
+def test_a_damaged_cache_is_rebuilt(warm, tmp_path):
+    folder = _copy(warm, tmp_path)
+    compiled = list((folder / "kernels" / "__pycache__").glob("symdistill_cpu_cachetest_*.nb*"))
+    assert compiled
+    for path in compiled:
+        path.write_bytes(b"\x80\x04 not a pickle")
+    module, = (folder / "kernels").glob("symdistill_cpu_cachetest_*.py")
+    module.write_text(module.read_text()[:100])               # and a truncated module file
+    rebuilt = _run(folder)
+    assert rebuilt["sum"] == warm[1]["sum"] and rebuilt["misses"] == 1
+    assert _run(folder)["hits"] == 1
+
+
+def test_a_damaged_index_alone_is_rebuilt(warm, tmp_path):
+    folder = _copy(warm, tmp_path)
+    index, = (folder / "kernels" / "__pycache__").glob("symdistill_cpu_cachetest_*.nbi")
+    index.write_bytes(index.read_bytes()[:20])
+    assert _run(folder)["sum"] == warm[1]["sum"]
+    assert _run(folder)["hits"] == 1
+
+
+def test_another_law_gets_its_own_kernel(warm, tmp_path):
+    folder = _copy(warm, tmp_path)
+    other = _run(folder, "(r - 2)**2")
+    assert other["misses"] == 1 and other["sum"] != warm[1]["sum"]
+    assert len(list((folder / "kernels").glob("symdistill_cpu_cachetest_2d_*.py"))) == 2
+
+
+def test_an_unwritable_cache_folder_still_integrates(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    proc = subprocess.run([sys.executable, "-c", _RUN, "(r - 1)**2"], env=_env(blocker), cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "cannot write the kernel cache" in proc.stderr
+    assert np.isfinite(json.loads(proc.stdout.strip().splitlines()[-1])["sum"])
+
+
+@pytest.mark.parametrize("n", [300, 1000])
+def test_large_n_uses_the_same_kernel(n, warm):
+    """The pair loop runs at run time: n = 300 and 1000 load the n = 3 kernel (a cache hit)."""
+    script = _RUN.replace("initial_conditions(law, 3, 2, 2,", f"initial_conditions(law, {n}, 2, 1,") \
+                 .replace("n=3, dim=2, nt=5", f"n={n}, dim=2, nt=2, dt=1e-5")
+    proc = subprocess.run([sys.executable, "-c", script, "(r - 1)**2 + 0.1*r"], env=_env(warm[0]), cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["hits"] == 1 and result["misses"] == 0 and result["failed"] == 0
