@@ -9,9 +9,13 @@ Out: written in place into the caller's C-ordered arrays: states [S, T, n, 2*dim
 
 `integrate_range` is the template entry that `nbody.kernel_build` compiles per (law, dim),
 with `nogil`, and caches on disk. `run` shares blocks of simulations among
-`numba.get_num_threads()` Python threads, each calling the compiled entry on its block
+`numba.config.NUMBA_NUM_THREADS` Python threads, each calling the compiled entry on its block
 without the GIL. We use threads rather than `parallel=True`: a parfor kernel takes seconds
-longer to compile, and whole blocks per thread need none of its machinery.
+longer to compile, and whole blocks per thread need none of its machinery. Nothing here
+starts Numba's threading layer (`numba.get_num_threads()` would): its OpenMP layer sets the
+process's OpenMP thread count, which torch shares, so a training after a simulation in the
+same process (`run.py all`, a sweep worker) ran on every core whatever the caller had set,
+and spin-waited 10-30x slower on a loaded machine.
 """
 from __future__ import annotations
 
@@ -62,7 +66,7 @@ def run(law: Law, dim: int, inputs: tuple, outputs: tuple, settings: tuple,
     """
     kernel = compiled_kernel(law, dim, TARGET, lambda entry: entry(0, 0, *inputs, *outputs, *settings))
     n_sims = len(inputs[0])
-    threads = numba.get_num_threads()
+    threads = numba.config.NUMBA_NUM_THREADS
     block = max(1, min(MAX_BLOCK, math.ceil(n_sims / (threads * BLOCKS_PER_THREAD))))
     pool = ThreadPoolExecutor(max_workers=threads)
     try:

@@ -163,3 +163,15 @@ def test_large_n_uses_the_same_kernel(n, warm):
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["hits"] == 1 and result["misses"] == 0 and result["failed"] == 0
+
+
+def test_integrating_leaves_torchs_thread_count_alone(warm):
+    """Numba's OpenMP threading layer, once started, sets the process's OpenMP thread count,
+    which torch shares: a training after a simulation in one process (`run.py all` under
+    OMP_NUM_THREADS=1) would then run on NUMBA_NUM_THREADS threads. The kernel never starts it."""
+    script = "import torch\n" + _RUN + "print(json.dumps(torch.get_num_threads()))\n"
+    proc = subprocess.run([sys.executable, "-c", script, "(r - 1)**2 + 0.1*r"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=600,
+                          env={**_env(warm[0]), "OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "2"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == 1
