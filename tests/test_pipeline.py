@@ -171,6 +171,46 @@ def test_cpu_preset_applies_its_per_law_settings_unless_a_flag_is_given(law):
     assert given.sim.prune_percentile is None and given.train.epochs == 2
 
 
+def test_cpu_preset_applies_its_per_strategy_settings_to_that_strategy_only(tmp_path):
+    parser = run.build_parser()
+
+    def cfg(*flags):
+        return run.config_from_args(parser.parse_args(["all", "--out", "x", "--preset", "cpu", "--law", "r1", *flags]))
+    ham = cfg("--strategy", "hamiltonian").distill
+    for field, value in runconfig.CPU_STRATEGY_SETTINGS["hamiltonian"].items():
+        assert getattr(ham, field) == value, field
+    for strategy in ("standard", "bottleneck", "l1", "kl"):       # what results/cpu was measured with
+        other = cfg("--strategy", strategy).distill
+        assert (other.selection, other.node_selection, other.operators) == ("best", "score", ("+", "-", "*", "/"))
+    assert cfg("--strategy", "hamiltonian", "--selection", "score").distill.selection == "score"
+    tiny = run.config_from_args(parser.parse_args(["all", "--out", "x", "--strategy", "hamiltonian"]))
+    assert tiny.distill == runconfig.preset("tiny").distill
+
+
+def test_run_py_distill_takes_the_per_strategy_settings_of_the_checkpoints_model(tmp_path, monkeypatch):
+    from gnn.checkpoint import save_model, trained_strategy
+    from gnn.config import ModelConfig
+    from gnn.hamiltonian import HamiltonianGNN
+    model_cfg = ModelConfig(strategy="hamiltonian", dim=2, hidden=8, n_hidden_layers=1)
+    save_model(tmp_path / "checkpoint.pt", HamiltonianGNN(model_cfg), {"model_config": vars(model_cfg)})
+    assert trained_strategy(tmp_path) == trained_strategy(tmp_path / "checkpoint.pt") == "hamiltonian"
+    with pytest.raises(run.InputError, match="missing checkpoint"):
+        trained_strategy(tmp_path / "none.pt")
+
+    class Reached(Exception):
+        pass
+
+    def stage_distill(out, checkpoint, data_dir, cfg):
+        raise Reached(cfg)
+    monkeypatch.setattr(run, "stage_distill", stage_distill)
+    for preset, expected in (("cpu", runconfig.CPU_STRATEGY_SETTINGS["hamiltonian"]["selection"]),
+                             ("tiny", runconfig.preset("tiny").distill.selection)):
+        with pytest.raises(Reached) as reached:
+            run.main(["distill", "--preset", preset, "--model", str(tmp_path / "checkpoint.pt"),
+                      "--out", str(tmp_path / "d")])
+        assert reached.value.args[0].selection == expected
+
+
 def test_sweep_jobs_cover_the_grid_and_share_datasets(tmp_path):
     jobs = sweep.sweep_jobs("tiny", {}, ["spring", "r1"], [2, 3], ["l1", "bottleneck"], [0, 1], tmp_path)
     assert len(jobs) == 16
