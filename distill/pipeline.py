@@ -106,6 +106,16 @@ def heldout_rng(cfg: DistillConfig) -> np.random.Generator:
     return np.random.default_rng([cfg.seed, 2])
 
 
+def unused_graphs(n_graphs: int, used: np.ndarray) -> np.ndarray:
+    """Indices of the graphs 0..n_graphs-1 not in `used` (those fit rows came from): where
+    held-out rows are drawn. InputError when none is left."""
+    left = np.setdiff1d(np.arange(n_graphs), used)
+    if len(left) == 0:
+        raise InputError(f"all {n_graphs} training graphs hold fit rows, none is left for held-out rows; "
+                         "use more graphs or a selection rule without held-out rows")
+    return left
+
+
 def fit_target(X: np.ndarray, y: np.ndarray, names: list[str], cfg: DistillConfig,
                heldout: Holdout | None = None) -> FitResult:
     """SR on one target, Pareto front, selection rule, optional constant refit.
@@ -250,7 +260,7 @@ def _distill_into(out: Path, net: Network, data: DistillData, cfg: DistillConfig
                     fresh_edges.x_recv)
     held = None
     if needs_heldout(cfg.selection):
-        rows = sample_edges(np.delete(data.train_x, np.unique(fit_edges.graph), axis=0), law, cfg.n_edges,
+        rows = sample_edges(data.train_x[unused_graphs(len(data.train_x), fit_edges.graph)], law, cfg.n_edges,
                             heldout_rng(cfg), cfg.min_r)
         held = Holdout(edge_inputs(rows.x_recv, rows.x_send, dim, data.softening),
                        basis(np.asarray(net.edge(rows.x_recv, rows.x_send), dtype=np.float64), rows.x_recv))
@@ -273,9 +283,8 @@ def _distill_into(out: Path, net: Network, data: DistillData, cfg: DistillConfig
     X_node_fresh, y_node_fresh, _ = _sample_nodes(net, data.test_x, data.test_a, law, dim, basis, cfg, rng)
     held = None
     if needs_heldout(node_cfg.selection):
-        unused = np.unique(node_graphs)
-        held = Holdout(*_sample_nodes(net, np.delete(data.train_x, unused, axis=0),
-                                      np.delete(data.train_a, unused, axis=0), law, dim, basis, cfg,
+        left = unused_graphs(len(data.train_x), node_graphs)
+        held = Holdout(*_sample_nodes(net, data.train_x[left], data.train_a[left], law, dim, basis, cfg,
                                       heldout_rng(cfg))[:2])
     undone = list(dict.fromkeys(edge_target(e.judgement) for e in edges))
     node_fits, nodes = [], []

@@ -164,3 +164,11 @@ def test_a_held_out_rule_reads_only_entries_that_beat_every_simpler_one_there():
         select(front, "best_heldout", heldout=held[:3])
     with pytest.raises(Exception, match="finite on the held-out rows"):
         select(front, "best_heldout", heldout=[float("inf")] * 5)
+
+
+def test_held_out_rows_come_from_graphs_without_fit_rows_or_fail_in_one_line():
+    from distill.pipeline import unused_graphs
+    from nbody.errors import InputError
+    assert list(unused_graphs(6, np.array([4, 0, 4, 2]))) == [1, 3, 5]
+    with pytest.raises(InputError, match="none is left for held-out rows"):
+        unused_graphs(3, np.array([0, 1, 2, 1]))
