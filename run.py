@@ -345,7 +345,11 @@ def dispatch(args: argparse.Namespace) -> None:
         stage_analyse(Path(args.run), Path(args.out) if args.out else None)
         return
     register_custom_law(args)
-    cfg = config_from_args(args)
+    extra = {}
+    if args.command == "distill":   # the preset's per-strategy settings follow the trained model
+        from gnn.checkpoint import trained_strategy
+        extra["strategy"] = trained_strategy(args.model)
+    cfg = config_from_args(args, **extra)
     if args.command == "simulate":
         out = rundir.output_path(args.out)
         with rundir.locked(out.parent):

@@ -50,9 +50,16 @@ CPU_LAW_SETTINGS: dict[str, dict] = {
     "charge": {"prune_percentile": 99.0, "align": "node_charge"},
 }
 
+# The cpu preset's settings per strategy (config field -> value), on top of its per-law ones
+# (preset docstring, "hamiltonian"); a strategy not listed has none.
+CPU_STRATEGY_SETTINGS: dict[str, dict] = {
+    "hamiltonian": {"operators": ("+", "-", "*", "/", "log"), "selection": "best_heldout"},
+}
 
-def preset(name: str, law: str | None = None) -> RunConfig:
-    """The named starting point; `law` picks a preset's per-law settings (cpu only).
+
+def preset(name: str, law: str | None = None, strategy: str | None = None) -> RunConfig:
+    """The named starting point; `law` and `strategy` pick a preset's per-law and
+    per-strategy settings (cpu only).
 
     tiny:  spring, 2D, 4 bodies, bottleneck model (128-wide, 2 hidden layers, OneCycle peak
            lr 3e-3), 1,000 simulations x 500 steps keeping every 5th; SR stopped early after
@@ -64,7 +71,14 @@ def preset(name: str, law: str | None = None) -> RunConfig:
            "node_charge"), PySR's "best" Pareto selection for the edge
            fits and "score" for the node fits (where "best" takes spurious terms in ē), the
            full SR budget (no early stop, all fit rows: its sweep in results/cpu was measured
-           so), then CPU_LAW_SETTINGS[law].
+           so), then CPU_LAW_SETTINGS[law], then CPU_STRATEGY_SETTINGS[strategy]:
+           hamiltonian: the SR operators add log, because the model's pair energy is the
+           potential itself and r1's is m1 m2 log r' (its force m1 m2/r' has a short form in
+           + - * /, its energy none); and the Pareto rule is "best" on held-out rows in groups
+           of shared particle constants ("best_heldout", `distill.select`), because an energy
+           is defined only up to terms in those constants, which the fit rows' MAE charges to
+           a short true form and a long one fits term by term (benchmarks/RESULTS.md,
+           "Hamiltonian model").
            run.py applies flags after the preset, so an explicit flag beats a per-law value.
     paper: the facts sheet's full-size settings (10,000 simulations x 1,000 steps, the
            demo's 100 kept snapshots per simulation, 300-wide 3-hidden-layer MLPs,
@@ -77,7 +91,8 @@ def preset(name: str, law: str | None = None) -> RunConfig:
             tiny.distill, selection="best", node_selection="score", align="node", stall_generations=0,
             search_rows=None))
         law = law or base.sim.law
-        return with_values(base, {"law": law, **CPU_LAW_SETTINGS.get(law, {})})
+        return with_values(base, {"law": law, **CPU_LAW_SETTINGS.get(law, {}),
+                                  **CPU_STRATEGY_SETTINGS.get(strategy or base.model.strategy, {})})
     if name == "tiny":
         sim = SimConfig(law="spring", dim=2, n=4, n_sims=1000, nt=500, keep_every=5, seed=0)
         return RunConfig(
@@ -98,14 +113,15 @@ def preset(name: str, law: str | None = None) -> RunConfig:
 
 
 def config_from_values(preset_name: str, values: dict) -> RunConfig:
-    """Preset `preset_name` (with its settings for values["law"]) and then `values` applied:
-    {field: value} for every stage, {"stage:field": value} for one stage."""
-    return with_values(preset(preset_name, values.get("law")), values)
+    """Preset `preset_name` (with its settings for values["law"] and values["strategy"]) and
+    then `values` applied: {field: value} for every stage, {"stage:field": value} for one stage."""
+    return with_values(preset(preset_name, values.get("law"), values.get("strategy")), values)
 
 
-def config_from_args(args: argparse.Namespace) -> RunConfig:
-    """The preset named by --preset with every given flag applied."""
-    return config_from_values(args.preset, vars(args))
+def config_from_args(args: argparse.Namespace, **extra) -> RunConfig:
+    """The preset named by --preset with every given flag applied, and `extra` values (e.g.
+    the strategy of the checkpoint `run.py distill` reads, which picks per-strategy settings)."""
+    return config_from_values(args.preset, {**vars(args), **extra})
 
 
 def with_values(cfg: RunConfig, values: dict) -> RunConfig:

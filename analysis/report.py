@@ -30,7 +30,7 @@ from nbody.io import atomic_write_text
 
 from . import published
 from .runs import Run
-from .tables import SPEC_BY_NAME, STRATEGY_TITLES, build_tables, wide
+from .tables import SPEC_BY_NAME, STRATEGY_TITLES, build_tables, found, found_parts, wide
 
 REPORT_FILE = "report.html"
 SWEEP_FIGURES = ("message_history.png", "message_fit.png", "sparsity.png")
@@ -246,7 +246,7 @@ def _run_section(run: Run, paths: list[Path]) -> str:
 # --------------------------------------------------------------------------- #
 
 def _grid(runs: list[Run], tables: dict[str, list[dict]]) -> str:
-    """Rows law-dim, a column per strategy; per run ✓ (both laws found), ✗, or – (not distilled)."""
+    """Rows law-dim, a column per strategy; per run ✓ (`tables.found`), ✗, or – (not distilled)."""
     header, _ = wide(tables["success_rate"])
     strategies = [s for s in header[1:] if s != "repro" and any(r.strategy == s for r in runs)]
     sims = list(dict.fromkeys(r["sim"] for r in tables["success_rate"]))
@@ -260,15 +260,16 @@ def _grid(runs: list[Run], tables: dict[str, list[dict]]) -> str:
             links = []
             for run in by_cell.get((sim, strategy), []):
                 d = run.distill
-                ok = None if d is None else d.edge_success and d.node_success
+                ok = None if d is None else found(d)
                 detail = ("not distilled" if d is None else
-                          f"force law {_mark(d.edge_success)}, Newton {_mark(d.node_success)}")
+                          ", ".join(f"{name} {_mark(success)}" for name, success in found_parts(d)))
                 links.append(f'<a href="#{_anchor(run)}" class="{"ok" if ok else "no"}" '
                              f'title="{_e(run.label)}: {_e(detail)}">s{run.seed} {_mark(ok)}</a>')
             cells.append(" ".join(links) or MISSING)
         rows.append([_e(sim), *cells])
-    return ('<p class="note">✓: force law and Newton\'s second law both found; ✗: not both; –: not '
-            'distilled yet. Each mark links to its run.</p><div class="grid">'
+    return ('<p class="note">✓: force law and Newton\'s second law both found (Hamiltonian: the pair '
+            'potential found); ✗: not found; –: not distilled yet. Each mark links to its run.</p>'
+            '<div class="grid">'
             + _table(["law-dim", *(STRATEGY_TITLES.get(s, s) for s in strategies)], rows, raw=True) + "</div>")
 
 

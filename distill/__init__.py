@@ -18,7 +18,8 @@ and against F/m1 -> symbolic regression of each significant component from
 (dx, dy, (dz), r, rs, m1, m2, q1, q2) on training edges (receiver "1", sender "2",
 dx = x1 - x2, rs = r + softening) and of each node output from (e1..ek, m1, q1, v1) with the
 SR engine `DistillConfig.sr_engine` -> Pareto front -> selection ("score": max
--dlog(MAE)/dcomplexity, the paper; or PySR's "best") -> constant refit -> judgement on fresh
+-dlog(MAE)/dcomplexity, the paper; or PySR's "best"; either on held-out training rows,
+"score_heldout" / "best_heldout") -> constant refit -> judgement on fresh
 edges/nodes -> composed symbolic predictor vs network MAE, in distribution and on two OOD
 sets (positions spread x2; n + 4 particles).
 """

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from nbody.errors import InputError, require_finite
 
 SR_ENGINES = ("operon", "pysr")
-SELECTIONS = ("score", "best")
+SELECTIONS = ("score", "best", "score_heldout", "best_heldout")
 NODE_TARGETS = ("network", "true")
 ALIGNS = ("none", "node", "node_charge")
 ALIGN_COMPONENTS = ("top", "all")
@@ -57,7 +57,9 @@ class DistillConfig:
             (Operon's default is 0, i.e. no constant fitting, which fails these tasks).
         n_threads: SR threads; 0 uses every core.
         selection: Pareto-front rule: "score" (paper: max -dlog(MAE)/dcomplexity) or "best"
-            (PySR's default: max score among losses <= best_loss_factor * min loss).
+            (PySR's default: max score among losses <= best_loss_factor * min loss), on the
+            fit rows; "score_heldout" / "best_heldout": the same rule on each front entry's
+            loss on held-out training rows that the search never saw (`distill.select`).
         node_selection: Pareto-front rule of the node fits; None uses `selection`. ("best"
             suits 3D edge messages that mix all axes, but on node fits it takes spurious
             nonlinear terms in ē that blow up on close pairs; "score" takes the linear law.)

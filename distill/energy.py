@@ -18,7 +18,11 @@ Steps:
     (`judge.grouped_slope_fit`, the criterion the equations are judged by; an affine fit to
     U alone, like the messages' R², would count the allowed offsets f as error);
  2. SR of H_pair on training edges (inputs `messages.edge_input_names`, r >= min_r) and of
-    H_self on training nodes (inputs `self_input_names`: the momentum p = m v, m, q);
+    H_self on training nodes (inputs `self_input_names`: the momentum p = m v, m, q); a
+    "_heldout" selection rule reads each front entry's loss on fresh rows built from the
+    training states like the judgement's (grouped by particle constants, so the loss
+    ignores the offsets f(constants), which no dynamics can see), drawn with their own
+    generator (`pipeline.heldout_rng`);
  3. the verdicts on fresh rows drawn in groups of shared particle constants
     (`judge.judge_energy`): H_pair ≈ a·U + f(q1, q2, m1, m2), H_self ≈ a·p²/(2m) + g(q, m);
  4. the symbolic model: accelerations -(dH_pair/dx)/m of the distilled pair energy
@@ -43,7 +47,8 @@ from .candidate import lambdify, symbols_for
 from .config import DistillConfig
 from .judge import grouped_slope_fit, judge_energy
 from .messages import edge_input_names, edge_inputs, sample_edges
-from .pipeline import DistillData, _compare, build_replacing, fit_target, numpy_callable
+from .pipeline import (DistillData, Holdout, _compare, build_replacing, fit_target, heldout_rng, needs_heldout,
+                       numpy_callable)
 from .schema import DistillResult, EnergyEquation
 from .symbolic import Network
 
@@ -99,15 +104,16 @@ def _pair_rows(x: np.ndarray, law: Law, dim: int, softening: float, n_rows: int,
     return edge_inputs(x_recv, x_send, dim, softening), group, x_recv, x_send
 
 
-def _self_rows(x: np.ndarray, dim: int, n_rows: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Fresh self rows (self inputs [N, dim + 2], group [N]): each group keeps the (q, m) of
-    one test node and takes the velocities of GROUP_SIZE other test nodes."""
+def _self_rows(x: np.ndarray, dim: int, n_rows: int,
+               rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fresh self rows (self inputs [N, dim + 2], group [N], node features [N, F]): each
+    group keeps the (q, m) of one node of x and takes the velocities of GROUP_SIZE others."""
     nodes = x.reshape(-1, x.shape[-1]).astype(np.float64)
     groups = max(2, n_rows // GROUP_SIZE)
     group = np.repeat(np.arange(groups), GROUP_SIZE)
     rows = nodes[rng.integers(len(nodes), size=groups)][group]
     rows[:, dim:2 * dim] = state.vel(nodes[rng.integers(len(nodes), size=len(group))], dim)
-    return self_inputs(rows, dim), group
+    return self_inputs(rows, dim), group, rows
 
 
 def symbolic_accelerations(pair_expr: sp.Expr, law: Law, dim: int, softening: float):
@@ -132,6 +138,28 @@ def symbolic_accelerations(pair_expr: sp.Expr, law: Law, dim: int, softening: fl
     return predict
 
 
+def energy_callables(model, dim: int):
+    """A `HamiltonianGNN`'s energies as NumPy functions of node features: (the symmetrised
+    pair energy (x_recv [N, F], x_send [N, F]) -> [N], the self energy x [N, F] -> [N])."""
+    from gnn.hamiltonian import canonical  # deferred: reading outputs should not load torch
+
+    model.eval()
+    pair = symmetric(numpy_callable(lambda xr, xs: model.pair_energy(canonical(xr, dim), canonical(xs, dim))[..., 0]))
+    return pair, numpy_callable(lambda x: model.self_energy(canonical(x, dim))[..., 0])
+
+
+def heldout_rows(data: DistillData, pair, self_energy, cfg: DistillConfig) -> dict[str, Holdout]:
+    """Held-out rows of the pair and self energies for the "_heldout" selection rules: rows
+    built from the training states like the judgement's fresh rows (`_pair_rows`,
+    `_self_rows`), in groups of shared particle constants, with the network's energies."""
+    rng = heldout_rng(cfg)
+    X_pair, pair_groups, x_recv, x_send = _pair_rows(data.train_x, data.law, data.dim, data.softening,
+                                                     cfg.n_edges, cfg.min_r, rng)
+    X_self, self_groups, nodes = _self_rows(data.train_x, data.dim, cfg.n_nodes, rng)
+    return {"pair": Holdout(X_pair, pair(x_recv, x_send), pair_groups),
+            "self": Holdout(X_self, self_energy(nodes), self_groups)}
+
+
 def distill_hamiltonian(model, data: DistillData, cfg: DistillConfig, out_dir: str | Path,
                         info: dict | None = None) -> DistillResult:
     """Distill a `HamiltonianGNN`'s pair and self energies; write every output to out_dir
@@ -144,14 +172,10 @@ def distill_hamiltonian(model, data: DistillData, cfg: DistillConfig, out_dir: s
 
 
 def _distill_into(out: Path, model, data: DistillData, cfg: DistillConfig, info: dict | None) -> DistillResult:
-    from gnn.hamiltonian import canonical  # deferred: reading outputs should not load torch
-
     start = time.perf_counter()
     rng = np.random.default_rng(cfg.seed)
     law, dim, eps = data.law, data.dim, data.softening
-    model.eval()
-    pair = symmetric(numpy_callable(lambda xr, xs: model.pair_energy(canonical(xr, dim), canonical(xs, dim))[..., 0]))
-    self_energy = numpy_callable(lambda x: model.self_energy(canonical(x, dim))[..., 0])
+    pair, self_energy = energy_callables(model, dim)
 
     # 1. The network's pair energy against the potential, on fresh grouped test rows.
     X_pair_fresh, pair_groups, x_recv, x_send = _pair_rows(data.test_x, law, dim, eps, cfg.n_edges, cfg.min_r, rng)
@@ -164,14 +188,15 @@ def _distill_into(out: Path, model, data: DistillData, cfg: DistillConfig, info:
     X_pair = edge_inputs(fit_edges.x_recv, fit_edges.x_send, dim, eps)
     nodes = data.train_x.reshape(-1, data.train_x.shape[-1])
     fit_nodes = nodes[rng.choice(len(nodes), size=min(len(nodes), cfg.n_nodes), replace=False)].astype(np.float64)
-    X_self_fresh, self_groups = _self_rows(data.test_x, dim, cfg.n_nodes, rng)
+    X_self_fresh, self_groups, _ = _self_rows(data.test_x, dim, cfg.n_nodes, rng)
+    held = heldout_rows(data, pair, self_energy, cfg) if needs_heldout(cfg.selection) else {}
     parts = (("pair", names_e, X_pair, pair(fit_edges.x_recv, fit_edges.x_send),
               X_pair_fresh, potential(law, X_pair_fresh, dim), pair_groups, "potential"),
              ("self", names_s, self_inputs(fit_nodes, dim), self_energy(fit_nodes),
               X_self_fresh, kinetic(X_self_fresh, dim), self_groups, "kinetic"))
     equations, fits = [], {}
     for part, names, X, y, X_fresh, truth, groups, target in parts:
-        fit = fit_target(X, y, names, cfg)
+        fit = fit_target(X, y, names, cfg, held.get(part))
         verdict = judge_energy(fit.final.expr, names, X_fresh, truth, groups, fit.final.complexity, cfg.judge, target)
         equation = EnergyEquation(part=part, judgement=verdict, **report.equation_fields(fit, cfg.selection))
         schema.write_front(out / equation.front_file, report.front_rows(fit))

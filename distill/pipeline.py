@@ -11,8 +11,10 @@ use the node model's basis of the significant components (`align`; one per recei
 with "node_charge"), computed on training nodes.
 
 Data use: messages are analysed on test edges; SR fits use training edges/nodes; the
-judgement uses fresh test edges/nodes (never the fit rows); the MAE comparison uses
-`n_eval_graphs` test graphs and two out-of-distribution sets.
+"_heldout" selection rules use as many edges/nodes of the other training graphs (drawn with
+their own generator, so the other rules' runs are unchanged); the judgement uses fresh test
+edges/nodes (never the fit rows); the MAE comparison uses `n_eval_graphs` test graphs and
+two out-of-distribution sets.
 """
 from __future__ import annotations
 
@@ -40,7 +42,7 @@ from .messages import (analyse_messages, directed_edges, edge_input_names, edge_
                        pair_targets, sample_edges)
 from .refit import refit_constants
 from .schema import DistillResult, EdgeEquation, MAEComparison, NodeEquation, OODError, Predictions
-from .select import pareto_front, scores, select
+from .select import HELDOUT, heldout_loss, pareto_front, scores, select
 from .symbolic import (Network, aggregate, forward, mae_stats, node_input_names, node_inputs,
                        ood_states, symbolic_network)
 
@@ -64,9 +66,25 @@ class DistillData:
 
 
 @dataclass(frozen=True)
+class Holdout:
+    """Held-out rows of one SR target, which its search never sees (for the "_heldout"
+    selection rules): inputs X [N, d], target y [N] (or [N, k], one column per target), and
+    optionally groups [N], labels of rows that share their particle constants (the held-out
+    loss then ignores one offset per group: `select.heldout_loss`)."""
+
+    X: np.ndarray
+    y: np.ndarray
+    groups: np.ndarray | None = None
+
+    def column(self, j: int) -> "Holdout":
+        """The held-out rows of target column j of a [N, k] y."""
+        return Holdout(self.X, self.y[:, j], self.groups)
+
+
+@dataclass(frozen=True)
 class FitResult:
-    """One SR target: its Pareto front, PySR scores, the selected index, and the final
-    (refitted) equation."""
+    """One SR target: its Pareto front, PySR scores, the selected index, the final
+    (refitted) equation, and each front entry's held-out loss (None without held-out rows)."""
 
     front: list[Candidate]
     scores: list[float]
@@ -74,26 +92,54 @@ class FitResult:
     final: Candidate
     refitted: bool
     seconds: float
+    heldout_losses: list[float] | None = None
 
 
-def fit_target(X: np.ndarray, y: np.ndarray, names: list[str], cfg: DistillConfig) -> FitResult:
+def needs_heldout(rule: str) -> bool:
+    """Whether selection rule `rule` reads held-out rows."""
+    return rule.endswith(HELDOUT)
+
+
+def heldout_rng(cfg: DistillConfig) -> np.random.Generator:
+    """The generator that draws held-out rows: its own stream, so drawing them leaves every
+    other sample of a run unchanged."""
+    return np.random.default_rng([cfg.seed, 2])
+
+
+def unused_graphs(n_graphs: int, used: np.ndarray) -> np.ndarray:
+    """Indices of the graphs 0..n_graphs-1 not in `used` (those fit rows came from): where
+    held-out rows are drawn. InputError when none is left."""
+    left = np.setdiff1d(np.arange(n_graphs), used)
+    if len(left) == 0:
+        raise InputError(f"all {n_graphs} training graphs hold fit rows, none is left for held-out rows; "
+                         "use more graphs or a selection rule without held-out rows")
+    return left
+
+
+def fit_target(X: np.ndarray, y: np.ndarray, names: list[str], cfg: DistillConfig,
+               heldout: Holdout | None = None) -> FitResult:
     """SR on one target, Pareto front, selection rule, optional constant refit.
 
     Args:
         X: [N, d] inputs; y: [N] target; names: column names; cfg: the stage config.
+        heldout: rows the search does not see; each front entry's loss on them
+            (`select.heldout_loss`) is what a "_heldout" selection rule reads.
     Returns:
-        FitResult (final = the selected equation, refitted when cfg.refit and it helps;
-        seconds = wall time of search, selection and refit).
+        FitResult (final = the selected equation, refitted on (X, y) when cfg.refit and it
+        helps; seconds = wall time of search, selection and refit).
     """
     start = time.perf_counter()
     front = pareto_front(sr_engines.fit(X, y, names, cfg), y)
-    index = select(front, cfg.selection, cfg.best_loss_factor)
+    losses = None if heldout is None else [heldout_loss(c.expr, heldout.X, heldout.y, names, heldout.groups)
+                                           for c in front]
+    index = select(front, cfg.selection, cfg.best_loss_factor, losses)
     chosen = front[index]
     final = chosen
     if cfg.refit:
         expr, loss = refit_constants(chosen.expr, X, y, names, cfg.precision)
         final = Candidate(expr, complexity(expr), loss)
-    return FitResult(front, scores(front), index, final, final.expr != chosen.expr, time.perf_counter() - start)
+    return FitResult(front, scores(front), index, final, final.expr != chosen.expr, time.perf_counter() - start,
+                     losses)
 
 
 def _nearest(x: np.ndarray, law: Law, dim: int) -> np.ndarray:
@@ -108,10 +154,10 @@ def _nearest(x: np.ndarray, law: Law, dim: int) -> np.ndarray:
 
 
 def _sample_nodes(net: Network, x: np.ndarray, a: np.ndarray, law: Law, dim: int, basis: "MessageBasis",
-                  cfg: DistillConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Node SR rows: (inputs [N, d], network node outputs or true accelerations [N, dim]) for
-    `cfg.n_nodes` nodes with no neighbour closer than min_r; the aggregated messages enter
-    in the basis SR fits them in."""
+                  cfg: DistillConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Node SR rows: (inputs [N, d], network node outputs or true accelerations [N, dim], the
+    graphs drawn) for `cfg.n_nodes` nodes with no neighbour closer than min_r; the
+    aggregated messages enter in the basis SR fits them in."""
     G, n, F = x.shape
     graphs = rng.choice(G, size=min(G, int(np.ceil(2 * cfg.n_nodes / n))), replace=False)
     xs = x[graphs].astype(np.float64)
@@ -124,7 +170,7 @@ def _sample_nodes(net: Network, x: np.ndarray, a: np.ndarray, law: Law, dim: int
         target = np.asarray(net.node(flat, agg), dtype=np.float64)
     else:
         target = a[graphs].reshape(-1, dim)[keep][: cfg.n_nodes].astype(np.float64)
-    return node_inputs(flat, basis(agg, flat), dim), target
+    return node_inputs(flat, basis(agg, flat), dim), target, graphs
 
 
 @dataclass(frozen=True)
@@ -221,10 +267,16 @@ def _distill_into(out: Path, net: Network, data: DistillData, cfg: DistillConfig
     force = pair_targets(law, fresh_edges.x_recv, fresh_edges.x_send, dim, data.softening)[0]
     y_fresh = basis(np.asarray(net.edge(fresh_edges.x_recv, fresh_edges.x_send), dtype=np.float64),
                     fresh_edges.x_recv)
+    held = None
+    if needs_heldout(cfg.selection):
+        rows = sample_edges(data.train_x[unused_graphs(len(data.train_x), fit_edges.graph)], law, cfg.n_edges,
+                            heldout_rng(cfg), cfg.min_r)
+        held = Holdout(edge_inputs(rows.x_recv, rows.x_send, dim, data.softening),
+                       basis(np.asarray(net.edge(rows.x_recv, rows.x_send), dtype=np.float64), rows.x_recv))
     components = top if alignment is None else range(dim)
     edge_fits, edges = [], []
     for rank, k in enumerate(components):
-        fit = fit_target(X_fit, y_fit[:, rank], names_e, cfg)
+        fit = fit_target(X_fit, y_fit[:, rank], names_e, cfg, None if held is None else held.column(rank))
         verdict = judge_edge(fit.final.expr, names_e, X_fresh, force, fit.final.complexity, cfg.judge, y_fresh[:, rank])
         edge = EdgeEquation(component=int(k), rank=rank + 1, judgement=verdict,
                             **report.equation_fields(fit, cfg.selection))
@@ -236,12 +288,17 @@ def _distill_into(out: Path, net: Network, data: DistillData, cfg: DistillConfig
     #    against the receiver factor(s) the edge equations matched (the composed model).
     names_n = node_input_names(dim, len(top))
     node_cfg = dataclasses.replace(cfg, selection=cfg.node_selection or cfg.selection)
-    X_node, y_node = _sample_nodes(net, data.train_x, data.train_a, law, dim, basis, cfg, rng)
-    X_node_fresh, y_node_fresh = _sample_nodes(net, data.test_x, data.test_a, law, dim, basis, cfg, rng)
+    X_node, y_node, node_graphs = _sample_nodes(net, data.train_x, data.train_a, law, dim, basis, cfg, rng)
+    X_node_fresh, y_node_fresh, _ = _sample_nodes(net, data.test_x, data.test_a, law, dim, basis, cfg, rng)
+    held = None
+    if needs_heldout(node_cfg.selection):
+        left = unused_graphs(len(data.train_x), node_graphs)
+        held = Holdout(*_sample_nodes(net, data.train_x[left], data.train_a[left], law, dim, basis, cfg,
+                                      heldout_rng(cfg))[:2])
     undone = list(dict.fromkeys(edge_target(e.judgement) for e in edges))
     node_fits, nodes = [], []
     for j, axis in enumerate("xyz"[:dim]):
-        fit = fit_target(X_node, y_node[:, j], names_n, node_cfg)
+        fit = fit_target(X_node, y_node[:, j], names_n, node_cfg, None if held is None else held.column(j))
         verdict = judge_node(fit.final.expr, names_n, X_node_fresh, X_node_fresh[:, :len(top)],
                              fit.final.complexity, cfg.judge, y_node_fresh[:, j], undone)
         node = NodeEquation(output=axis, index=j, judgement=verdict,
@@ -338,6 +395,16 @@ def network_from_model(model, batch: int = 8192) -> Network:
         strategy=strategy)
 
 
+def distill_data(dataset) -> DistillData:
+    """The `DistillData` of an `nbody.dataset.Dataset`: its law, dim, softening, and the
+    train and test splits' states and accelerations."""
+    law = dataset.law if isinstance(dataset.law, Law) else get_law(str(dataset.law))
+    train_x, train_a = dataset.split("train").graphs()
+    test_x, test_a = dataset.split("test").graphs()
+    return DistillData(law, int(dataset.config.dim), float(dataset.config.softening), train_x, train_a,
+                       test_x, test_a)
+
+
 def distill_model(model, dataset, cfg: DistillConfig, out_dir: str | Path,
                   info: dict | None = None) -> DistillResult:
     """Distill a trained GNN on its dataset (a Hamiltonian model: `energy.distill_hamiltonian`).
@@ -355,13 +422,9 @@ def distill_model(model, dataset, cfg: DistillConfig, out_dir: str | Path,
     """
     hamiltonian = getattr(getattr(model, "cfg", None), "strategy", None) == "hamiltonian"
     net = None if hamiltonian else network_from_model(model)
-    law = dataset.law if isinstance(dataset.law, Law) else get_law(str(dataset.law))
-    dim = int(dataset.config.dim)
-    if int(model.cfg.dim) != dim:
-        raise InputError(f"model is {model.cfg.dim}D but the dataset is {dim}D")
-    train_x, train_a = dataset.split("train").graphs()
-    test_x, test_a = dataset.split("test").graphs()
-    data = DistillData(law, dim, float(dataset.config.softening), train_x, train_a, test_x, test_a)
+    data = distill_data(dataset)
+    if int(model.cfg.dim) != data.dim:
+        raise InputError(f"model is {model.cfg.dim}D but the dataset is {data.dim}D")
     if hamiltonian:
         from .energy import distill_hamiltonian  # it builds on this module
         return distill_hamiltonian(model, data, cfg, out_dir, info)

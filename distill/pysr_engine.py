@@ -19,6 +19,7 @@ from nbody.errors import InputError
 
 from .candidate import Candidate, make_candidate
 from .config import DistillConfig
+from .select import HELDOUT
 
 _BINARY = ("+", "-", "*", "/", "^")
 _HINT = "PySR engine unavailable ({}); it needs Julia (pip install pysr, then run `python -c 'import pysr'` once with internet) - or use sr_engine='operon'"
@@ -53,7 +54,7 @@ def fit(X: np.ndarray, y: np.ndarray, names: Sequence[str], cfg: DistillConfig) 
             population_size=cfg.population_size,
             maxsize=cfg.max_length,
             elementwise_loss="L1DistLoss()",
-            model_selection=cfg.selection,
+            model_selection=cfg.selection.removesuffix(HELDOUT),  # its own pick is unused
             timeout_in_seconds=cfg.max_time,
             parallelism="serial",  # PySR is deterministic only when serial
             deterministic=True,

@@ -21,9 +21,12 @@ MAX_PRINTED_COLUMNS = 6   # an alignment matrix wider than this is left to disti
 
 
 def front_rows(fit) -> list[FrontRow]:
-    """A fit's Pareto front; `selected` marks the entry the rule chose (before the refit)."""
+    """A fit's Pareto front; `selected` marks the entry the rule chose (before the refit),
+    `heldout_loss` the loss a "_heldout" rule read (None without held-out rows)."""
+    held = fit.heldout_losses or [None] * len(fit.front)
     return [FrontRow(complexity=c.complexity, loss=float(c.loss), score=float(s), selected=i == fit.index,
-                     equation=str(c.expr)) for i, (c, s) in enumerate(zip(fit.front, fit.scores))]
+                     equation=str(c.expr), heldout_loss=h)
+            for i, (c, s, h) in enumerate(zip(fit.front, fit.scores, held))]
 
 
 def equation_fields(fit, selection: str) -> dict[str, Any]:

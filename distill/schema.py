@@ -6,7 +6,8 @@ Out: in a distill folder, each file written atomically:
     messages.npz            `MessageArrays` (`save_messages` / `load_messages`)
     predictions.npz         `Predictions` (`save_predictions` / `load_predictions`)
     pareto_edge_{k}.csv     `FrontRow`s of one fit (`write_front` / `read_front`); the file
-    pareto_node_{axis}.csv  of an equation is its `front_file`
+    pareto_node_{axis}.csv  of an equation is its `front_file`; a fit selected by a
+                            "_heldout" rule adds the column heldout_loss
   Beside them `distill.pipeline` writes distill_config.json (the `DistillConfig`) and
   `distill.report` writes equations.md (for people; nothing reads it).
 
@@ -45,6 +46,7 @@ RESULT_FILE = "distill.json"
 MESSAGES_FILE = "messages.npz"
 PREDICTIONS_FILE = "predictions.npz"
 FRONT_COLUMNS = ("complexity", "loss", "score", "selected", "equation")
+HELDOUT_COLUMN = "heldout_loss"
 
 
 # --------------------------------------------------------------------------- #
@@ -405,22 +407,27 @@ def load_predictions(folder: str | Path) -> Predictions | None:
 @dataclass(frozen=True, kw_only=True)
 class FrontRow:
     """One Pareto-front entry: complexity, MAE loss, PySR score, whether the selection rule
-    chose it (before the constant refit), and the equation as sympy text."""
+    chose it (before the constant refit), the equation as sympy text, and its loss on the
+    held-out rows a "_heldout" rule read (None without them)."""
 
     complexity: int
     loss: float
     score: float
     selected: bool
     equation: str
+    heldout_loss: float | None = None
 
 
 def write_front(path: str | Path, rows: typing.Sequence[FrontRow]) -> None:
-    """Write a Pareto front as CSV with the header FRONT_COLUMNS (selected as 0/1)."""
+    """Write a Pareto front as CSV with the header FRONT_COLUMNS (selected as 0/1), plus
+    HELDOUT_COLUMN when the rows have held-out losses."""
+    held = any(r.heldout_loss is not None for r in rows)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(FRONT_COLUMNS)
+    writer.writerow(FRONT_COLUMNS + (HELDOUT_COLUMN,) * held)
     for r in rows:
-        writer.writerow([r.complexity, repr(float(r.loss)), repr(float(r.score)), int(r.selected), r.equation])
+        extra = [repr(float(r.heldout_loss))] if held else []
+        writer.writerow([r.complexity, repr(float(r.loss)), repr(float(r.score)), int(r.selected), r.equation, *extra])
     atomic_write_text(path, buf.getvalue())
 
 
@@ -435,14 +442,18 @@ def read_front(path: str | Path) -> list[FrontRow]:
         raise InputError(f"missing file: {path}")
     with open(path, newline="", encoding="utf-8") as fh:
         reader = csv.reader(fh)
-        if tuple(next(reader, ())) != FRONT_COLUMNS:
-            raise InputError(f"{path}: expected the columns {', '.join(FRONT_COLUMNS)}")
+        header = tuple(next(reader, ()))
+        if header not in (FRONT_COLUMNS, FRONT_COLUMNS + (HELDOUT_COLUMN,)):
+            raise InputError(f"{path}: expected the columns {', '.join(FRONT_COLUMNS)}[, {HELDOUT_COLUMN}]")
         rows = []
         for line, row in enumerate(reader, start=2):
             try:
-                complexity, loss, score, selected, equation = row
+                if len(row) != len(header):
+                    raise ValueError
+                complexity, loss, score, selected, equation, *held = row
                 rows.append(FrontRow(complexity=int(complexity), loss=float(loss), score=float(score),
-                                     selected={"0": False, "1": True}[selected], equation=equation))
+                                     selected={"0": False, "1": True}[selected], equation=equation,
+                                     heldout_loss=float(held[0]) if held else None))
             except (ValueError, KeyError):
                 raise InputError(f"{path}, line {line}: not a Pareto-front row") from None
     return rows

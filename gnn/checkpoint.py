@@ -74,6 +74,17 @@ def save_model(path: str | os.PathLike, model: GNN, meta: dict[str, Any]) -> Non
     save_torch(path, MODEL_KIND, {"model": state, "meta": meta})
 
 
+def trained_strategy(path: str | os.PathLike) -> str:
+    """The message strategy of the model in checkpoint.pt (or a training folder holding one),
+    read without building the model; InputError as `load_model`."""
+    path = Path(path)
+    meta = load_torch(path / "checkpoint.pt" if path.is_dir() else path, MODEL_KIND).get("meta")
+    strategy = meta.get("model_config", {}).get("strategy") if isinstance(meta, dict) else None
+    if not isinstance(strategy, str):
+        raise InputError(f"{path} carries no model_config")
+    return strategy
+
+
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[GNN, dict]:
     """Rebuild a trained model from checkpoint.pt (or a training output folder holding one).
 

@@ -11,9 +11,12 @@ import torch
 
 from _distill_helpers import SPRING, distill_planted, spring_data, states
 from distill import DistillConfig, distill_checkpoint, distill_model, load_result, summary_lines
+from distill.candidate import Candidate, parse
+from distill.messages import edge_input_names
 from distill.pipeline import network_from_model
+from distill.select import select
+from distill.symbolic import forward, node_input_names
 from distill.schema import SCHEMA_VERSION, load_messages, load_predictions, read_front
-from distill.symbolic import forward
 from gnn.config import ModelConfig
 from gnn.model import GNN
 from nbody.errors import InputError
@@ -127,3 +130,23 @@ def test_bad_inputs_are_one_line_input_errors(tmp_path):
     assert "\n" not in str(info.value)
     with pytest.raises(InputError, match="not a message-passing GNN"):
         network_from_model(torch.nn.Linear(2, 2))
+
+
+def test_held_out_rules_read_new_training_rows_and_leave_the_rest_of_the_run_unchanged(planted_run, tmp_path):
+    result, out = planted_run
+    cfg = dataclasses.replace(PLANTED, selection="best_heldout", node_selection="score_heldout")
+    held = distill_planted(cfg, tmp_path / "held")
+    assert held.edge_success and held.node_success, held.edge + held.node
+    for before, after in zip(result.edge + result.node, held.edge + held.node):
+        rows, rows_held = read_front(out / before.front_file), read_front(tmp_path / "held" / after.front_file)
+        assert [(r.complexity, r.loss, r.equation) for r in rows] == [(r.complexity, r.loss, r.equation)
+                                                                      for r in rows_held]   # same search
+        assert all(r.heldout_loss is None for r in rows)
+        losses = [r.heldout_loss for r in rows_held]
+        assert all(np.isfinite(losses)) and losses != [r.loss for r in rows_held]
+        names = edge_input_names(2) if after in held.edge else node_input_names(2, 2)
+        front = [Candidate(parse(r.equation, names), r.complexity, r.loss) for r in rows_held]
+        picked = select(front, after.selected_by, cfg.best_loss_factor, losses)
+        assert [r.selected for r in rows_held] == [i == picked for i in range(len(rows_held))]
+    assert np.array_equal(load_predictions(out).true, load_predictions(tmp_path / "held").true)
+    assert np.array_equal(load_messages(out).messages, load_messages(tmp_path / "held").messages)

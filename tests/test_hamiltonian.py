@@ -21,10 +21,12 @@ from torch import nn
 import run
 from distill.candidate import parse
 from distill.config import DistillConfig
-from distill.energy import (_pair_rows, _self_rows, kinetic, potential, self_input_names, symbolic_accelerations,
-                            symmetric)
+from distill.energy import (_pair_rows, _self_rows, energy_callables, heldout_rows, kinetic, potential,
+                            self_input_names, symbolic_accelerations, symmetric)
 from distill.judge import judge_energy
 from distill.messages import edge_input_names
+from distill.pipeline import DistillData
+from distill.select import heldout_loss
 from gnn.checkpoint import load_model
 from gnn.config import ModelConfig, TrainConfig
 from gnn.hamiltonian import HamiltonianGNN, canonical
@@ -194,7 +196,7 @@ def test_the_pair_energy_judge_takes_the_potential_up_to_constants_and_refuses_n
 
 def test_the_self_energy_judge_takes_the_kinetic_energy_up_to_constants_and_refuses_near_misses():
     rng = np.random.default_rng(0)
-    X, groups = _self_rows(_states(get_law("r1"), count=200), 2, 2000, rng)
+    X, groups, _ = _self_rows(_states(get_law("r1"), count=200), 2, 2000, rng)
     names, ke = self_input_names(2), kinetic(X, 2)
     cfg = DistillConfig().judge
     assert judge_energy(parse("(px**2 + py**2)/m + 3*q + log(m)", names), names, X, ke, groups, 9, cfg,
@@ -219,3 +221,23 @@ def test_run_all_with_the_hamiltonian_strategy_runs_end_to_end(tmp_path):
     tables = (out / "analysis" / "test_mae.md").read_text()
     assert "Hamiltonian (FlatHGN)" in tables and "paper 0.016" in tables      # Table 3, Spring-2 FlatHGN
     assert "H_pair" in (out / "analysis" / "report.html").read_text()
+
+
+def test_held_out_energy_rows_are_grouped_by_constants_and_their_loss_ignores_the_energys_offsets():
+    law = get_law("r1")
+    data = DistillData(law, 2, EPS, _states(law, count=300), None, _states(law, count=50, seed=1), None)
+    pair, self_energy = energy_callables(_model(planted_law=law).float(), 2)
+    cfg = DistillConfig(n_edges=1000, n_nodes=1000, selection="best_heldout")
+    held = heldout_rows(data, pair, self_energy, cfg)
+    names_e, names_s = edge_input_names(2), self_input_names(2)
+    X, groups = held["pair"].X, held["pair"].groups
+    for col in ("m1", "m2", "q1", "q2"):
+        column = X[:, names_e.index(col)]
+        assert all(np.ptp(column[groups == g]) == 0 for g in np.unique(groups)), col
+    assert np.ptp(X[:, names_e.index("r")]) > 1 and X[:, names_e.index("r")].min() >= cfg.min_r
+    shifted = parse("0.5*m1*m2*log(rs) + 0.3*m1 - 2*m1*m2", names_e)     # U/2 plus terms in the constants
+    grouped = heldout_loss(shifted, X, held["pair"].y, names_e, groups)
+    assert grouped < 1e-4 < 0.1 < heldout_loss(shifted, X, held["pair"].y, names_e)
+    assert heldout_loss(parse("-0.5*m1*m2/rs", names_e), X, held["pair"].y, names_e, groups) > 100 * grouped
+    kinetic_shifted = parse("(px**2 + py**2)/(2*m) + log(m) - q", names_s)
+    assert heldout_loss(kinetic_shifted, held["self"].X, held["self"].y, names_s, held["self"].groups) < 1e-4

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -169,6 +170,74 @@ def test_cpu_preset_applies_its_per_law_settings_unless_a_flag_is_given(law):
     given = run.config_from_args(parser.parse_args(
         ["all", "--out", "x", "--preset", "cpu", "--law", law, "--prune-percentile", "none", "--epochs", "2"]))
     assert given.sim.prune_percentile is None and given.train.epochs == 2
+
+
+def test_cpu_preset_applies_its_per_strategy_settings_to_that_strategy_only(tmp_path):
+    parser = run.build_parser()
+
+    def cfg(*flags):
+        return run.config_from_args(parser.parse_args(["all", "--out", "x", "--preset", "cpu", "--law", "r1", *flags]))
+    ham = cfg("--strategy", "hamiltonian").distill
+    for field, value in runconfig.CPU_STRATEGY_SETTINGS["hamiltonian"].items():
+        assert getattr(ham, field) == value, field
+    for strategy in ("standard", "bottleneck", "l1", "kl"):       # what results/cpu was measured with
+        other = cfg("--strategy", strategy).distill
+        assert (other.selection, other.node_selection, other.operators) == ("best", "score", ("+", "-", "*", "/"))
+    assert cfg("--strategy", "hamiltonian", "--selection", "score").distill.selection == "score"
+    tiny = run.config_from_args(parser.parse_args(["all", "--out", "x", "--strategy", "hamiltonian"]))
+    assert tiny.distill == runconfig.preset("tiny").distill
+
+
+def test_run_py_distill_takes_the_per_strategy_settings_of_the_checkpoints_model(tmp_path, monkeypatch):
+    from gnn.checkpoint import save_model, trained_strategy
+    from gnn.config import ModelConfig
+    from gnn.hamiltonian import HamiltonianGNN
+    model_cfg = ModelConfig(strategy="hamiltonian", dim=2, hidden=8, n_hidden_layers=1)
+    save_model(tmp_path / "checkpoint.pt", HamiltonianGNN(model_cfg), {"model_config": vars(model_cfg)})
+    assert trained_strategy(tmp_path) == trained_strategy(tmp_path / "checkpoint.pt") == "hamiltonian"
+    with pytest.raises(run.InputError, match="missing checkpoint"):
+        trained_strategy(tmp_path / "none.pt")
+
+    class Reached(Exception):
+        pass
+
+    def stage_distill(out, checkpoint, data_dir, cfg):
+        raise Reached(cfg)
+    monkeypatch.setattr(run, "stage_distill", stage_distill)
+    for preset, expected in (("cpu", runconfig.CPU_STRATEGY_SETTINGS["hamiltonian"]["selection"]),
+                             ("tiny", runconfig.preset("tiny").distill.selection)):
+        with pytest.raises(Reached) as reached:
+            run.main(["distill", "--preset", preset, "--model", str(tmp_path / "checkpoint.pt"),
+                      "--out", str(tmp_path / "d")])
+        assert reached.value.args[0].selection == expected
+
+
+def test_a_cpu_sweep_gains_the_hamiltonian_column_beside_the_published_flathgn(tmp_path):
+    out = tmp_path / "sweep"
+    small = ["--n-sims", "12", "--nt", "40", "--integrator", "reference", "--epochs", "1", "--batch-size", "16",
+             "--hidden", "8", "--n-hidden-layers", "1", "--generations", "2", "--population-size", "16",
+             "--n-edges", "200", "--n-nodes", "200", "--n-eval-graphs", "10", "--n-ood-graphs", "10",
+             "--max-time", "20", "--n-threads", "1", "--quiet"]
+    assert run.main(["sweep", "--preset", "cpu", "--laws", "r1", "--dims", "2", "--strategies",
+                     "bottleneck,hamiltonian", "--seeds", "0", *small, "--out", str(out)]) == 0
+    ham, other = (json.loads((out / f"r1-2d-{s}-s0" / "distill" / "distill_config.json").read_text())
+                  for s in ("hamiltonian", "bottleneck"))
+    assert "log" in ham["operators"] and ham["selection"] == "best_heldout" and other["selection"] == "best"
+    header = (out / "r1-2d-hamiltonian-s0" / "distill" / "pareto_pair_energy.csv").read_text().splitlines()[0]
+    assert header.endswith(",heldout_loss")
+
+    def cells(table):
+        lines = [line for line in (out / "analysis" / f"{table}.md").read_text().splitlines() if line.startswith("|")]
+        titles = [c.strip() for c in lines[0].strip("|").split("|")]
+        return {row.split("|")[1].strip(): dict(zip(titles, (c.strip() for c in row.strip("|").split("|"))))
+                for row in lines[2:]}
+    assert cells("test_mae")["r1-2"]["Hamiltonian (FlatHGN)"].endswith("(paper 0.050)")   # Table 3, r1-2 FlatHGN
+    success = cells("success_rate")["r1-2"]
+    assert re.fullmatch(r"[01]/1 \(potential [01]/1, kinetic [01]/1\)", success["Hamiltonian (FlatHGN)"])
+    assert re.fullmatch(r"[01]/1 \(force [01]/1, Newton [01]/1\)( \(paper .\))?", success["Bottleneck"])
+    assert re.fullmatch(r"-?\d\.\d{3} \(–\)", cells("r2")["r1-2"]["Hamiltonian (FlatHGN)"])
+    with open(out / "analysis" / "summary.csv", newline="", encoding="utf-8") as fh:
+        assert {row["strategy"] for row in csv.DictReader(fh)} == {"bottleneck", "hamiltonian"}
 
 
 def test_sweep_jobs_cover_the_grid_and_share_datasets(tmp_path):

@@ -7,7 +7,7 @@ import sympy as sp
 
 from distill.candidate import Candidate, clean, complexity, mae, parse
 from distill.refit import refit_constants
-from distill.select import pareto_front, scores, select
+from distill.select import heldout_loss, pareto_front, scores, select
 
 NAMES = ["dx", "dy", "r", "m1", "m2", "q1", "q2"]
 
@@ -108,3 +108,67 @@ def test_clean_makes_sum_factors_monic_and_keeps_values():
     assert "r - 0.98995" in str(cleaned)          # the spring's (r - 1) shows as such
     assert complexity(cleaned) < complexity(raw)
     assert mae(cleaned, X, y, NAMES) < 1e-3
+
+
+def _overfit_front(rng):
+    """A noisy law y = 2 log(x) + noise on 40 fit rows, and a front of the constant, the
+    law (its constants fitted) and a degree-15 polynomial fitted to the same 40 rows: the
+    polynomial has the smallest fit loss; it wiggles between the rows."""
+    names = ["x"]
+    X = rng.uniform(1, 4, size=(40, 1))
+    y = 2 * np.log(X[:, 0]) + 0.05 * rng.normal(size=40)
+    slope, icpt = np.polyfit(np.log(X[:, 0]), y, 1)
+    x = sp.Symbol("x", real=True)
+    law = slope * sp.log(x) + icpt
+    coeffs = np.polynomial.polynomial.polyfit(X[:, 0] - 2.5, y, 15)
+    poly = sum(float(c) * (x - 2.5) ** k for k, c in enumerate(coeffs))
+    cands = [Candidate(e, complexity(e), mae(e, X, y, names)) for e in (law, poly)]
+    return pareto_front(cands, y), names, law, poly
+
+
+def test_held_out_rules_take_the_true_form_where_fit_losses_take_an_overfitting_one():
+    rng = np.random.default_rng(3)
+    front, names, law, poly = _overfit_front(rng)
+    assert [c.expr for c in front[1:]] == [law, poly]          # the polynomial is on the front
+    X_held = rng.uniform(1, 4, size=(2000, 1))                  # new rows of the same noisy target
+    y_held = 2 * np.log(X_held[:, 0]) + 0.05 * rng.normal(size=2000)
+    held = [heldout_loss(c.expr, X_held, y_held, names) for c in front]
+    assert held[2] > held[1]                                   # the polynomial loses on new rows
+    assert front[select(front, "best", best_loss_factor=1.0)].expr == poly
+    assert front[select(front, "best_heldout", best_loss_factor=1.0, heldout=held)].expr == law
+    assert front[select(front, "score_heldout", heldout=held)].expr == law
+
+
+def test_the_grouped_held_out_loss_ignores_one_offset_per_group():
+    rng = np.random.default_rng(0)
+    X = rng.uniform(1, 4, size=(300, 2))
+    groups = np.repeat(np.arange(6), 50)
+    x, m = sp.symbols("x m", real=True)
+    y = np.log(X[:, 0]) * X[:, 1] + np.sin(groups) + 0.01 * rng.normal(size=300)
+    true = sp.log(x) * m
+    plain = heldout_loss(true, X, y, ["x", "m"])
+    grouped = heldout_loss(true, X, y, ["x", "m"], groups)
+    assert grouped < 0.02 < 0.3 < plain
+    assert heldout_loss(true + 5 * m, X, y, ["x", "m"], None) > plain    # plain MAE sees the offset
+    assert heldout_loss(true + 0 * m + 7, X, y, ["x", "m"], groups) == pytest.approx(grouped)
+    assert heldout_loss(sp.log(x - 3), X, y, ["x", "m"], groups) == float("inf")    # nan on rows x < 3
+
+
+def test_a_held_out_rule_reads_only_entries_that_beat_every_simpler_one_there():
+    held = [10.0, 4.0, 6.0, 0.04, 0.03]     # FRONT[2] is worse than FRONT[1] held out: dropped
+    front = FRONT[:5]
+    assert front[select(front, "score_heldout", heldout=held)].complexity == 7
+    with pytest.raises(Exception, match="held-out loss per front entry"):
+        select(front, "best_heldout")
+    with pytest.raises(Exception, match="held-out loss per front entry"):
+        select(front, "best_heldout", heldout=held[:3])
+    with pytest.raises(Exception, match="finite on the held-out rows"):
+        select(front, "best_heldout", heldout=[float("inf")] * 5)
+
+
+def test_held_out_rows_come_from_graphs_without_fit_rows_or_fail_in_one_line():
+    from distill.pipeline import unused_graphs
+    from nbody.errors import InputError
+    assert list(unused_graphs(6, np.array([4, 0, 4, 2]))) == [1, 3, 5]
+    with pytest.raises(InputError, match="none is left for held-out rows"):
+        unused_graphs(3, np.array([0, 1, 2, 1]))
