@@ -45,6 +45,7 @@ CPU_TRAIN = TrainConfig(batch_size=32, epochs=25, lr=3e-3, seed=0)
 # The tiny preset's: 18 epochs (50,600 steps), which still recovers spring in seeds 0 and 1;
 # 12 epochs at batch 64 did not (benchmarks/RESULTS.md, "make run time").
 TINY_TRAIN = dataclasses.replace(CPU_TRAIN, epochs=18)
+
 # The cpu preset's settings per law (config field -> value), on top of tiny.
 CPU_LAW_SETTINGS: dict[str, dict] = {
     "spring": {},
@@ -66,9 +67,10 @@ def preset(name: str, law: str | None = None, strategy: str | None = None) -> Ru
     per-strategy settings (cpu only).
 
     tiny:  spring, 2D, 4 bodies, bottleneck model (128-wide, 2 hidden layers, OneCycle peak
-           lr 3e-3, 18 epochs of batch 32), 1,000 simulations x 500 steps keeping every 5th; SR stopped early after
-           10 stalled generations, searching a 2,000-row subsample; a few minutes on 2 CPU
-           cores, and it rediscovers the force law and Newton's second law.
+           lr 3e-3, 18 epochs of batch 32), 1,000 simulations x 500 steps keeping every 5th;
+           SR stopped early after 10 stalled generations, searching a 2,000-row subsample;
+           about 2 minutes on 2 CPU cores, and it rediscovers the force law and Newton's
+           second law.
     cpu:   tiny plus what the other laws need on 2 CPU cores (benchmarks/RESULTS.md,
            "cpu preset ablation"): the edge fits in the node model's basis (align "node":
            single-axis forms, which 3D needs; for charge one basis per receiver charge,

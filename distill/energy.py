@@ -47,9 +47,9 @@ from .candidate import lambdify, symbols_for
 from .config import DistillConfig
 from .judge import grouped_slope_fit, judge_energy
 from .messages import edge_input_names, edge_inputs, sample_edges
-from .pipeline import (DistillData, Holdout, _compare, build_replacing, fit_target, heldout_rng, needs_heldout,
-                       numpy_callable)
+from .pipeline import DistillData, Holdout, _compare, build_replacing, fit_target, heldout_rng, numpy_callable
 from .schema import DistillResult, EnergyEquation
+from .select import needs_heldout
 from .symbolic import Network
 
 # Fresh judgement rows come in groups of this many rows sharing their particle constants.

@@ -42,7 +42,7 @@ from .messages import (analyse_messages, directed_edges, edge_input_names, edge_
                        pair_targets, sample_edges)
 from .refit import refit_constants
 from .schema import DistillResult, EdgeEquation, MAEComparison, NodeEquation, OODError, Predictions
-from .select import HELDOUT, heldout_loss, pareto_front, scores, select
+from .select import heldout_loss, needs_heldout, pareto_front, scores, select
 from .symbolic import (Network, aggregate, forward, mae_stats, node_input_names, node_inputs,
                        ood_states, symbolic_network)
 
@@ -93,11 +93,6 @@ class FitResult:
     refitted: bool
     seconds: float
     heldout_losses: list[float] | None = None
-
-
-def needs_heldout(rule: str) -> bool:
-    """Whether selection rule `rule` reads held-out rows."""
-    return rule.endswith(HELDOUT)
 
 
 def heldout_rng(cfg: DistillConfig) -> np.random.Generator:

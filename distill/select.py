@@ -80,6 +80,11 @@ def scores(front: Sequence[Candidate]) -> list[float]:
     return out
 
 
+def needs_heldout(rule: str) -> bool:
+    """Whether selection rule `rule` reads held-out losses (a "_heldout" rule)."""
+    return rule.endswith(HELDOUT)
+
+
 def heldout_loss(expr: sp.Expr, X: np.ndarray, y: np.ndarray, names: Sequence[str],
                  groups: np.ndarray | None = None) -> float:
     """Loss of an equation on held-out rows: the MAE, or with `groups` the MAE left after
@@ -122,7 +127,7 @@ def select(front: Sequence[Candidate], rule: str = "score", best_loss_factor: fl
     """
     if not front:
         raise InputError("symbolic regression returned no finite equation")
-    if rule.endswith(HELDOUT):
+    if needs_heldout(rule):
         if heldout is None or len(heldout) != len(front):
             raise InputError(f"selection {rule!r} needs one held-out loss per front entry")
         keep, current = [], float("inf")

@@ -138,16 +138,20 @@ def compiled_kernel(law: Law, dim: int, target: KernelTarget, first_call: Callab
 def load_kernel(law: Law, dim: int, target: KernelTarget):
     """The entry of `target` for (law, dim), a Numba dispatcher not yet called: its first call
     compiles it or loads it from the disk cache (`compiled_kernel` makes that call safely)."""
+    name, path = _kernel_module(law, dim, target)
+    return _import(path, name).ENTRY
+
+
+def _kernel_module(law: Law, dim: int, target: KernelTarget) -> tuple[str, Path]:
+    """(module name, path of its file, written if needed) of the kernel for (law, dim, target)."""
     source = kernel_source(law, dim, target)
     name = module_name(law, dim, target, source)
-    return _import(_write_module(name, source), name).ENTRY
+    return name, _write_module(name, source)
 
 
 def _rebuild_kernel(law: Law, dim: int, target: KernelTarget):
     """A freshly loaded entry after dropping the kernel's compiled cache entries."""
-    source = kernel_source(law, dim, target)
-    name = module_name(law, dim, target, source)
-    path = _write_module(name, source)
+    name, path = _kernel_module(law, dim, target)
     for stale in (path.parent / "__pycache__").glob(f"{name}.*"):
         stale.unlink(missing_ok=True)
     load_kernel.cache_clear()
