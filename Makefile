@@ -9,6 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q -e '.[test]'
+	$(PY) run.py warm
 	touch $(STAMP)
 
 run: $(STAMP)

@@ -10,6 +10,7 @@
     python run.py sweep --preset paper --seeds 0,1,2 --executor submitit --partition gpu --out runs/paper
     python run.py sweep --status --out runs/paper             # done / running / pending / failed per run
     python run.py halos                                      # halo overdensity GN on a synthetic catalogue
+    python run.py warm                                       # compile the simulation kernels once (set-up does)
 
 Every field of every stage config is a flag (`--n-sims`, `--batch-size`, `--generations`,
 ...); `--preset` picks the starting values and flags override them. A run directory holds
@@ -23,6 +24,9 @@ Bad input prints one line and exits with status 2.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
+import multiprocessing
+import os
 import platform
 import subprocess
 import sys
@@ -36,6 +40,8 @@ from halos import cli as halos_cli
 from nbody import rundir
 from nbody.config import SimConfig
 from nbody.errors import InputError
+from nbody.integrate import INTEGRATORS, warm_kernels
+from nbody.laws import get_law, law_names
 from nbody.io import config_from_dict, load_json, remove_stale_temps, save_json, to_jsonable
 from runconfig import PRESETS, STAGE_CLASSES, RunConfig, add_config_flags, config_from_args, flag_type
 from sweep import EXECUTORS, dataset_lock, execute, grid_list, sweep_jobs
@@ -331,8 +337,33 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print the state of each run of the sweep submitted into --out, and exit")
     cluster.add_flags(p)
 
+    p = sub.add_parser("warm", help="compile the simulation kernels into the per-machine cache (set-up runs it)",
+                       description="Compile (or find in the cache) the simulation kernel of every law and "
+                                   "dim, so that a later simulate starts integrating without compiling "
+                                   "(nbody.kernel_build; cache folder: $SYMDISTILL_CACHE_DIR).")
+    p.add_argument("--laws", default=",".join(law_names()), help="laws to warm (default: every built-in law)")
+    p.add_argument("--dims", default="2,3")
+    p.add_argument("--integrator", default="auto", choices=INTEGRATORS)
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="compiling processes (default: one per core)")
+
     halos_cli.add_parser(sub)
     return parser
+
+
+def run_warm(args: argparse.Namespace) -> None:
+    """`run.py warm`: each law's kernels in its own process, `--workers` at a time."""
+    laws, dims = grid_list("--laws", args.laws), tuple(grid_list("--dims", args.dims, int))
+    for name in laws:
+        get_law(name)                    # an unknown law is refused before any process starts
+    if args.workers < 1:
+        raise InputError("--workers must be at least 1")
+    tick = time.perf_counter()
+    context = multiprocessing.get_context("spawn")   # Numba in a fresh interpreter, not a fork
+    with concurrent.futures.ProcessPoolExecutor(min(args.workers, len(laws)), mp_context=context) as pool:
+        for done in pool.map(warm_kernels, [[name] for name in laws], [dims] * len(laws),
+                             [args.integrator] * len(laws)):
+            print(f"[warm] {', '.join(done)}")
+    print(f"[warm] {len(laws) * len(dims)} kernels ready in {time.perf_counter() - tick:.1f} s")
 
 
 def dispatch(args: argparse.Namespace) -> None:
@@ -341,14 +372,19 @@ def dispatch(args: argparse.Namespace) -> None:
     if args.command == "halos":
         halos_cli.run_halos(args)
         return
+    if args.command == "warm":
+        run_warm(args)
+        return
     if args.command == "analyse":
         stage_analyse(Path(args.run), Path(args.out) if args.out else None)
         return
     register_custom_law(args)
     extra = {}
-    if args.command == "distill":   # the preset's per-strategy settings follow the trained model
-        from gnn.checkpoint import trained_strategy
-        extra["strategy"] = trained_strategy(args.model)
+    if args.command == "distill":   # the preset's per-strategy and per-law settings follow the trained model
+        from gnn.checkpoint import trained_preset_keys
+        extra = trained_preset_keys(args.model)
+        if extra.get("law") not in law_names():   # a custom law's dataset: no per-law settings
+            extra.pop("law", None)
     cfg = config_from_args(args, **extra)
     if args.command == "simulate":
         out = rundir.output_path(args.out)

@@ -74,15 +74,22 @@ def save_model(path: str | os.PathLike, model: GNN, meta: dict[str, Any]) -> Non
     save_torch(path, MODEL_KIND, {"model": state, "meta": meta})
 
 
-def trained_strategy(path: str | os.PathLike) -> str:
-    """The message strategy of the model in checkpoint.pt (or a training folder holding one),
-    read without building the model; InputError as `load_model`."""
+def trained_preset_keys(path: str | os.PathLike) -> dict[str, str]:
+    """What picks a preset's per-strategy and per-law settings (`runconfig.preset`) for the model
+    in checkpoint.pt (or a training folder holding one), read without building the model:
+    {"strategy": its message strategy, "law": the law of the dataset it was trained on, when it
+    was trained on a dataset}. InputError as `load_model`."""
     path = Path(path)
     meta = load_torch(path / "checkpoint.pt" if path.is_dir() else path, MODEL_KIND).get("meta")
-    strategy = meta.get("model_config", {}).get("strategy") if isinstance(meta, dict) else None
+    meta = meta if isinstance(meta, dict) else {}
+    strategy = meta.get("model_config", {}).get("strategy")
     if not isinstance(strategy, str):
         raise InputError(f"{path} carries no model_config")
-    return strategy
+    keys = {"strategy": strategy}
+    law = ((meta.get("dataset") or {}).get("meta") or {}).get("config", {}).get("law")
+    if isinstance(law, str):
+        keys["law"] = law
+    return keys
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[GNN, dict]:

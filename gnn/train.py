@@ -17,6 +17,10 @@ Out: in `out_dir`:
 Loss per batch of B graphs with n particles (paper App. A; docs/facts.md §2.2):
 
     loss = (1/B) [ sum_{nodes, dims} |a_true - a_pred| + reg ]
+
+or, with TrainConfig.relative_loss_floor = f, each node's sum over dims weighted by
+(1 + f)·s / (|a_true| + f·s), s the median |a_true| of the training nodes (the config's
+docstring says why).
     l1:  reg = l1_weight * sum_{edges of the batch} ||m||_1 / n
     kl:  reg = kl_weight * sum_{edges of the batch} sum_k KL_k / n     (model.kl_divergence)
     hamiltonian: reg = energy_weight * gnn.hamiltonian.energy_penalty (paper App. A.4)
@@ -159,19 +163,25 @@ def augment(x: Tensor, dim: int, sigma: float) -> Tensor:
     return torch.cat([x[..., :dim] + shift, x[..., dim:]], dim=-1)
 
 
-def batch_loss(out: ModelOutput, a: Tensor, strategy: str, cfg: TrainConfig) -> Tensor:
+def batch_loss(out: ModelOutput, a: Tensor, strategy: str, cfg: TrainConfig, a_scale: float = 1.0) -> Tensor:
     """The training loss of one batch (module docstring).
 
     Args:
         out: the model's output on the batch.
         a: [B, n, dim] true accelerations.
         strategy: ModelConfig.strategy (selects the regulariser).
-        cfg: supplies l1_weight and kl_weight.
+        cfg: supplies l1_weight, kl_weight and relative_loss_floor.
+        a_scale: s of the relative loss, the median |a| of the training nodes
+            (`acceleration_scale`); unused when cfg.relative_loss_floor is None.
     Returns:
         Scalar float32 loss, per graph.
     """
     n_graphs, n = a.shape[:2]
-    loss = (a - out.acc.float()).abs().sum()
+    error = (a - out.acc.float()).abs().sum(-1)                      # [B, n]
+    if cfg.relative_loss_floor is not None:
+        floor = cfg.relative_loss_floor * a_scale
+        error = error * ((a_scale + floor) / (a.norm(dim=-1) + floor))
+    loss = error.sum()
     if strategy == "l1":
         loss = loss + cfg.l1_weight * out.messages.float().abs().sum() / n
     elif strategy == "kl":
@@ -228,6 +238,14 @@ def _summary(loss_per_graph: np.ndarray, n_nodes: int) -> dict:
         "loss_per_graph_std": float(loss_per_graph.std(ddof=1)) if g > 1 else 0.0,
         "n_graphs": g,
     }
+
+
+def acceleration_scale(a: np.ndarray) -> float:
+    """The median |a| over the nodes of a [G, n, dim] array (s of the relative loss), > 0."""
+    scale = float(np.median(np.linalg.norm(a, axis=-1)))
+    if not scale > 0:
+        raise InputError("the training accelerations are all zero: the relative loss has no scale")
+    return scale
 
 
 def baseline_mae_per_node(a_train: np.ndarray, a_test: np.ndarray) -> float:
@@ -297,6 +315,7 @@ def train(data: Any, model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: st
     batches_per_pass = n_train // batch
     steps_per_epoch = cfg.steps_per_epoch or batches_per_pass
     total_steps = cfg.epochs * steps_per_epoch
+    a_scale = acceleration_scale(a_np) if cfg.relative_loss_floor is not None else 1.0
     x_train = torch.from_numpy(x_np).to(device)  # [G, n, F], resident on the device
     a_train = torch.from_numpy(a_np).to(device)  # [G, n, dim]
 
@@ -371,7 +390,7 @@ def train(data: Any, model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: st
         x = augment(x_train[idx], model_cfg.dim, cfg.augment_sigma)     # [B, n, F]
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
             out = fwd(x)
-        loss = batch_loss(out, a_train[idx], model_cfg.strategy, cfg)
+        loss = batch_loss(out, a_train[idx], model_cfg.strategy, cfg, a_scale)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -197,3 +197,26 @@ def integrate(cfg: SimConfig, pos: np.ndarray, vel: np.ndarray, q: np.ndarray, m
     acc = np.empty((S, cfg.nt, n, dim))
     steps, failed = integrate_into(cfg, pos, vel, q, m, states, acc)
     return IntegrationResult(state.pos(states, dim), state.vel(states, dim), acc, steps, failed)
+
+
+def warm_kernels(laws: list[str], dims: tuple[int, ...] = (2, 3), integrator: str = "auto") -> list[str]:
+    """Compile, or load from the disk cache, the kernel of every (law, dim) in this process.
+
+    In:  registered law names, dims, and the integrator to warm ("auto" resolves as
+         `resolve_integrator` does; "reference" has nothing to compile).
+    Out: the "law dim" labels warmed, in order. Each one integrates a single system for one
+         output step, which is what makes `nbody.kernel_build` compile the kernel and write
+         it to the cache; a later process then starts integrating without compiling.
+    """
+    from .config import SimConfig
+    from .initial import initial_conditions
+
+    done = []
+    for name in laws:
+        law = get_law(name)
+        for dim in dims:
+            cfg = SimConfig(law=name, dim=dim, n_sims=1, nt=2, integrator=integrator)
+            ics = initial_conditions(law, cfg.resolved_n, dim, 1, np.random.default_rng(0))
+            integrate(cfg, *ics)
+            done.append(f"{name} {dim}D")
+    return done

@@ -135,7 +135,7 @@ FIELD_VALUES = {
     "strategy": "kl", "hidden": 17, "n_hidden_layers": 1, "msg_dim": 5, "logvar_clamp": 4.0,
     "batch_size": 9, "epochs": 4, "steps_per_epoch": 11, "lr": 0.004, "weight_decay": 0.001,
     "final_div_factor": 10.0, "l1_weight": 0.5, "kl_weight": 0.25, "augment_sigma": 1.5, "device": "cpu",
-    "energy_weight": 2e-6, "velocity_weight": 0.5,
+    "energy_weight": 2e-6, "velocity_weight": 0.5, "relative_loss_floor": 0.5,
     "amp": False, "compile": True, "cpu_amp": True, "cpu_compile": True, "eval_batch_size": 33,
     "max_train_graphs": 99, "checkpoint_every": 13, "log_every": 7, "message_history_every": 250, "message_history_edges": 400,
     "sr_engine": "pysr", "n_edges": 123, "n_nodes": 321, "operators": ("+", "*"), "population_size": 44,

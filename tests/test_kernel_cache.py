@@ -175,3 +175,35 @@ def test_integrating_leaves_torchs_thread_count_alone(warm):
                           env={**_env(warm[0]), "OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "2"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == 1
+
+
+_HITS = """
+import json
+import numpy as np
+from nbody.config import SimConfig
+from nbody.initial import initial_conditions
+from nbody.integrate import integrate
+from nbody.kernel_build import load_kernel
+from nbody.kernels_cpu import TARGET
+from nbody.laws import get_law
+law = get_law("r1")
+integrate(SimConfig(law="r1", dim=2, n_sims=2, nt=3, integrator="cpu"), *initial_conditions(law, 4, 2, 2, np.random.default_rng(1)))
+stats = load_kernel(law, 2, TARGET).stats
+print(json.dumps({"hits": sum(stats.cache_hits.values()), "misses": sum(stats.cache_misses.values())}))
+"""
+
+
+def test_warm_command_fills_the_cache_a_later_process_reads(tmp_path):
+    env = _env(tmp_path / "cache")
+    warm = subprocess.run([sys.executable, "run.py", "warm", "--laws", "r1", "--dims", "2", "--integrator", "cpu",
+                           "--workers", "1"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert warm.returncode == 0, warm.stderr[-3000:]
+    assert "[warm] r1 2D" in warm.stdout
+    later = subprocess.run([sys.executable, "-c", _HITS], env=env, cwd=ROOT, capture_output=True, text=True,
+                           timeout=600)
+    assert later.returncode == 0, later.stderr[-3000:]
+    assert json.loads(later.stdout.strip().splitlines()[-1]) == {"hits": 1, "misses": 0}
+    refused = subprocess.run([sys.executable, "run.py", "warm", "--laws", "r1,nope"], env=env, cwd=ROOT,
+                             capture_output=True, text=True, timeout=600)
+    assert refused.returncode == 2 and refused.stderr.strip() == (
+        "error: unknown law 'nope'; known: charge, damped, discontinuous, r1, r2, spring, string, superposition")

@@ -188,15 +188,25 @@ def test_cpu_preset_applies_its_per_strategy_settings_to_that_strategy_only(tmp_
     assert tiny.distill == runconfig.preset("tiny").distill
 
 
-def test_run_py_distill_takes_the_per_strategy_settings_of_the_checkpoints_model(tmp_path, monkeypatch):
-    from gnn.checkpoint import save_model, trained_strategy
+def test_run_py_distill_takes_the_preset_settings_of_the_checkpoints_model_and_law(tmp_path, monkeypatch):
+    from gnn.checkpoint import save_model, trained_preset_keys
     from gnn.config import ModelConfig
     from gnn.hamiltonian import HamiltonianGNN
+    from gnn.model import GNN
     model_cfg = ModelConfig(strategy="hamiltonian", dim=2, hidden=8, n_hidden_layers=1)
     save_model(tmp_path / "checkpoint.pt", HamiltonianGNN(model_cfg), {"model_config": vars(model_cfg)})
-    assert trained_strategy(tmp_path) == trained_strategy(tmp_path / "checkpoint.pt") == "hamiltonian"
+    assert trained_preset_keys(tmp_path) == trained_preset_keys(tmp_path / "checkpoint.pt") == {
+        "strategy": "hamiltonian"}
     with pytest.raises(run.InputError, match="missing checkpoint"):
-        trained_strategy(tmp_path / "none.pt")
+        trained_preset_keys(tmp_path / "none.pt")
+    charge = tmp_path / "charge"
+    bottleneck = ModelConfig(strategy="bottleneck", dim=2, hidden=8, n_hidden_layers=1)
+    save_model(charge / "checkpoint.pt", GNN(bottleneck), {
+        "model_config": vars(bottleneck), "dataset": {"path": None, "meta": {"config": {"law": "charge"}}}})
+    assert trained_preset_keys(charge) == {"strategy": "bottleneck", "law": "charge"}
+    custom = tmp_path / "custom"
+    save_model(custom / "checkpoint.pt", GNN(bottleneck), {
+        "model_config": vars(bottleneck), "dataset": {"path": None, "meta": {"config": {"law": "mine"}}}})
 
     class Reached(Exception):
         pass
@@ -204,12 +214,16 @@ def test_run_py_distill_takes_the_per_strategy_settings_of_the_checkpoints_model
     def stage_distill(out, checkpoint, data_dir, cfg):
         raise Reached(cfg)
     monkeypatch.setattr(run, "stage_distill", stage_distill)
-    for preset, expected in (("cpu", runconfig.CPU_STRATEGY_SETTINGS["hamiltonian"]["selection"]),
-                             ("tiny", runconfig.preset("tiny").distill.selection)):
+
+    def distill_config(preset, folder):
         with pytest.raises(Reached) as reached:
-            run.main(["distill", "--preset", preset, "--model", str(tmp_path / "checkpoint.pt"),
+            run.main(["distill", "--preset", preset, "--model", str(folder / "checkpoint.pt"),
                       "--out", str(tmp_path / "d")])
-        assert reached.value.args[0].selection == expected
+        return reached.value.args[0]
+    assert distill_config("cpu", tmp_path).selection == runconfig.CPU_STRATEGY_SETTINGS["hamiltonian"]["selection"]
+    assert distill_config("tiny", tmp_path).selection == runconfig.preset("tiny").distill.selection
+    assert distill_config("cpu", charge).align == runconfig.CPU_LAW_SETTINGS["charge"]["align"] == "node_charge"
+    assert distill_config("cpu", custom).align == runconfig.preset("cpu").distill.align == "node"
 
 
 def test_a_cpu_sweep_gains_the_hamiltonian_column_beside_the_published_flathgn(tmp_path):

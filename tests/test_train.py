@@ -17,7 +17,7 @@ from gnn.config import ModelConfig, TrainConfig
 from gnn.graph import edges
 from gnn.history import load_history
 from gnn.model import GNN, ModelOutput
-from gnn.train import augment, batch_loss, evaluate, train
+from gnn.train import acceleration_scale, augment, batch_loss, evaluate, train
 from nbody.errors import InputError
 from nbody.laws import accelerations, get_law, pair_force
 from nbody.state import pack
@@ -150,6 +150,22 @@ def test_batch_loss_normalisation():
     assert batch_loss(out, a, "l1", cfg).item() == pytest.approx(base + 0.1 * e * msg_dim / n)
     assert batch_loss(out, a, "kl", cfg).item() == pytest.approx(base + 0.5 * e * msg_dim * 0.5 / n)
 
+
+
+def test_relative_loss_weights_each_node_by_its_acceleration():
+    # one graph, three nodes: |a| = 5 (at the scale), 50 (a close encounter), 0 (at rest); error 1 each
+    a = torch.tensor([[[3.0, 4.0], [30.0, 40.0], [0.0, 0.0]]])
+    out = ModelOutput(acc=a + torch.tensor([1.0, 0.0]), messages=None, mu=None, logvar=None)
+    plain = batch_loss(out, a, "bottleneck", TrainConfig())
+    assert plain.item() == pytest.approx(3.0)
+    cfg = TrainConfig(relative_loss_floor=0.5)          # floor 2.5, weights 7.5 / (|a| + 2.5)
+    weighted = batch_loss(out, a, "bottleneck", cfg, a_scale=5.0)
+    assert weighted.item() == pytest.approx(1.0 + 7.5 / 52.5 + 3.0)
+    assert acceleration_scale(a.numpy()) == pytest.approx(5.0)
+    with pytest.raises(InputError, match="relative_loss_floor"):
+        TrainConfig(relative_loss_floor=0.0)
+    with pytest.raises(InputError, match="all zero"):
+        acceleration_scale(np.zeros((2, 3, 2)))
 
 def test_augment_translates_each_graph_rigidly():
     torch.manual_seed(0)
