@@ -15,6 +15,7 @@ SELECTIONS = ("score", "best", "score_heldout", "best_heldout")
 NODE_TARGETS = ("network", "true")
 ALIGNS = ("none", "node", "node_charge")
 ALIGN_COMPONENTS = ("top", "all")
+NODE_UNITS = ("messages", "edge")
 # Operators both SR engines understand; the SR search uses the ones listed in `operators`.
 OPERATORS = ("+", "-", "*", "/", "^", "exp", "log", "sqrt", "square")
 
@@ -91,6 +92,15 @@ class DistillConfig:
             significant ones; the aligned basis spans the same components) or "all" (every
             component: the dim combinations of the whole message that the node model reads,
             for messages that are not sparse, such as L1 after a short training).
+        node_units: what the node fits read: "messages" (the summed components e_k as they
+            are; paper) or "edge" (each e_k divided by the receiver factor g_k(q1, m1) that
+            its edge equation carries, `judge.receiver_factor`: the sum in the units of the
+            edge equation's pair term). A message may carry the force times any g(q1, m1),
+            which the node model undoes, so with "messages" the node equation has to rebuild
+            1/g; with "edge" it is fitted on e_k/g_k and written back in e_k (e_k -> e_k/g_k),
+            so the judge sees the same kind of equation. A g_k that comes near zero (below
+            1e-3 of its median size) or is not finite on the node rows, or a failed edge's,
+            is not used (g_k = 1).
         n_eval_graphs: test graphs for the symbolic-vs-network MAE.
         n_ood_graphs: graphs per out-of-distribution set.
         ood_spread: factor on the initial-condition positions of the "spread" OOD set.
@@ -124,6 +134,7 @@ class DistillConfig:
     min_cosine: float = 0.99
     align: str = "none"
     align_components: str = "top"
+    node_units: str = "messages"
     n_eval_graphs: int = 1000
     n_ood_graphs: int = 500
     ood_spread: float = 2.0
@@ -140,6 +151,8 @@ class DistillConfig:
                 raise InputError(f"{name} must be one of {SELECTIONS}, got {value!r}")
         if self.align not in ALIGNS:
             raise InputError(f"align must be one of {ALIGNS}, got {self.align!r}")
+        if self.node_units not in NODE_UNITS:
+            raise InputError(f"node_units must be one of {NODE_UNITS}, got {self.node_units!r}")
         if self.align_components not in ALIGN_COMPONENTS:
             raise InputError(f"align_components must be one of {ALIGN_COMPONENTS}, got {self.align_components!r}")
         if self.node_target not in NODE_TARGETS:

@@ -35,9 +35,9 @@ from nbody.laws import R, Law, get_law
 
 from . import align, report, schema, sr_engines
 from .align import Alignment
-from .candidate import Candidate, complexity
+from .candidate import Candidate, complexity, lambdify, symbols_for
 from .config import DistillConfig
-from .judge import edge_target, judge_edge, judge_node
+from .judge import edge_target, judge_edge, judge_node, receiver_factor, receiver_offset
 from .messages import (analyse_messages, directed_edges, edge_input_names, edge_inputs, message_arrays,
                        pair_targets, sample_edges)
 from .refit import refit_constants
@@ -135,6 +135,59 @@ def fit_target(X: np.ndarray, y: np.ndarray, names: list[str], cfg: DistillConfi
         final = Candidate(expr, complexity(expr), loss)
     return FitResult(front, scores(front), index, final, final.expr != chosen.expr, time.perf_counter() - start,
                      losses)
+
+
+@dataclass(frozen=True)
+class NodeDivisors:
+    """The receiver factors g_k(q1, m1) the node fits divide the summed components e_k by
+    (`DistillConfig.node_units` "edge"): `exprs` [k] sympy over q1, m1 (1 where none is used),
+    `labels` their text."""
+
+    exprs: tuple[sp.Expr, ...]
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple(str(g) for g in self.exprs)
+
+    def divide(self, X: np.ndarray, names: list[str]) -> np.ndarray:
+        """Node inputs [N, d] with column e_k divided by g_k on each row."""
+        out = X.copy()
+        for k, g in enumerate(self.exprs):
+            out[:, k] /= lambdify(g, names)(X)
+        return out
+
+    def fit(self, X: np.ndarray, y: np.ndarray, names: list[str], cfg: DistillConfig,
+            heldout: Holdout | None) -> FitResult:
+        """`fit_target` on the divided inputs, its equations written back in e_k (e_k -> e_k/g_k)."""
+        held = None if heldout is None else Holdout(self.divide(heldout.X, names), heldout.y, heldout.groups)
+        fit = fit_target(self.divide(X, names), y, names, cfg, held)
+        e = symbols_for(names)
+        back = {e[k]: e[k] / g for k, g in enumerate(self.exprs)}
+
+        def undivided(c: Candidate) -> Candidate:
+            expr = c.expr.xreplace(back)
+            return Candidate(expr, complexity(expr), c.loss)
+        return dataclasses.replace(fit, front=[undivided(c) for c in fit.front], final=undivided(fit.final))
+
+
+def node_divisors(edge_exprs: list[sp.Expr], edges: list[EdgeEquation], k: int, names: list[str],
+                  rows: list[np.ndarray]) -> NodeDivisors:
+    """g_k for the node inputs e_1..e_k: the receiver factor of edge equation k
+    (`judge.receiver_factor`, its receiver offset left out) when that edge passed and g_k is
+    finite and at least 1e-3 of its median size on every row of `rows` (node inputs over
+    `names`); otherwise 1."""
+    exprs = []
+    for j in range(k):
+        g = None
+        if j < len(edges) and edges[j].judgement.success:
+            expr = edge_exprs[j]
+            g = receiver_factor(expr - receiver_offset(expr))
+        if g is not None:
+            values = np.concatenate([lambdify(g, names)(X) for X in rows])
+            if not (np.all(np.isfinite(values)) and np.min(np.abs(values)) >= 1e-3 * np.median(np.abs(values))):
+                g = None
+        exprs.append(sp.Integer(1) if g is None else g)
+    return NodeDivisors(tuple(exprs))
 
 
 def _nearest(x: np.ndarray, law: Law, dim: int) -> np.ndarray:
@@ -291,9 +344,16 @@ def _distill_into(out: Path, net: Network, data: DistillData, cfg: DistillConfig
         held = Holdout(*_sample_nodes(net, data.train_x[left], data.train_a[left], law, dim, basis, cfg,
                                       heldout_rng(cfg))[:2])
     undone = list(dict.fromkeys(edge_target(e.judgement) for e in edges))
+    divisors = None
+    if cfg.node_units == "edge":
+        divisors = node_divisors([f.final.expr for f in edge_fits], edges, len(top), names_n,
+                                 [X_node, X_node_fresh] + ([] if held is None else [held.X]))
     node_fits, nodes = [], []
     for j, axis in enumerate("xyz"[:dim]):
-        fit = fit_target(X_node, y_node[:, j], names_n, node_cfg, None if held is None else held.column(j))
+        if divisors is None:
+            fit = fit_target(X_node, y_node[:, j], names_n, node_cfg, None if held is None else held.column(j))
+        else:
+            fit = divisors.fit(X_node, y_node[:, j], names_n, node_cfg, None if held is None else held.column(j))
         verdict = judge_node(fit.final.expr, names_n, X_node_fresh, X_node_fresh[:, :len(top)],
                              fit.final.complexity, cfg.judge, y_node_fresh[:, j], undone)
         node = NodeEquation(output=axis, index=j, judgement=verdict,
@@ -322,7 +382,8 @@ def _distill_into(out: Path, net: Network, data: DistillData, cfg: DistillConfig
         mae=mae, expected_force=str(law.force_expr.xreplace({R: sp.Symbol("r'")})),
         alignment=None if alignment is None else tuple(tuple(map(tuple, m)) for m in alignment.matrices.tolist()),
         alignment_charges=None if alignment is None else alignment.charges,
-        alignment_rank1=None if alignment is None else alignment.rank1_share, **(info or {}))
+        alignment_rank1=None if alignment is None else alignment.rank1_share,
+        node_divisors=None if divisors is None else divisors.labels, **(info or {}))
     save_json(out / "distill_config.json", cfg)
     schema.save_result(out, result)
     result = schema.load_result(out)   # what every reader sees: non-finite floats are None

@@ -153,6 +153,10 @@ def write_equations_md(path: str | Path, result: DistillResult) -> None:
                 f"R² force {_fmt(e.judgement.r2_force)}, acceleration {_fmt(e.judgement.r2_accel)}.", ""]
     out += ["## Node model", "",
             "Inputs: e1..ek = summed significant message components (e1 = φ1), m1, q1, v1 of the receiver.", ""]
+    if result.node_divisors is not None:
+        out += ["Fitted in the edge equations' units: each e_k divided by its edge's receiver factor "
+                "g_k before SR, then written back in e_k: "
+                + ", ".join(f"g{k + 1} = {g}" for k, g in enumerate(result.node_divisors)) + ".", ""]
     for e in result.node:
         out += [f"### a_{e.output}", "", f"$$a_{{{e.output}}} = {e.latex}$$", "", f"    {e.equation}", "",
                 f"complexity {e.complexity}, MAE {_fmt(e.loss)}; {_node_verdict(e)}.", ""]

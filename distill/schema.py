@@ -23,6 +23,7 @@ tuples as lists, floats that are not finite as null). Versions (`DistillResult.v
        "r2_potential", "r2_affine_potential" and "expected_potential": the Hamiltonian
        model's pair and self energy equations (`distill.energy`; a Hamiltonian run has no
        messages.npz, its edge and node lists are empty); empty / null before.
+    5  adds "node_divisors" (`DistillConfig.node_units = "edge"`; null before).
 The readers accept every version up to SCHEMA_VERSION. A newer version, a missing or unknown
 field, a value of the wrong type, or an unreadable file is a one-line `InputError`.
 """
@@ -41,7 +42,7 @@ import numpy as np
 from nbody.errors import InputError
 from nbody.io import atomic_write_text, config_from_dict, load_json, load_npz, save_json, save_npz
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 RESULT_FILE = "distill.json"
 MESSAGES_FILE = "messages.npz"
 PREDICTIONS_FILE = "predictions.npz"
@@ -218,6 +219,9 @@ class DistillResult:
         alignment_charges: [C] the receiver charge of each class; None: one class.
         alignment_rank1: how well one matrix per class describes the node model's reading
             of the messages (`align.Alignment.rank1_share`); None without alignment.
+        node_divisors: [k] the receiver factors g_k(q1, m1) (sympy text; "1": none) that the
+            node fits divided the summed components e_k by (`DistillConfig.node_units`
+            "edge"); the node equations are written back in e_k. None: not divided.
         edge, node: the selected equations; edge_success, node_success: all of them passed.
         mae: the symbolic model against the network.
         expected_force: sympy text of the law's radial force f(r').
@@ -257,6 +261,7 @@ class DistillResult:
     alignment: tuple[tuple[tuple[float, ...], ...], ...] | None = None
     alignment_charges: tuple[float, ...] | None = None
     alignment_rank1: float | None = None
+    node_divisors: tuple[str, ...] | None = None
     energy: tuple[EnergyEquation, ...] = ()
     r2_potential: float | None = None
     r2_affine_potential: tuple[float | None, ...] | None = None

@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import sympy as sp
 import torch
 
 from _distill_helpers import SPRING, distill_planted, spring_data, states
@@ -150,3 +151,61 @@ def test_held_out_rules_read_new_training_rows_and_leave_the_rest_of_the_run_unc
         assert [r.selected for r in rows_held] == [i == picked for i in range(len(rows_held))]
     assert np.array_equal(load_predictions(out).true, load_predictions(tmp_path / "held").true)
     assert np.array_equal(load_messages(out).messages, load_messages(tmp_path / "held").messages)
+
+
+def _receiver_rows(n: int, seed: int = 0) -> np.ndarray:
+    """Node inputs (e1, e2, m1, q1, vx1, vy1) with ±1 charges and log-normal masses; e random."""
+    rng = np.random.default_rng(seed)
+    return np.column_stack([rng.normal(size=(n, 2)), np.exp(rng.normal(size=n)), rng.choice([-1.0, 1.0], n),
+                            rng.normal(size=(n, 2))])
+
+
+def test_node_divisors_are_the_passing_edges_receiver_factors():
+    from distill.pipeline import node_divisors
+    names_e, names_n = edge_input_names(2), node_input_names(2, 2)
+    rows = _receiver_rows(300)
+    rows[0, 2] = 1.0                                    # a receiver where (m1 - 1) vanishes
+    passed, failed = (SimpleNamespace(judgement=SimpleNamespace(success=ok)) for ok in (True, False))
+    field_g = parse("0.7*dx*q1*q2*(m1 + 0.4)/(m1*rs**3) + 0.1*q1 + 0.2", names_e)   # offset 0.1 q1 left out
+    vanishing = parse("0.7*dx*q2*(m1 - 1)/rs**3", names_e)
+    m1, q1 = rows[:, 2], rows[:, 3]
+    for edges, exprs, expected in (([passed, passed], [field_g, field_g], q1 * (m1 + 0.4) / m1),
+                                   ([passed, failed], [field_g, field_g], None),
+                                   ([passed, passed], [vanishing, vanishing], None)):
+        divisors = node_divisors(exprs, edges, 2, names_n, [rows])
+        divided = divisors.divide(rows, names_n)
+        ratio = rows[:, 0] / divided[:, 0]
+        if expected is None:
+            assert divisors.labels[-1] == "1" and np.allclose(divided[:, 1], rows[:, 1])
+        else:
+            assert np.allclose(ratio / expected, (ratio / expected)[0])   # g up to its dropped coefficient
+        np.testing.assert_array_equal(divided[:, 2:], rows[:, 2:])
+
+
+def test_node_fit_in_the_edges_units_is_written_back_in_the_summed_messages(monkeypatch):
+    """The edges sent field·g with g = q1 (m1 + 0.4)/m1; the node model undoes it. Fitted on
+    e/g, Newton's law is e q1/m1 (an engine offering it and a wrong form picks it), and written
+    back it is the node equation over e itself, e/(m1 + 0.4)."""
+    from distill import pipeline, sr_engines
+    from distill.candidate import make_candidate
+    names_n = node_input_names(2, 2)
+    rows = _receiver_rows(400, seed=1)
+    m1, q1 = rows[:, 2], rows[:, 3]
+    g = q1 * (m1 + 0.4) / m1
+    X = rows.copy()
+    X[:, 0] *= g                                          # e1 = g · (summed pair field)
+    y = rows[:, 0] * q1 / m1                              # a_x = q1 · field / m1
+    seen = []
+
+    def engine(X_fit, y_fit, names, cfg):
+        seen.append(X_fit)
+        return [make_candidate(text, X_fit, y_fit, names) for text in ("e1", "e1*q1/m1")]
+    monkeypatch.setattr(sr_engines, "fit", engine)
+    cfg = DistillConfig(selection="best", refit=False)
+    divisors = pipeline.NodeDivisors((parse("q1*(m1 + 0.4)/m1", names_n), parse("1", names_n)))
+    fit = divisors.fit(X, y, names_n, cfg, None)
+    np.testing.assert_allclose(seen[0][:, 0], rows[:, 0])   # SR saw e1 / g1
+    e1, m1_ = parse("e1", names_n), parse("m1", names_n)
+    assert fit.final.loss < 1e-12 and sp.simplify(fit.final.expr - e1 / (m1_ + 0.4)) == 0
+    assert all(c.expr.free_symbols <= set(parse("e1 + m1 + q1", names_n).free_symbols) for c in fit.front)
+    np.testing.assert_allclose(pipeline.lambdify(fit.final.expr, names_n)(X), y, rtol=1e-9, atol=1e-12)

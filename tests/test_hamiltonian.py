@@ -21,6 +21,7 @@ from torch import nn
 import run
 from distill.candidate import parse
 from distill.config import DistillConfig
+from distill.schema import SCHEMA_VERSION
 from distill.energy import (_pair_rows, _self_rows, energy_callables, heldout_rows, kinetic, potential,
                             self_input_names, symbolic_accelerations, symmetric)
 from distill.judge import judge_energy
@@ -215,7 +216,7 @@ def test_run_all_with_the_hamiltonian_strategy_runs_end_to_end(tmp_path):
     assert run.main(args) == 0
     result = json.loads((out / "distill" / "distill.json").read_text())
     assert result["strategy"] == "hamiltonian" and [e["part"] for e in result["energy"]] == ["pair", "self"]
-    assert result["version"] == 4 and result["r2_potential"] is not None
+    assert result["version"] == SCHEMA_VERSION and result["r2_potential"] is not None
     assert (out / "distill" / "pareto_pair_energy.csv").is_file()
     assert run.main(["analyse", "--run", str(out)]) == 0
     tables = (out / "analysis" / "test_mae.md").read_text()
