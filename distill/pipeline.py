@@ -348,12 +348,10 @@ def _distill_into(out: Path, net: Network, data: DistillData, cfg: DistillConfig
     if cfg.node_units == "edge":
         divisors = node_divisors([f.final.expr for f in edge_fits], edges, len(top), names_n,
                                  [X_node, X_node_fresh] + ([] if held is None else [held.X]))
+    fit_node = fit_target if divisors is None else divisors.fit
     node_fits, nodes = [], []
     for j, axis in enumerate("xyz"[:dim]):
-        if divisors is None:
-            fit = fit_target(X_node, y_node[:, j], names_n, node_cfg, None if held is None else held.column(j))
-        else:
-            fit = divisors.fit(X_node, y_node[:, j], names_n, node_cfg, None if held is None else held.column(j))
+        fit = fit_node(X_node, y_node[:, j], names_n, node_cfg, None if held is None else held.column(j))
         verdict = judge_node(fit.final.expr, names_n, X_node_fresh, X_node_fresh[:, :len(top)],
                              fit.final.complexity, cfg.judge, y_node_fresh[:, j], undone)
         node = NodeEquation(output=axis, index=j, judgement=verdict,

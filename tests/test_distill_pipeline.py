@@ -209,3 +209,16 @@ def test_node_fit_in_the_edges_units_is_written_back_in_the_summed_messages(monk
     assert fit.final.loss < 1e-12 and sp.simplify(fit.final.expr - e1 / (m1_ + 0.4)) == 0
     assert all(c.expr.free_symbols <= set(parse("e1 + m1 + q1", names_n).free_symbols) for c in fit.front)
     np.testing.assert_allclose(pipeline.lambdify(fit.final.expr, names_n)(X), y, rtol=1e-9, atol=1e-12)
+
+
+def test_node_units_edge_without_receiver_factors_changes_nothing_but_the_record(planted_run, tmp_path):
+    """The planted spring's edges send the plain force (no g): every divisor is 1, so the node
+    searches are the same as without division, and distill.json and equations.md say so."""
+    result, out = planted_run
+    assert result.node_divisors is None
+    divided = distill_planted(dataclasses.replace(PLANTED, node_units="edge"), tmp_path / "edge")
+    assert divided.node_divisors == ("1", "1") and divided.edge_success and divided.node_success
+    for before, after in zip(result.node, divided.node):
+        assert ([(r.complexity, r.loss, r.equation) for r in read_front(out / before.front_file)] ==
+                [(r.complexity, r.loss, r.equation) for r in read_front(tmp_path / "edge" / after.front_file)])
+    assert "g1 = 1, g2 = 1" in (tmp_path / "edge" / "equations.md").read_text()
