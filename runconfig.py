@@ -51,7 +51,7 @@ CPU_LAW_SETTINGS: dict[str, dict] = {
     "spring": {},
     "r1": {},
     "r2": {"prune_percentile": 99.9},
-    "charge": {"prune_percentile": 99.0, "align": "node_charge", "node_units": "edge"},
+    "charge": {"prune_percentile": 99.0, "align": "node_charge", "node_units": "edge", "generations": 150},
 }
 
 # The cpu preset's settings per strategy (config field -> value), on top of its per-law ones
@@ -76,7 +76,8 @@ def preset(name: str, law: str | None = None, strategy: str | None = None) -> Ru
            single-axis forms, which 3D needs; for charge one basis per receiver charge,
            "node_charge", and the node fits in the edge equations' units, node_units "edge":
            the charge networks' messages carry the force times a receiver factor such as
-           (m1 + 0.4)/m1, which the node fits otherwise have to rebuild), PySR's "best"
+           (m1 + 0.4)/m1, which the node fits otherwise have to rebuild, and whose edge
+           equations, field times such a factor, need 150 generations), PySR's "best"
            Pareto selection for the edge
            fits and "score" for the node fits (where "best" takes spurious terms in ē), the
            full SR budget (no early stop, all fit rows: its sweep in results/cpu was measured
