@@ -156,11 +156,8 @@ class NodeDivisors:
             out[:, k] /= lambdify(g, names)(X)
         return out
 
-    def fit(self, X: np.ndarray, y: np.ndarray, names: list[str], cfg: DistillConfig,
-            heldout: Holdout | None) -> FitResult:
-        """`fit_target` on the divided inputs, its equations written back in e_k (e_k -> e_k/g_k)."""
-        held = None if heldout is None else Holdout(self.divide(heldout.X, names), heldout.y, heldout.groups)
-        fit = fit_target(self.divide(X, names), y, names, cfg, held)
+    def written_back(self, fit: FitResult, names: list[str]) -> FitResult:
+        """A fit made on `divide`d inputs with its equations written back in e_k (e_k -> e_k/g_k)."""
         e = symbols_for(names)
         back = {e[k]: e[k] / g for k, g in enumerate(self.exprs)}
 
@@ -344,14 +341,19 @@ def _distill_into(out: Path, net: Network, data: DistillData, cfg: DistillConfig
         held = Holdout(*_sample_nodes(net, data.train_x[left], data.train_a[left], law, dim, basis, cfg,
                                       heldout_rng(cfg))[:2])
     undone = list(dict.fromkeys(edge_target(e.judgement) for e in edges))
-    divisors = None
+    divisors, X_search, held_search = None, X_node, held   # what the node searches read
     if cfg.node_units == "edge":
         divisors = node_divisors([f.final.expr for f in edge_fits], edges, len(top), names_n,
                                  [X_node, X_node_fresh] + ([] if held is None else [held.X]))
-    fit_node = fit_target if divisors is None else divisors.fit
+        X_search = divisors.divide(X_node, names_n)
+        if held is not None:
+            held_search = Holdout(divisors.divide(held.X, names_n), held.y, held.groups)
     node_fits, nodes = [], []
     for j, axis in enumerate("xyz"[:dim]):
-        fit = fit_node(X_node, y_node[:, j], names_n, node_cfg, None if held is None else held.column(j))
+        fit = fit_target(X_search, y_node[:, j], names_n, node_cfg,
+                         None if held_search is None else held_search.column(j))
+        if divisors is not None:
+            fit = divisors.written_back(fit, names_n)
         verdict = judge_node(fit.final.expr, names_n, X_node_fresh, X_node_fresh[:, :len(top)],
                              fit.final.complexity, cfg.judge, y_node_fresh[:, j], undone)
         node = NodeEquation(output=axis, index=j, judgement=verdict,

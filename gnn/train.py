@@ -17,15 +17,15 @@ Out: in `out_dir`:
 Loss per batch of B graphs with n particles (paper App. A; docs/facts.md §2.2):
 
     loss = (1/B) [ sum_{nodes, dims} |a_true - a_pred| + reg ]
-
-or, with TrainConfig.relative_loss_floor = f, each node's sum over dims weighted by
-(1 + f)·s / (|a_true| + f·s), s the median |a_true| of the training nodes (the config's
-docstring says why).
     l1:  reg = l1_weight * sum_{edges of the batch} ||m||_1 / n
     kl:  reg = kl_weight * sum_{edges of the batch} sum_k KL_k / n     (model.kl_divergence)
     hamiltonian: reg = energy_weight * gnn.hamiltonian.energy_penalty (paper App. A.4)
                  + velocity_weight * sum_{nodes, dims} |dH/dp - v|  (0 in the paper)
     standard, bottleneck: reg = 0
+
+With TrainConfig.relative_loss_floor = f, each node's sum over dims is weighted by
+(1 + f)·s / (|a_true| + f·s), s the median |a_true| of the training nodes (the config's
+docstring says why).
 
 Per graph this is the demo's Sum|da| + 1e-2 * Sum_{edges of one graph} ||m||_1 / n. The demo
 evaluates the regulariser on graph 0 of each batch and multiplies by B; we evaluate it on

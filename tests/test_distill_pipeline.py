@@ -203,7 +203,7 @@ def test_node_fit_in_the_edges_units_is_written_back_in_the_summed_messages(monk
     monkeypatch.setattr(sr_engines, "fit", engine)
     cfg = DistillConfig(selection="best", refit=False)
     divisors = pipeline.NodeDivisors((parse("q1*(m1 + 0.4)/m1", names_n), parse("1", names_n)))
-    fit = divisors.fit(X, y, names_n, cfg, None)
+    fit = divisors.written_back(pipeline.fit_target(divisors.divide(X, names_n), y, names_n, cfg), names_n)
     np.testing.assert_allclose(seen[0][:, 0], rows[:, 0])   # SR saw e1 / g1
     e1, m1_ = parse("e1", names_n), parse("m1", names_n)
     assert fit.final.loss < 1e-12 and sp.simplify(fit.final.expr - e1 / (m1_ + 0.4)) == 0
