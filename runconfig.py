@@ -58,7 +58,9 @@ CPU_LAW_SETTINGS: dict[str, dict] = {
 # (preset docstring, "hamiltonian"); a strategy not listed has none.
 CPU_STRATEGY_SETTINGS: dict[str, dict] = {
     "hamiltonian": {"operators": ("+", "-", "*", "/", "log"), "selection": "best_heldout"},
+    "standard": {"align_components": "all"},
     "l1": {"align_components": "all"},
+    "kl": {"align_components": "all"},
 }
 
 
@@ -89,11 +91,13 @@ def preset(name: str, law: str | None = None, strategy: str | None = None) -> Ru
            is defined only up to terms in those constants, which the fit rows' MAE charges to
            a short true form and a long one fits term by term (benchmarks/RESULTS.md,
            "Hamiltonian model").
-           l1: the aligned basis combines all 100 message components ("all"), not the top
-           two or three: after the preset's 70,000 steps the L1 messages are not sparse yet
-           (the top components carry 22-69 % of the variance), while the node model reads
-           exactly dim combinations of them, and those are the force (benchmarks/RESULTS.md,
-           "L1: the node model's reading of all components").
+           l1, kl, standard: the aligned basis combines all 100 message components ("all"),
+           not the top two or three: after the preset's 70,000 steps the L1 messages are not
+           sparse yet (the top components carry 22-69 % of the variance), while the node model
+           reads exactly dim combinations of them, and those are the force (benchmarks/RESULTS.md,
+           "L1: the node model's reading of all components"). The same holds for any message
+           that is not sparse, so the standard and KL models get it too (the paper's reading,
+           the top components by variance or KL, is `--align-components top`).
            run.py applies flags after the preset, so an explicit flag beats a per-law value.
     paper: the facts sheet's full-size settings (10,000 simulations x 1,000 steps, the
            demo's 100 kept snapshots per simulation, 300-wide 3-hidden-layer MLPs,

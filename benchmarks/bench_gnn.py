@@ -163,17 +163,19 @@ CPU_MODELS = {  # name -> (model, batch): the tiny preset's and the paper's netw
     "tiny": (ModelConfig(strategy="bottleneck", dim=DIM, hidden=128, n_hidden_layers=2), 32),
     "paper": (MODEL, 64),
 }
-CPU_VARIANTS = {"eager_fp32": (False, False), "bf16": (True, False), "compile": (False, True),
-                "compile_bf16": (True, True)}   # name -> (TrainConfig.cpu_amp, TrainConfig.cpu_compile)
+# name -> (TrainConfig.cpu_amp, TrainConfig.cpu_compile, fused Adam as `gnn.train.adam` builds it)
+CPU_VARIANTS = {"eager_fp32": (False, False, False), "fused_adam": (False, False, True),
+                "bf16": (True, False, True), "compile": (False, True, True), "compile_bf16": (True, True, True)}
 
 
 @pytest.mark.parametrize("model_name", list(CPU_MODELS))
 def test_cpu_step_variants(benchmark, model_name):
-    """graphs/s of the training step of `gnn.train` on CPU under each (cpu_amp, cpu_compile),
-    interleaved in one run; extra_info has each variant's median and its ratio to eager float32.
-    Compilation happens in the warm-up steps, which are not timed."""
+    """graphs/s of the training step of `gnn.train` on CPU under each (cpu_amp, cpu_compile,
+    fused Adam), interleaved in one run; extra_info has each variant's median and its ratio to
+    eager float32 with torch's per-parameter Adam loop. Compilation happens in the warm-up
+    steps, which are not timed."""
     from gnn.model import GNN
-    from gnn.train import augment, batch_loss
+    from gnn.train import adam, augment, batch_loss
 
     model_cfg, batch = CPU_MODELS[model_name]
     steps = 300 if model_name == "tiny" else 60
@@ -181,10 +183,11 @@ def test_cpu_step_variants(benchmark, model_name):
     cfg = TrainConfig(batch_size=batch)
     gen = torch.Generator().manual_seed(0)
     runners = {}
-    for name, (amp, compiled) in CPU_VARIANTS.items():
+    for name, (amp, compiled, fused) in CPU_VARIANTS.items():
         torch.manual_seed(cfg.seed)
         model = GNN(model_cfg)
-        optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        optimizer = (adam(model, cfg, torch.device("cpu")) if fused else
+                     torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay))
         fwd = torch.compile(model) if compiled else model
 
         def run(k, model=model, optimizer=optimizer, fwd=fwd, amp=amp):
