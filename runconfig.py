@@ -58,9 +58,8 @@ CPU_LAW_SETTINGS: dict[str, dict] = {
 # (preset docstring, "hamiltonian"); a strategy not listed has none.
 CPU_STRATEGY_SETTINGS: dict[str, dict] = {
     "hamiltonian": {"operators": ("+", "-", "*", "/", "log"), "selection": "best_heldout"},
-    "standard": {"align_components": "all"},
-    "l1": {"align_components": "all"},
-    "kl": {"align_components": "all"},
+    # messages that are not sparse after the preset's training: read through all components
+    **{strategy: {"align_components": "all"} for strategy in ("standard", "l1", "kl")},
 }
 
 

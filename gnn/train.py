@@ -35,9 +35,10 @@ code draws one shift for the whole batch).
 
 Optimisation: Adam(lr, weight_decay) with OneCycleLR(max_lr=lr, total_steps,
 final_div_factor) stepped every batch; Adam's fused kernel on CPU and CUDA (`adam`: on the
-tiny preset's CPU step 1.17x the per-parameter loop, benchmarks/RESULTS.md). The training split lives on the device as one tensor;
-batch k of pass p is a slice of a permutation seeded by (seed, p), so batches are drawn by
-indexing, never by a per-graph DataLoader, and a resumed run sees the same batches.
+tiny preset's CPU step 1.21x the per-parameter loop, benchmarks/RESULTS.md). The training
+split lives on the device as one tensor; batch k of pass p is a slice of a permutation seeded
+by (seed, p), so batches are drawn by indexing, never by a per-graph DataLoader, and a
+resumed run sees the same batches.
 """
 from __future__ import annotations
 
