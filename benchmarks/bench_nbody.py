@@ -4,8 +4,8 @@ Measures simulation-steps per second (systems x output steps / wall second, reco
 `extra_info["sim_steps_per_s"]`) for:
   * the Numba CPU kernel, n in {4, 8} x dim in {2, 3}, spring law;
   * the CPU kernel against n, from 4 to 1000 (r2, 2D; one compiled kernel for every n);
-  * the same on the CUDA kernel, skipped without a real GPU (never timed under the
-    CUDA simulator, whose timings are meaningless);
+  * the same on the CUDA kernel (n from 4 to 300), skipped without a real GPU (never timed
+    under the CUDA simulator, whose timings are meaningless);
   * the NumPy reference on a small case, for the fast/slow speed ratio;
   * the paper-scale sets: 10,000 sims x 1,000 steps, n=4, 2D, spring / r2 / charge;
   * `generate_dataset` end to end against the kernel writing the same rows, same run;
@@ -86,11 +86,27 @@ N_SCALING = [(4, 2000, 500), (8, 1000, 300), (16, 200, 200), (32, 50, 100), (64,
 @pytest.mark.parametrize("n,n_sims,nt", N_SCALING)
 def test_cpu_throughput_vs_n(benchmark, n, n_sims, nt):
     """One compiled r2 kernel (2D) for every n: sim-steps/s and pair forces/s against n."""
-    _bench(benchmark, "r2", n, 2, n_sims=n_sims, nt=nt, integrator="cpu", rounds=1)
+    _bench_vs_n(benchmark, n, n_sims, nt, "cpu")
+
+
+def _bench_vs_n(benchmark, n, n_sims, nt, integrator):
+    _bench(benchmark, "r2", n, 2, n_sims=n_sims, nt=nt, integrator=integrator, rounds=1)
     info = benchmark.extra_info
     # Accepted steps x 6 new stages (FSAL) x pairs; rejected steps not counted.
     info["pair_forces_per_s"] = (info["mean_steps_per_output"] * (nt - 1) * n_sims * 6 * n * (n - 1) / 2
                                  / info["seconds"])
+
+
+# (n, sims, steps) for the CUDA kernel, one thread per simulation: enough systems to fill the
+# GPU's 132 multiprocessors where n is small, and steps that keep a case to seconds.
+N_SCALING_CUDA = [(4, 20_000, 500), (16, 10_000, 100), (64, 4000, 20), (128, 2000, 10), (300, 1000, 3)]
+
+
+@needs_gpu
+@pytest.mark.parametrize("n,n_sims,nt", N_SCALING_CUDA)
+def test_cuda_throughput_vs_n(benchmark, n, n_sims, nt):
+    """test_cpu_throughput_vs_n on the CUDA kernel (r2, 2D)."""
+    _bench_vs_n(benchmark, n, n_sims, nt, "cuda")
 
 
 def test_dataset_end_to_end(benchmark):
