@@ -238,7 +238,7 @@ def run_sweep(out: Path, args: argparse.Namespace) -> None:
         raise InputError(f"{', '.join(given)}: for --executor submitit only")
     jobs = sweep_jobs(args.preset, vars(args), laws, dims, strategies, seeds, out)
     print(f"[sweep] {len(jobs)} jobs in a local pool, {args.workers} at a time")
-    for done in execute(_sweep_job, jobs, workers=args.workers):
+    for done in execute(_local_sweep_job, jobs, workers=args.workers):
         print(f"[sweep] done {done}")
     stage_analyse(out)
     for table in ("test_mae", "edge_reconstruction", "node_reconstruction"):
@@ -248,12 +248,31 @@ def run_sweep(out: Path, args: argparse.Namespace) -> None:
 def _sweep_job(job: tuple[Path, RunConfig, Path]) -> str:
     """One run of a sweep, in a pool worker or a cluster job: its shared dataset first (the
     first job of that dataset to take its lock simulates it, the others wait and reuse it),
-    then every stage. Returns the run directory."""
+    then every stage. A stage that refuses the run (an InputError, e.g. a model whose
+    messages cannot be aligned) leaves RUN/failed.json for the tables, which count the run as
+    found nothing, and the error is raised again (a cluster job fails); a later sweep tries
+    the run again. Returns the run directory."""
+    from analysis.runs import FAILED_FILE
     run_dir, cfg, data_dir = job
     with rundir.locked(dataset_lock(data_dir), wait=True):
         stage_simulate(data_dir, cfg.sim, progress=False)
-    run_all(run_dir, cfg, data_dir, progress=False)
+    failed = run_dir / FAILED_FILE
+    try:
+        run_all(run_dir, cfg, data_dir, progress=False)
+    except InputError as err:
+        if run_dir.is_dir():
+            save_json(failed, {"error": str(err)})
+        raise
+    failed.unlink(missing_ok=True)
     return str(run_dir)
+
+
+def _local_sweep_job(job: tuple[Path, RunConfig, Path]) -> str:
+    """`_sweep_job` in the local pool: a refused run is reported and the other runs go on."""
+    try:
+        return _sweep_job(job)
+    except InputError as err:
+        return f"{job[0]} (refused: {err})"
 
 
 # --------------------------------------------------------------------------- #

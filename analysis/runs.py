@@ -8,6 +8,8 @@ In:  RUN/ with config.json (the run's frozen configs: {"preset", "sim": {"law", 
        train/metrics.json      `gnn.train.train`'s metrics
        train/message_history.npz  messages recorded during training (`gnn.history`)
        distill/                the distill stage's files, read only through `distill.schema`
+       failed.json             {"error": message}: a sweep job's stage refused the run (e.g. a
+                               model whose messages cannot be aligned); written by run.py
      A sweep directory holds one such run directory per job (any depth up to 2).
 Out: `Run` (frozen): the run's identity from config.json, the train metrics, the
      `DistillResult` and lazily loaded message arrays, predictions and message history. A path that is not a
@@ -30,6 +32,7 @@ from nbody.io import load_json
 from .published import sim_key
 
 CONFIG_FILE = "config.json"   # its presence marks a run directory
+FAILED_FILE = "failed.json"   # a sweep job's refused stage: {"error": message}
 
 
 @dataclass(frozen=True, eq=False)  # identity equality: the dict fields are unhashable
@@ -43,6 +46,8 @@ class Run:
         metrics: train/metrics.json, None before training has finished.
         distill: distill/distill.json, None before distillation has finished.
         timings: timings.json, wall seconds per stage run ({} if absent).
+        failure: failed.json's message when a stage refused the run and it has no distill
+            result; None otherwise.
     """
 
     path: Path
@@ -53,6 +58,7 @@ class Run:
     metrics: dict | None
     distill: DistillResult | None
     timings: dict
+    failure: str | None = None
 
     @property
     def name(self) -> str:
@@ -121,11 +127,12 @@ def load_run(path: str | os.PathLike) -> Run:
     except (KeyError, TypeError, ValueError):
         raise InputError(f"{path / CONFIG_FILE} is not a run config (sim.law, sim.dim, model.strategy, "
                          "train.seed)") from None
-    metrics, timings = path / "train" / "metrics.json", path / "timings.json"
+    metrics, timings, failed = path / "train" / "metrics.json", path / "timings.json", path / FAILED_FILE
+    distill = load_result(path / "distill") if (path / "distill" / RESULT_FILE).is_file() else None
     return Run(path=path, law=law, dim=dim, strategy=strategy, seed=seed,
-               metrics=load_json(metrics) if metrics.is_file() else None,
-               distill=load_result(path / "distill") if (path / "distill" / RESULT_FILE).is_file() else None,
-               timings=load_json(timings) if timings.is_file() else {})
+               metrics=load_json(metrics) if metrics.is_file() else None, distill=distill,
+               timings=load_json(timings) if timings.is_file() else {},
+               failure=str(load_json(failed).get("error")) if failed.is_file() and distill is None else None)
 
 
 def find_runs(sweep_dir: str | os.PathLike) -> list[Run]:

@@ -8,7 +8,8 @@ Out: `summary_rows` (dicts with SUMMARY_FIELDS) and `to_summary_csv` (booleans a
      true/false, missing values empty). `test_mae_network` is the network's MAE on the
      distillation's evaluation graphs (the same graphs as `test_mae_symbolic`); `wall_s` is the
      sum of the run's own stage wall times (simulate, train, distill; a dataset that a
-     sweep shares between runs is made by the first job that needs it and not counted).
+     sweep shares between runs is made by the first job that needs it and not counted);
+     `failure` is the message of a stage that refused the run (RUN/failed.json).
 """
 from __future__ import annotations
 
@@ -21,21 +22,22 @@ from distill.schema import judged_equations
 from .runs import Run
 
 SUMMARY_FIELDS = ("law", "dim", "strategy", "seed", "force_law_found", "newton_found", "edge_target",
-                  "r2_force", "r2_accel", "test_mae_network", "test_mae_symbolic", "wall_s", "run")
+                  "r2_force", "r2_accel", "test_mae_network", "test_mae_symbolic", "wall_s", "run", "failure")
 
 
 def summary_rows(runs: list[Run]) -> list[dict[str, Any]]:
     """The summary row of each run, sorted by law, dim, strategy, seed; distill fields are
-    None for a run not distilled yet."""
+    None for a run not distilled yet, and a run a stage refused (`Run.failure`) found neither law."""
     rows = []
     for run in runs:
         d = run.distill
+        refused = False if run.failure else None
         targets = sorted({e.judgement.target for e in judged_equations(d, "edge")
                           if e.judgement.target is not None}) if d else []
         rows.append({
             "law": run.law, "dim": run.dim, "strategy": run.strategy, "seed": run.seed,
-            "force_law_found": d.edge_success if d else None,
-            "newton_found": d.node_success if d else None,
+            "force_law_found": d.edge_success if d else refused,
+            "newton_found": d.node_success if d else refused,
             "edge_target": "+".join(targets) or None,
             "r2_force": (d.r2_force_mean if d.r2_potential is None else d.r2_potential) if d else None,
             "r2_accel": d.r2_accel_mean if d else None,
@@ -43,6 +45,7 @@ def summary_rows(runs: list[Run]) -> list[dict[str, Any]]:
             "test_mae_symbolic": d.mae.symbolic if d else None,
             "wall_s": round(sum(run.timings.values()), 1) if run.timings else None,
             "run": run.name,
+            "failure": run.failure,
         })
     return sorted(rows, key=lambda r: (r["law"], r["dim"], r["strategy"], r["seed"]))
 

@@ -195,16 +195,19 @@ def found_parts(d: DistillResult) -> tuple[tuple[str, bool], tuple[str, bool]]:
 
 
 def _success_rate(runs: list[Run]):
-    """Runs (seeds) that succeeded (`found`) out of the distilled runs, and each of the two
-    verdicts counted apart (force and Newton, or potential and kinetic)."""
+    """Runs (seeds) that succeeded (`found`) out of the distilled runs and those a stage
+    refused (`Run.failure`, found nothing), and each of the two verdicts counted apart (force
+    and Newton, or potential and kinetic)."""
     done = [r.distill for r in runs if r.distill is not None]
-    if not done:
+    refused = sum(r.failure is not None for r in runs)
+    if not done and not refused:
         return None
-    n, ok = len(done), sum(found(d) for d in done)
+    n, ok = len(done) + refused, sum(found(d) for d in done)
     counts = {}
     for d in done:
         for name, success in found_parts(d):
             counts[name] = counts.get(name, 0) + success
+    counts = counts or {"force": 0, "Newton": 0}     # every run refused
     key = "both" if not any(d.energy for d in done) else "found"
     return ({"value": ok / n, key: ok, **{k.lower(): v for k, v in counts.items()}, "n_runs": n},
             f"{ok}/{n} ({', '.join(f'{k} {v}/{n}' for k, v in counts.items())})")

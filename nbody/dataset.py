@@ -48,7 +48,7 @@ from numpy.lib.format import open_memmap
 from .config import SPLIT_NAMES, SimConfig
 from .errors import InputError
 from .initial import initial_conditions
-from .integrate import integrate_into
+from .integrate import integrate_into, resolve_integrator
 from .io import (config_from_dict, load_json, remove_stale_temps, replace_dir, save_json, save_npy,
                  temp_dir_beside)
 from .laws import Law, get_law, law_from_dict
@@ -269,7 +269,9 @@ def _simulate_job(cfg: SimConfig, ics, targets, bar, scratch: Path) -> int:
                                      shape=(n_sims, n_kept, n, width))
                          for key, width in (("states", n_features(dim)), ("accel", dim)))
     failed = np.zeros(n_sims, dtype=bool)
-    chunk = chunk_sims(n, dim, cfg.nt)
+    # The GPU needs every system in one launch to fill its multiprocessors (kernels_cuda bounds
+    # its own device memory); the CPU chunks are progress and cancellation points.
+    chunk = max(n_sims, 1) if resolve_integrator(cfg.integrator) == "cuda" else chunk_sims(n, dim, cfg.nt)
     for lo in range(0, n_sims, chunk):
         hi = min(lo + chunk, n_sims)
         _, failed[lo:hi] = integrate_into(cfg, *(a[lo:hi] for a in ics), states[lo:hi], accel[lo:hi],

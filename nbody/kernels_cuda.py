@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+from .errors import InputError
 from .kernel_build import KernelTarget, compiled_kernel
 from .laws import Law
 
@@ -70,7 +71,7 @@ def run(law: Law, dim: int, inputs: tuple, outputs: tuple, settings: tuple,
         args = (*d_in, *d_physics, *d_out, d_work, *settings)
         grid = ((hi - lo + tpb - 1) // tpb, tpb)
         if kernel is None:
-            kernel = compiled_kernel(law, dim, TARGET, lambda entry: entry[grid](*args))
+            kernel = _compile_and_launch(law, dim, grid, args)
         else:
             kernel[grid](*args)
         cuda.synchronize()
@@ -78,3 +79,17 @@ def run(law: Law, dim: int, inputs: tuple, outputs: tuple, settings: tuple,
             device.copy_to_host(host[lo:hi])
         if on_done is not None:
             on_done(hi - lo)
+
+
+def _compile_and_launch(law: Law, dim: int, grid: tuple, args: tuple):
+    """The cached kernel for (law, dim), launched once on `args`; a numba-cuda that cannot
+    compile under this numpy is an InputError saying so, not a traceback from its internals."""
+    try:
+        return compiled_kernel(law, dim, TARGET, lambda entry: entry[grid](*args))
+    except AttributeError as err:
+        if "row_stack" not in str(err):
+            raise
+        import numpy as np
+        raise InputError(f"this numba-cuda cannot compile kernels under numpy {np.__version__} (it registers "
+                         "np.row_stack, which numpy 2.5 removed): install numpy<2.5, or use integrator 'cpu'"
+                         ) from err

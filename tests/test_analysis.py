@@ -26,7 +26,8 @@ from PIL import Image
 import run as run_py
 from _distill_helpers import SPRING, distill_planted, spring_data
 from _report_helpers import legend_overlaps, scan_report
-from analysis import build_tables, find_runs, load_run, make_figures, published, run_figures, write_tables
+from analysis import (build_tables, find_runs, load_run, make_figures, published, run_figures, summary_rows,
+                      write_tables)
 from analysis.figures import message_fit_figure, sparsity_figure
 from analysis.report import RUN_SECTIONS, write_report
 from analysis.tables import to_markdown
@@ -351,6 +352,25 @@ def test_markdown_and_csv_of_a_sweep(tmp_path, make_run):
     assert {r["force_law_found"] for r in summary} <= {"true", "false"}
     assert {r["newton_found"] for r in summary} <= {"true", "false"}
 
+
+
+def test_a_refused_run_counts_as_found_nothing(tmp_path, make_run):
+    """RUN/failed.json (a stage refused the run) with no distill result: a seed that found
+    neither law, in the summary and in the success rate over seeds."""
+    make_run(tmp_path, "spring-2d-kl-s0", strategy="kl")
+    refused = make_run(tmp_path, "spring-2d-kl-s1", strategy="kl", seed=1, stages=("data", "train"))
+    save_json(refused / "failed.json", {"error": "the node model reads the aligned message components "
+                                                 "through a singular map"})
+    runs = find_runs(tmp_path)
+    assert runs[1].failure.endswith("singular map") and runs[0].failure is None
+    rows = {r["run"]: r for r in summary_rows(runs)}
+    assert rows["spring-2d-kl-s1"]["force_law_found"] is False and rows["spring-2d-kl-s1"]["newton_found"] is False
+    assert "singular map" in rows["spring-2d-kl-s1"]["failure"] and rows["spring-2d-kl-s0"]["failure"] is None
+    cell = next(r for r in build_tables(runs)["success_rate"] if (r["sim"], r["strategy"]) == ("spring-2", "kl"))
+    assert cell["n_runs"] == 2 and cell["cell"].startswith("0/2 (force 0/2, Newton 1/2)")
+    only = build_tables([runs[1]])["success_rate"]
+    assert next(r for r in only if r["strategy"] == "kl" and r["sim"] == "spring-2")["cell"].startswith(
+        "0/1 (force 0/1, Newton 0/1)")
 
 def test_missing_stages_leave_cells_empty(tmp_path, make_run):
     run = load_run(make_run(tmp_path, "spring-2d-l1-s0", stages=("data",)))

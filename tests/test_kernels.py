@@ -231,3 +231,13 @@ def test_cuda_kernel_compiles_for_a_real_gpu():
     if proc.returncode == 77:
         pytest.skip("NVVM (CUDA compiler library) not available")
     assert proc.returncode == 0 and "compiled" in proc.stdout, proc.stderr[-3000:]
+
+
+def test_a_numba_cuda_that_cannot_compile_under_this_numpy_is_one_line(monkeypatch):
+    """numba-cuda 0.30 registers np.row_stack, which numpy 2.5 removed: seen on a GPU machine."""
+    def broken(*args):
+        raise AttributeError("module 'numpy' has no attribute 'row_stack'")
+
+    monkeypatch.setattr(kernels_cuda, "compiled_kernel", broken)
+    with pytest.raises(InputError, match=r"numpy<2\.5"):
+        integrate(_sim("spring", 2, 2, nt=3, integrator="cuda"), *_systems(get_law("spring"), 2, 2, 1))

@@ -271,3 +271,25 @@ def test_cpu_sweep_jobs_carry_each_laws_preset_settings_and_the_flags(tmp_path):
     assert by_law[("spring", 0)].sim.prune_percentile is None
     assert all(c.train.epochs == 3 and c.sim.seed == c.train.seed == c.distill.seed for c in by_law.values())
     assert {c.train.seed for c in by_law.values()} == {0, 1}
+
+
+def test_a_refused_run_is_recorded_and_the_local_sweep_goes_on(tmp_path, monkeypatch):
+    """Seen in the cpu sweep: a KL model whose node model reads its messages through a
+    singular map cannot be distilled. The run gets failed.json, the pool gets a line, not an
+    exception, and a later success clears the record."""
+    (job,) = sweep.sweep_jobs("tiny", {}, ["spring"], [2], ["kl"], [0], tmp_path)
+    run_dir = job[0]
+    monkeypatch.setattr(run, "stage_simulate", lambda *args, **kw: None)
+
+    def refuse(run_dir, *args, **kw):
+        run_dir.mkdir(parents=True, exist_ok=True)
+        raise run.InputError("the node model reads the aligned message components through a singular map")
+
+    monkeypatch.setattr(run, "run_all", refuse)
+    assert run._local_sweep_job(job) == f"{run_dir} (refused: the node model reads the aligned message " \
+                                        "components through a singular map)"
+    assert "singular map" in json.loads((run_dir / "failed.json").read_text())["error"]
+    with pytest.raises(run.InputError):
+        run._sweep_job(job)                              # a cluster job fails visibly
+    monkeypatch.setattr(run, "run_all", lambda *args, **kw: None)
+    assert run._local_sweep_job(job) == str(run_dir) and not (run_dir / "failed.json").exists()
