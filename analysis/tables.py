@@ -314,7 +314,8 @@ SPECS = (
                          ("repro", "edge_success", lambda v: f"{v['success']}/{v['total']}"))),
     TableSpec("success_rate", "Success over seeds: force law and Newton's second law both recovered",
               "Ours: runs whose distill.json has edge_success and node_success, out of the distilled "
-              "runs of the cell (seeds) and those a stage refused (failed.json); force and Newton counted separately in brackets. Hamiltonian: "
+              "runs of the cell (seeds) and those a stage refused (failed.json); force and Newton "
+              "counted separately in brackets. Hamiltonian: "
               "runs whose pair energy is the potential (edge_success), the kinetic energy (node_success) "
               "in brackets. Paper: Table 5 (✓/✗, one run; none for FlatHGN).",
               _success_rate, _published(("paper", "edge_success", lambda v: "✓" if v else "✗"))),

@@ -353,7 +353,6 @@ def test_markdown_and_csv_of_a_sweep(tmp_path, make_run):
     assert {r["newton_found"] for r in summary} <= {"true", "false"}
 
 
-
 def test_a_refused_run_counts_as_found_nothing(tmp_path, make_run):
     """RUN/failed.json (a stage refused the run) with no distill result: a seed that found
     neither law, in the summary and in the success rate over seeds."""
@@ -371,6 +370,7 @@ def test_a_refused_run_counts_as_found_nothing(tmp_path, make_run):
     only = build_tables([runs[1]])["success_rate"]
     assert next(r for r in only if r["strategy"] == "kl" and r["sim"] == "spring-2")["cell"].startswith(
         "0/1 (force 0/1, Newton 0/1)")
+
 
 def test_missing_stages_leave_cells_empty(tmp_path, make_run):
     run = load_run(make_run(tmp_path, "spring-2d-l1-s0", stages=("data",)))

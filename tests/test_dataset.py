@@ -7,8 +7,8 @@ import pytest
 from nbody import laws
 from nbody.config import SimConfig
 from nbody.dataset import generate_dataset, load_dataset
-from nbody.integrate import integrate_into
 from nbody.errors import InputError
+from nbody.integrate import integrate_into
 from nbody.laws import Law, accelerations, register_law
 
 TINY = dict(law="spring", n=4, dim=2, n_sims=10, n_test_sims=4, nt=30, keep_every=3, integrator="cpu")
@@ -43,7 +43,6 @@ def test_layout_and_meta(tiny):
     np.testing.assert_allclose(dx, 0.03 * s[:, :-1, :, 2:4], atol=0.03 * 0.03 * np.abs(expected).max())
 
 
-
 @pytest.mark.parametrize("integrator,launches", [("cpu", 5 + 1 + 2), ("cuda", 3)])  # train 9, val 1, test 4
 def test_the_gpu_gets_every_system_of_a_split_in_one_launch(tmp_path, monkeypatch, integrator, launches):
     """On CUDA a chunk of simulations far below the GPU's size left it idle (the paper's r2
@@ -59,6 +58,7 @@ def test_the_gpu_gets_every_system_of_a_split_in_one_launch(tmp_path, monkeypatc
     monkeypatch.setattr(dataset, "integrate_into", recording)
     generate_dataset(SimConfig(**{**TINY, "integrator": integrator}), tmp_path / "d", progress=False)
     assert sum(sizes) == 14 and len(sizes) == launches
+
 
 def test_seed_splits_are_disjoint(tiny):
     data = load_dataset(tiny[1])
