@@ -188,9 +188,13 @@ def found(d: DistillResult) -> bool:
     return bool(d.edge_success if d.energy else d.edge_success and d.node_success)
 
 
+# The two verdicts' names, by whether the model is an energy (Hamiltonian) one.
+VERDICT_NAMES = {False: ("force", "Newton"), True: ("potential", "kinetic")}
+
+
 def found_parts(d: DistillResult) -> tuple[tuple[str, bool], tuple[str, bool]]:
     """The two verdicts behind `found`, named: (force law, Newton) or (potential, kinetic)."""
-    names = ("potential", "kinetic") if d.energy else ("force", "Newton")
+    names = VERDICT_NAMES[bool(d.energy)]
     return (names[0], bool(d.edge_success)), (names[1], bool(d.node_success))
 
 
@@ -207,7 +211,8 @@ def _success_rate(runs: list[Run]):
     for d in done:
         for name, success in found_parts(d):
             counts[name] = counts.get(name, 0) + success
-    counts = counts or {"force": 0, "Newton": 0}     # every run refused
+    if not counts:    # every run refused: name the verdicts by the strategy
+        counts = dict.fromkeys(VERDICT_NAMES[any(r.strategy == "hamiltonian" for r in runs)], 0)
     key = "both" if not any(d.energy for d in done) else "found"
     return ({"value": ok / n, key: ok, **{k.lower(): v for k, v in counts.items()}, "n_runs": n},
             f"{ok}/{n} ({', '.join(f'{k} {v}/{n}' for k, v in counts.items())})")
