@@ -86,6 +86,8 @@ def message_fit_figure(messages: np.ndarray, top_components: np.ndarray, fits: d
             x = fitted[idx, k]
             ax.scatter(x, y, s=2, alpha=0.3, color="tab:blue", rasterized=True)
             lo, hi = np.nanpercentile(np.concatenate([x, y]), [1, 99]) if len(x) else (-1.0, 1.0)
+            if not hi > lo:   # a constant message and fit (a dead component): a unit window around it
+                lo, hi = lo - 1.0, lo + 1.0
             ax.plot([lo, hi], [lo, hi], color="k", lw=0.8)
             ax.set_xlim(lo, hi)
             ax.set_ylim(lo, hi)

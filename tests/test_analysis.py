@@ -15,6 +15,7 @@ import io
 import json
 import re
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -422,6 +423,15 @@ def test_message_fit_shows_force_and_acceleration_rows(tmp_path, make_run):
     force_only = save_figure(message_fit_figure(msgs.messages, msgs.top, {"force": msgs.fitted_force}),
                              tmp_path / "force.png")
     assert _png_size(fit)[1] > 1.5 * _png_size(force_only)[1]
+
+
+def test_message_fit_of_a_constant_component_gets_a_window(tmp_path):
+    """A dead component (constant message, constant fit) plots without matplotlib's
+    singular-limits warning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fig = message_fit_figure(np.ones((50, 3)), np.array([1]), {"force": np.zeros((50, 1))})
+    assert fig.axes[0].get_xlim() == (-1.0, 1.0)
 
 
 def test_figures_skip_missing_stages(tmp_path, make_run):
