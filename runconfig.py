@@ -71,7 +71,7 @@ def preset(name: str, law: str | None = None, strategy: str | None = None) -> Ru
     tiny:  spring, 2D, 4 bodies, bottleneck model (128-wide, 2 hidden layers, OneCycle peak
            lr 3e-3, 14 epochs of batch 32), 1,000 simulations x 500 steps keeping every 5th;
            SR stopped early after 10 stalled generations, searching a 2,000-row subsample;
-           under 1.5 minutes on 2 CPU cores, and it rediscovers the force law and Newton's
+           about 1.5 minutes on 2 CPU cores, and it rediscovers the force law and Newton's
            second law.
     cpu:   tiny plus what the other laws need on 2 CPU cores (benchmarks/RESULTS.md,
            "cpu preset ablation"): the edge fits in the node model's basis (align "node":
