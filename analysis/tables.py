@@ -207,13 +207,13 @@ def _success_rate(runs: list[Run]):
     if not done and not refused:
         return None
     n, ok = len(done) + refused, sum(found(d) for d in done)
-    counts = {}
+    # An energy cell, from its results, or from its strategy when every run was refused.
+    energy = any(d.energy for d in done) if done else any(r.strategy == "hamiltonian" for r in runs)
+    counts = dict.fromkeys(VERDICT_NAMES[energy], 0)
     for d in done:
         for name, success in found_parts(d):
-            counts[name] = counts.get(name, 0) + success
-    if not counts:    # every run refused: name the verdicts by the strategy
-        counts = dict.fromkeys(VERDICT_NAMES[any(r.strategy == "hamiltonian" for r in runs)], 0)
-    key = "both" if not any(d.energy for d in done) else "found"
+            counts[name] += success
+    key = "found" if energy else "both"
     return ({"value": ok / n, key: ok, **{k.lower(): v for k, v in counts.items()}, "n_runs": n},
             f"{ok}/{n} ({', '.join(f'{k} {v}/{n}' for k, v in counts.items())})")
 

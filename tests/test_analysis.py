@@ -373,9 +373,8 @@ def test_a_refused_run_counts_as_found_nothing(tmp_path, make_run):
         "0/1 (force 0/1, Newton 0/1)")
     energy = make_run(tmp_path, "spring-2d-hamiltonian-s0", strategy="hamiltonian", stages=("data",))
     save_json(energy / "failed.json", {"error": "refused"})
-    cell = build_tables([load_run(energy)])["success_rate"]
-    assert next(r for r in cell if r["strategy"] == "hamiltonian")["cell"].startswith(
-        "0/1 (potential 0/1, kinetic 0/1)")
+    cell = next(r for r in build_tables([load_run(energy)])["success_rate"] if r["strategy"] == "hamiltonian")
+    assert cell["cell"].startswith("0/1 (potential 0/1, kinetic 0/1)") and cell["found"] == 0
 
 
 def test_missing_stages_leave_cells_empty(tmp_path, make_run):
