@@ -37,8 +37,8 @@ it is never silently inaccurate as odeint is past `mxstep`.
 Why DOPRI5 at rtol = atol = 1e-9 (measured on 2 CPU cores, n=4, 2D, 1,000 steps):
   * speed: at the paper's dt the controller already takes only ~1.1 steps per output
     interval on average (1.95 for discontinuous), so the cost sits near its floor of one
-    step per output; the paper-scale sets (10,000 sims x 1,000 steps) take ~6 s (spring,
-    r2) and ~4.5 s (charge), against a 20 s target. Loosening to 1e-7 saves only ~10%
+    step per output; the paper-scale sets (10,000 sims x 1,000 steps) take 3.3-3.8 s
+    (spring, r2, charge; quiet machine, benchmarks/RESULTS.md), against a 20 s target. Loosening to 1e-7 saves only ~10%
     of the steps (one step per output remains the floor), so a cheaper scheme per step
     could gain at most that little; a higher-order pair (DOP853, 12 stages) costs more
     per step with no steps to save.
