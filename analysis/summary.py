@@ -31,13 +31,13 @@ def summary_rows(runs: list[Run]) -> list[dict[str, Any]]:
     rows = []
     for run in runs:
         d = run.distill
-        refused = False if run.failure else None
+        undistilled = False if run.failure else None      # refused: found nothing; pending: unknown
         targets = sorted({e.judgement.target for e in judged_equations(d, "edge")
                           if e.judgement.target is not None}) if d else []
         rows.append({
             "law": run.law, "dim": run.dim, "strategy": run.strategy, "seed": run.seed,
-            "force_law_found": d.edge_success if d else refused,
-            "newton_found": d.node_success if d else refused,
+            "force_law_found": d.edge_success if d else undistilled,
+            "newton_found": d.node_success if d else undistilled,
             "edge_target": "+".join(targets) or None,
             "r2_force": (d.r2_force_mean if d.r2_potential is None else d.r2_potential) if d else None,
             "r2_accel": d.r2_accel_mean if d else None,
