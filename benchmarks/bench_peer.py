@@ -16,8 +16,8 @@ Per case, each round runs three fresh processes, alternating:
     initial conditions + compile + integration; a second call in the process is "steady".
   * ours, warm: the same with the cache the cold run left (what every later run sees).
 Imports (jax, numba) are outside every figure; each side's first-use set-up (jax's backend,
-Numba's target registries and cache load) is inside "all". Each contender's median over the rounds goes
-to `extra_info` (sim-steps/s), with the ratios ours / official. The official output grid
+Numba's target registries and cache load) is inside "all". Each contender's median over the
+rounds goes to `extra_info` (sim-steps/s), with the ratios ours / official. The official output grid
 is `linspace(0, dt*nt, nt)`, ours k*dt: the same number of outputs, 0.1 % more time for it.
 
 Run:  SYMDISTILL_PEER_REPO=/path/to/symbolic_deep_learning SYMDISTILL_PEER_PYTHON=/path/to/python \\

@@ -40,8 +40,8 @@ Why DOPRI5 at rtol = atol = 1e-9 (measured on 2 CPU cores, n=4, 2D, 1,000 steps)
     step per output; the paper-scale sets (10,000 sims x 1,000 steps) take 3.3-3.8 s
     (spring, r2, charge; quiet machine, benchmarks/RESULTS.md), against a 20 s target.
     Loosening to 1e-7 saves only ~10% of the steps (one step per output remains the
-    floor), so a cheaper scheme per step could gain at most that little; a higher-order pair (DOP853, 12 stages) costs more
-    per step with no steps to save.
+    floor), so a cheaper scheme per step could gain at most that little; a higher-order
+    pair (DOP853, 12 stages) costs more per step with no steps to save.
   * accuracy: relative energy drift |E(T)-E(0)| / (K(0) + |U(0)|) over 1,000 steps has
     medians 1e-13..1e-9 and maxima <= 4e-7 over 2,000 sims for spring, r1, r2, charge and
     superposition; 2e-6 median (1.3e-5 max) for discontinuous, whose force jump the

@@ -47,14 +47,15 @@ def integrate_range(lo, hi, pos0, vel0, q, m, pair_i, pair_j, wd, wg, out_states
         out_failed[s] = failed
 
 
-# LLVM's fast-math flags that keep IEEE special values: fused multiply-add ("contract"),
-# reassociated sums, reciprocals ("arcp") and no signed zeros. Not "nnan"/"ninf": the
-# kernel's finiteness checks and NaN rows need them honoured. About 15 % off the integration
-# (r2, n=4, 2D, 1,000 x 1,000: 0.370 -> 0.316 s; benchmarks/RESULTS.md).
-FASTMATH = "{'contract', 'reassoc', 'arcp', 'nsz'}"
+# Compile options of every kernel function. The fast-math flags are LLVM's that keep IEEE
+# special values: fused multiply-add ("contract"), reassociated sums, reciprocals ("arcp")
+# and no signed zeros. Not "nnan"/"ninf": the kernel's finiteness checks and NaN rows need
+# them honoured. About 15 % off the integration (r2, n=4, 2D, 1,000 x 1,000: 0.370 -> 0.316 s;
+# benchmarks/RESULTS.md).
+JIT_OPTIONS = "error_model='numpy', fastmath={'contract', 'reassoc', 'arcp', 'nsz'}"
 TARGET = KernelTarget(name="cpu", imports="import numba\nimport numpy as np",
-                      device_jit=f"numba.njit(error_model='numpy', fastmath={FASTMATH})",
-                      entry_jit=f"numba.njit(nogil=True, cache=True, error_model='numpy', fastmath={FASTMATH})",
+                      device_jit=f"numba.njit({JIT_OPTIONS})",
+                      entry_jit=f"numba.njit(nogil=True, cache=True, {JIT_OPTIONS})",
                       entry=integrate_range)
 
 
