@@ -1,11 +1,17 @@
-"""The kernels' disk cache (`nbody.kernel_build`): where it lives, compile once, robustness.
+"""The kernels' disk cache (`nbody.kernel_build`): where it lives, compile once, robustness,
+and trust (nothing planted in the cache runs).
 
 Each check runs the CPU kernel in fresh processes against its own cache folder and reads
 Numba's own counters (`dispatcher.stats.cache_hits` / `cache_misses`), so nothing is timed.
+The processes of this module keep the cache's signing key in a temporary folder.
 """
+import importlib.util
 import json
 import os
+import pickle
+import py_compile
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -35,6 +41,14 @@ stats = load_kernel(law, 2, TARGET).stats
 print(json.dumps({"hits": sum(stats.cache_hits.values()), "misses": sum(stats.cache_misses.values()),
                   "sum": float(np.nansum(result.pos)), "failed": int(result.failed.sum())}))
 """
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _key_folder(tmp_path_factory):
+    """XDG_DATA_HOME, where the key signing the cache lives, in a temporary folder."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("data")))
+        yield
 
 
 def _env(cache: Path) -> dict:
@@ -149,7 +163,7 @@ def test_an_unwritable_cache_folder_still_integrates(tmp_path):
     proc = subprocess.run([sys.executable, "-c", _RUN, "(r - 1)**2"], env=_env(blocker), cwd=ROOT,
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "cannot write the kernel cache" in proc.stderr
+    assert "cannot use the kernel cache" in proc.stderr
     assert np.isfinite(json.loads(proc.stdout.strip().splitlines()[-1])["sum"])
 
 
@@ -207,3 +221,120 @@ def test_warm_command_fills_the_cache_a_later_process_reads(tmp_path):
                              capture_output=True, text=True, timeout=600)
     assert refused.returncode == 2 and refused.stderr.strip() == (
         "error: unknown law 'nope'; known: charge, damped, discontinuous, r1, r2, spring, string, superposition")
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_the_cache_and_its_key_are_private_and_apart(warm):
+    """Folders 0700, key 0600, and the key is not in the cache folder."""
+    kernels = warm[0] / "kernels"
+    assert _mode(warm[0]) == _mode(kernels) == _mode(kernels / "__pycache__") == 0o700
+    key = Path(os.environ["XDG_DATA_HOME"]) / "symdistill" / "kernel-cache.key"
+    assert _mode(key) == 0o600 and key.stat().st_size == kernel_build.KEY_BYTES
+    assert kernels not in key.parents
+
+
+class _Payload:
+    """Unpickling it writes `sentinel` (what a planted pickle would do instead)."""
+
+    def __init__(self, sentinel: Path):
+        self.sentinel = str(sentinel)
+
+    def __reduce__(self):
+        return exec, (f"open({self.sentinel!r}, 'w').write('ran')",)
+
+
+def _plant_bytecode(folder: Path, sentinel: Path) -> None:
+    """An unchecked-hash .pyc for the kernel module (Python loads those without reading the
+    source) that writes `sentinel`."""
+    module, = (folder / "kernels").glob("symdistill_cpu_cachetest_*.py")
+    payload = folder / "payload.py"
+    payload.write_text(f"open({str(sentinel)!r}, 'w').write('ran')\n")
+    py_compile.compile(str(payload), cfile=importlib.util.cache_from_source(str(module)), doraise=True,
+                       invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+
+
+def _plant_pickle(suffix: str):
+    def plant(folder: Path, sentinel: Path) -> None:
+        target, = (folder / "kernels" / "__pycache__").glob(f"symdistill_cpu_cachetest_*{suffix}")
+        target.write_bytes(pickle.dumps(_Payload(sentinel)))
+    return plant
+
+
+@pytest.mark.parametrize("plant", [_plant_bytecode, _plant_pickle(".nbi"), _plant_pickle(".1.nbc")],
+                         ids=["pyc", "nbi", "nbc"])
+def test_code_planted_in_the_cache_never_runs(plant, warm, tmp_path):
+    """A .pyc in __pycache__, or a Numba index or data file replaced by a pickle with a
+    payload: the payload does not run, the result is right, and the cache is sound after."""
+    folder = _copy(warm, tmp_path)
+    sentinel = tmp_path / "payload-ran"
+    plant(folder, sentinel)
+    proc = _start(folder)
+    out, err = proc.communicate(timeout=600)
+    assert not sentinel.exists()
+    assert proc.returncode == 0, err[-3000:]
+    assert json.loads(out.strip().splitlines()[-1])["sum"] == warm[1]["sum"]
+    assert _run(folder)["hits"] == 1
+
+
+def test_a_cache_file_signed_under_another_key_is_rebuilt(warm, tmp_path, monkeypatch):
+    """The key is what makes a cache file ours: under a new key every file fails and is rebuilt."""
+    folder = _copy(warm, tmp_path)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "other-data"))
+    assert _run(folder)["misses"] == 1
+    assert _run(folder)["hits"] == 1
+
+
+def test_a_cache_folder_others_may_write_is_made_private(tmp_path):
+    for folder in (tmp_path / "kernels", tmp_path / "kernels" / "__pycache__"):
+        folder.mkdir(mode=0o777)
+        os.chmod(folder, 0o777)
+    kernel_build._private_folder(tmp_path / "kernels" / "__pycache__")
+    assert _mode(tmp_path / "kernels" / "__pycache__") == 0o700
+    kernel_build._private_folder(tmp_path / "new" / "kernels")
+    assert _mode(tmp_path / "new") == _mode(tmp_path / "new" / "kernels") == 0o700
+
+
+@pytest.mark.parametrize("spoil", [
+    lambda key: os.chmod(key, 0o644),                     # readable by others
+    lambda key: key.write_bytes(b"short"),                # not a key
+    lambda key: (key.unlink(), key.symlink_to(key.parent / "elsewhere")),
+])
+def test_a_key_that_is_not_private_is_replaced(spoil, tmp_path):
+    path = tmp_path / "data" / "symdistill" / "kernel-cache.key"
+    first = kernel_build._signing_key(path)
+    assert kernel_build._signing_key(path) == first and _mode(path.parent) == 0o700
+    spoil(path)
+    second = kernel_build._signing_key(path)
+    assert second != first and len(second) == kernel_build.KEY_BYTES
+    assert not path.is_symlink() and _mode(path) == 0o600
+
+
+def test_another_users_cache_folder_is_not_used(tmp_path, monkeypatch):
+    """A cache folder owned by another user (as this process sees it) is left alone: kernels are
+    built in a temporary folder, with a warning."""
+    monkeypatch.setenv(kernel_build.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    (tmp_path / "cache" / "kernels").mkdir(parents=True, mode=0o700)
+    monkeypatch.setattr(os, "geteuid", lambda: os.getuid() + 1)
+    with pytest.warns(UserWarning, match="belongs to another user"):
+        path, _ = kernel_build._write_module("symdistill_probe", "X = 1\n")
+    assert tmp_path not in path.parents and not list((tmp_path / "cache" / "kernels").iterdir())
+
+
+def test_a_numba_cache_of_another_layout_is_switched_off_not_read():
+    """Signing relies on the methods of Numba's IndexDataCacheFile; a Numba without them gets
+    no disk cache (compiled in every process) rather than an unchecked one."""
+    class Cache:
+        enabled = True
+        _cache_file = object()
+
+        def disable(self):
+            self.enabled = False
+
+    entry = type("Dispatcher", (), {"_cache": Cache()})()
+    with pytest.warns(UserWarning, match="kernel_build can sign"):
+        kernel_build._sign_disk_cache(entry, b"k" * kernel_build.KEY_BYTES)
+    assert not entry._cache.enabled
