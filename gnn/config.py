@@ -37,7 +37,7 @@ class ModelConfig:
             variational messages, KL penalty in the loss) or "hamiltonian" (the paper's FlatHGN:
             a pair energy per edge and a self energy per node, accelerations from Hamilton's
             equations by autograd; `gnn.hamiltonian`).
-        dim: spatial dimension; the node network predicts a [dim] acceleration.
+        dim: spatial dimension, 2 or 3; the node network predicts a [dim] acceleration.
         n_features: width of a node's input vector; None (default) means the n-body layout
             (pos[dim], vel[dim], q, m), i.e. 2*dim + 2, filled in on construction.
         hidden: width of every hidden layer of both MLPs (300 in the paper).
@@ -64,8 +64,8 @@ class ModelConfig:
         require_finite(self)
         if self.strategy not in STRATEGIES:
             raise InputError(f"unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
-        if not _is_int(self.dim) or self.dim < 1:
-            raise InputError(f"dim must be a positive integer, got {self.dim!r}")
+        if not _is_int(self.dim) or self.dim not in (2, 3):
+            raise InputError(f"dim must be 2 or 3, got {self.dim!r}")
         if self.n_features is None:
             object.__setattr__(self, "n_features", layout_width(self.dim))
         if not _is_int(self.n_features) or self.n_features < self.dim:

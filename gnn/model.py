@@ -112,7 +112,12 @@ class GNN(nn.Module):
         Returns:
             (mu [..., msg_dim], logvar [..., msg_dim] clamped) for "kl";
             (message [..., msg_dim], None) otherwise.
+        Raises:
+            InputError: an input that is not a real floating-point tensor of width F, or
+                leading shapes that differ.
         """
+        F = self.cfg.n_features
+        _require_features("GNN.edge", ("receiver", x_recv, F), ("sender", x_send, F))
         raw = _run_mlp(self.edge_mlp, torch.cat([x_recv, x_send], dim=-1))  # [..., edge_out]
         if self.cfg.strategy != "kl":
             return raw, None
@@ -125,7 +130,10 @@ class GNN(nn.Module):
         return self.edge_stats(x_recv, x_send)[0]
 
     def node(self, x: Tensor, agg: Tensor) -> Tensor:
-        """phi_v on cat[x, agg]: x [..., F], summed messages agg [..., msg_dim] -> acceleration [..., dim]."""
+        """phi_v on cat[x, agg]: x [..., F], summed messages agg [..., msg_dim] -> acceleration [..., dim]
+        (InputError as `edge_stats` for inputs of another width, dtype or leading shape)."""
+        _require_features("GNN.node", ("node features", x, self.cfg.n_features),
+                          ("summed messages", agg, self.cfg.resolved_msg_dim))
         return _run_mlp(self.node_mlp, torch.cat([x, agg], dim=-1))
 
     def forward(self, x: Tensor) -> ModelOutput:
@@ -137,8 +145,9 @@ class GNN(nn.Module):
             ModelOutput (acc [B, n, dim], messages [B, E, msg_dim], mu, logvar); edge e runs
             from senders[e] to receivers[e] of `gnn.graph.edges(n, cfg.topology)`.
         """
-        if x.dim() != 3 or x.shape[-1] != self.cfg.n_features:
-            raise InputError(f"GNN expects node features [B, n, {self.cfg.n_features}], got {list(x.shape)}")
+        if not isinstance(x, Tensor) or x.dim() != 3:
+            raise InputError(f"GNN expects node features [B, n, {self.cfg.n_features}], got {_describe(x)}")
+        _require_features("GNN", ("node features", x, self.cfg.n_features))
         n = x.shape[1]
         senders, receivers = edges(n, self.cfg.topology, x.device)
         mu, logvar = self.edge_stats(x[:, receivers], x[:, senders])       # [B, E, msg_dim]
@@ -160,6 +169,27 @@ def build_model(cfg: ModelConfig) -> nn.Module:
         from .hamiltonian import HamiltonianGNN  # it builds on this module's `mlp`
         return HamiltonianGNN(cfg)
     return GNN(cfg)
+
+
+def _require_features(where: str, *inputs: tuple[str, Tensor, int]) -> None:
+    """InputError unless each (name, tensor, width) is a real floating-point tensor [..., width]
+    and all share their leading shape: shape and dtype only, no pass over the values."""
+    for name, tensor, width in inputs:
+        if not isinstance(tensor, Tensor) or not tensor.is_floating_point() or tensor.dim() < 1 \
+                or tensor.shape[-1] != width:
+            raise InputError(f"{where}: {name} must be a real floating-point tensor [..., {width}], "
+                             f"got {_describe(tensor)}")
+    leading = [tuple(tensor.shape[:-1]) for _, tensor, _ in inputs]
+    if any(lead != leading[0] for lead in leading[1:]):
+        raise InputError(f"{where}: {' and '.join(name for name, _, _ in inputs)} must share their leading "
+                         f"shape, got {' and '.join(str(list(lead)) for lead in leading)}")
+
+
+def _describe(value) -> str:
+    """`value` as an error message shows it: a tensor's dtype and shape, else its type."""
+    if isinstance(value, Tensor):
+        return f"{str(value.dtype).removeprefix('torch.')} {list(value.shape)}"
+    return type(value).__name__
 
 
 def _run_mlp(net: nn.Sequential, inp: Tensor) -> Tensor:

@@ -91,7 +91,8 @@ def resolve_integrator(name: str) -> str:
 
 
 def _check_inputs(cfg: SimConfig, pos, vel, q, m):
-    pos, vel, q, m = (np.ascontiguousarray(a, dtype=np.float64) for a in (pos, vel, q, m))
+    """(pos, vel, q, m) as C-ordered float64 arrays, or an InputError naming what is wrong."""
+    pos, vel, q, m = (_real_array(name, a) for name, a in (("pos", pos), ("vel", vel), ("q", q), ("m", m)))
     if pos.ndim != 3 or pos.shape[1:] != (cfg.resolved_n, cfg.dim):
         raise InputError(f"pos must be [S, n={cfg.resolved_n}, dim={cfg.dim}] as the config says, "
                          f"got shape {pos.shape}")
@@ -102,6 +103,18 @@ def _check_inputs(cfg: SimConfig, pos, vel, q, m):
     if not (m > 0).all():
         raise InputError("masses must be positive")
     return pos, vel, q, m
+
+
+def _real_array(name: str, value) -> np.ndarray:
+    """`value` as a C-ordered float64 array; InputError unless it holds real numbers (an integer
+    or float dtype: no complex, bool, text or object values, nothing ragged)."""
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError) as exc:
+        raise InputError(f"{name} is not an array of numbers ({str(exc).splitlines()[0]})") from None
+    if array.dtype.kind not in "iuf":
+        raise InputError(f"{name} must hold real numbers, got dtype {array.dtype}")
+    return np.ascontiguousarray(array, dtype=np.float64)
 
 
 def physics_arrays(law: Law, n: int, official_quirks: bool) -> tuple[np.ndarray, ...]:
@@ -188,8 +201,8 @@ def integrate(cfg: SimConfig, pos: np.ndarray, vel: np.ndarray, q: np.ndarray, m
     Returns:
         IntegrationResult (pos, vel, acc [S, nt, n, dim] float64, n_steps [S], failed [S]).
     Raises:
-        InputError: arrays of another shape than `cfg` says, not finite, or masses <= 0;
-            an integrator that cannot run here.
+        InputError: arrays of another shape than `cfg` says, not real numbers (complex, text,
+            object), not finite, or masses <= 0; an integrator that cannot run here.
     """
     pos, vel, q, m = _check_inputs(cfg, pos, vel, q, m)
     S, n, dim = pos.shape

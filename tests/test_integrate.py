@@ -10,6 +10,7 @@ import pytest
 from scipy.integrate import solve_ivp
 
 from nbody.config import SimConfig
+from nbody.errors import InputError
 from nbody.initial import initial_conditions
 from nbody.integrate import integrate
 from nbody.laws import Law, accelerations, energy, get_law
@@ -112,3 +113,27 @@ def test_runge_kutta_step_is_fifth_order():
         errors.append(np.abs(result.pos[0, -1] - exact(np.array([t_end]))[0]).max())
     orders = np.log2(np.array(errors[:-1]) / np.array(errors[1:]))
     assert np.all((orders > 4.5) & (orders < 5.6)), f"observed orders {orders}"
+
+
+def _spoiled(which: int, spoil):
+    law = get_law("spring")
+    arrays = list(initial_conditions(law, 4, 2, 2, np.random.default_rng(0)))
+    arrays[which] = spoil(arrays[which])
+    return SimConfig(law="spring", n=4, dim=2, nt=3, integrator="cpu"), arrays
+
+
+@pytest.mark.parametrize("which", [0, 1, 2, 3], ids=["pos", "vel", "q", "m"])
+@pytest.mark.parametrize("spoil, message", [
+    (lambda a: a + 1e-3j, "real numbers"),                              # was accepted with a warning
+    (lambda a: a.astype(object), "real numbers"),
+    (lambda a: a.astype(str), "real numbers"),                          # numeric text was read as numbers
+    (lambda a: a > 0, "real numbers"),
+    (lambda a: [list(a[0]), list(a[1])[:-1]], "not an array of numbers"),   # ragged
+    (lambda a: np.where(a == a.flat[0], np.nan, a), "NaN or inf"),
+    (lambda a: np.where(a == a.flat[0], np.inf, a), "NaN or inf"),
+], ids=["complex", "object", "text", "bool", "ragged", "nan", "inf"])
+def test_integrate_refuses_input_that_is_not_real_and_finite(which, spoil, message):
+    cfg, arrays = _spoiled(which, spoil)
+    with pytest.raises(InputError, match=message) as info:
+        integrate(cfg, *arrays)
+    assert "\n" not in str(info.value)

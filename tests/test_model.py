@@ -67,6 +67,39 @@ def test_wrong_feature_width_is_input_error():
         make_model()(torch.zeros(2, 4, 7, dtype=torch.float64))
 
 
+@pytest.mark.parametrize("dim", [0, 1, 4, 5, 2.0, True])
+def test_model_dim_is_2_or_3(dim):
+    with pytest.raises(InputError, match="dim must be 2 or 3"):
+        ModelConfig(dim=dim)
+
+
+F2, MSG = 6, 100   # node features and message width of the 2D l1 model
+_f64 = dict(dtype=torch.float64)
+
+
+@pytest.mark.parametrize("method, args, message", [
+    ("edge", (torch.zeros(5, F2 - 3, **_f64), torch.zeros(5, F2 + 3, **_f64)), r"receiver .*\[\.\.\., 6\]"),
+    ("edge", (torch.zeros(5, F2, **_f64), torch.zeros(5, F2 + 1, **_f64)), r"sender .*\[\.\.\., 6\]"),
+    ("edge", (torch.zeros(5, F2, **_f64), torch.zeros(4, F2, **_f64)), "share their leading"),
+    ("edge", (torch.zeros(5, F2, dtype=torch.complex128), torch.zeros(5, F2, **_f64)), "real floating-point"),
+    ("edge", (torch.zeros(5, F2, dtype=torch.int64), torch.zeros(5, F2, **_f64)), "real floating-point"),
+    ("edge", (torch.zeros(5, F2).numpy(), torch.zeros(5, F2, **_f64)), "got ndarray"),
+    ("node", (torch.zeros(5, F2 - 3, **_f64), torch.zeros(5, MSG + 3, **_f64)), r"node features .*\[\.\.\., 6\]"),
+    ("node", (torch.zeros(5, F2, **_f64), torch.zeros(5, MSG - 1, **_f64)), r"summed messages .*\[\.\.\., 100\]"),
+    ("node", (torch.zeros(5, F2, **_f64), torch.zeros(3, MSG, **_f64)), "share their leading"),
+    ("node", (torch.zeros(5, F2, dtype=torch.complex128), torch.zeros(5, MSG, **_f64)), "real floating-point"),
+    ("forward", (torch.zeros(2, 4, F2, dtype=torch.complex128),), "real floating-point"),
+    ("forward", (torch.zeros(2, 4, F2, dtype=torch.int64),), "real floating-point"),
+])
+def test_edge_and_node_check_each_input(method, args, message):
+    """Each input's own width is checked, not their total: a receiver 3 columns short and a
+    sender 3 long are refused, as are other dtypes and mismatched leading shapes."""
+    model = make_model()
+    with pytest.raises(InputError, match=message) as info:
+        getattr(model, method)(*args)
+    assert "\n" not in str(info.value)
+
+
 def test_concatenating_networks_match_hand_computed_gather_scatter():
     """Linear identity edge net: message = cat[x_recv, x_send]; node net reads the summed sender positions."""
     dim, f = 2, 6
