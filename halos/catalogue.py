@@ -10,13 +10,18 @@ In:  a file path:
      periodic box [0, box)^3, velocities in km/s, M14 = M / (1e14 Msun/h) > 0, delta the
      smoothed overdensity at the halo (README "Halo catalogues": how to make one from Quijote).
 Out: a `Catalogue` (float64 arrays), or an `InputError` with one line naming the problem:
-     missing columns, unreadable numbers, NaN or infinite values, positions outside the box,
-     non-positive masses, duplicate halos (two rows at the same position), fewer than 2 halos.
+     missing columns, unreadable numbers, columns that are not real numbers (complex, text,
+     bool, object), NaN or infinite values, positions outside the box, non-positive masses,
+     duplicate halos (two rows at the same position), fewer than 2 halos; in an .npz, a "box"
+     that is not one real number, a "synthetic" that is not one bool, or a member whose
+     header claims more values than the member holds (checked before anything is allocated).
 """
 from __future__ import annotations
 
 import io
+import numbers
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,12 +65,15 @@ def from_columns(cols: dict[str, np.ndarray], box: float, synthetic: bool = Fals
     missing = [c for c in COLUMNS if c not in cols]
     if missing:
         raise InputError(f"{where}: missing columns {' '.join(missing)} (need {' '.join(COLUMNS)})")
-    if not (np.isfinite(box) and box > 0):
-        raise InputError(f"{where}: box must be a positive number, got {box!r}")
-    try:
-        data = np.column_stack([np.asarray(cols[c], dtype=np.float64).reshape(-1) for c in COLUMNS])
-    except ValueError as exc:
-        raise InputError(f"{where}: columns are not numbers of one length ({exc})") from None
+    if not (_is_real(box) and np.isfinite(box) and box > 0):
+        raise InputError(f"{where}: box must be a positive number, got {_shown(box)}")
+    if not isinstance(synthetic, (bool, np.bool_)):
+        raise InputError(f"{where}: synthetic must be true or false, got {_shown(synthetic)}")
+    arrays = [_column(cols[c], c, where) for c in COLUMNS]
+    if len({len(array) for array in arrays}) > 1:
+        raise InputError(f"{where}: columns of different lengths "
+                         f"({', '.join(f'{c} {len(a)}' for c, a in zip(COLUMNS, arrays))})")
+    data = np.column_stack(arrays)
     if len(data) < 2:
         raise InputError(f"{where}: needs at least 2 halos, found {len(data)}")
     bad = ~np.isfinite(data)
@@ -88,6 +96,18 @@ def from_columns(cols: dict[str, np.ndarray], box: float, synthetic: bool = Fals
                      float(box), bool(synthetic))
 
 
+def _column(value, name: str, where: str) -> np.ndarray:
+    """Column `name` as a flat float64 array; InputError unless it holds real numbers (an
+    integer or float dtype: no complex, text, bool or object values, nothing ragged)."""
+    try:
+        array = np.asarray(value)
+    except ValueError as exc:
+        raise InputError(f"{where}: column {name} is not an array of numbers ({str(exc).splitlines()[0]})") from None
+    if array.dtype.kind not in "iuf":
+        raise InputError(f"{where}: column {name} must hold real numbers, got dtype {array.dtype}")
+    return array.astype(np.float64).reshape(-1)
+
+
 def load_catalogue(path: str | os.PathLike, box: float | None = None) -> Catalogue:
     """Read and validate a catalogue file (module docstring).
 
@@ -102,13 +122,54 @@ def load_catalogue(path: str | os.PathLike, box: float | None = None) -> Catalog
         raise InputError(f"no catalogue at {path}")
     synthetic, stored_box = False, None
     if path.suffix == ".npz":
-        cols = load_npz(path)
-        synthetic = bool(cols.pop("synthetic", False))
-        stored_box = float(cols.pop("box")) if "box" in cols else None
+        cols = _read_npz(path)
+        synthetic = _scalar(cols.pop("synthetic", np.False_), "b", "synthetic", "one true/false value", path)
+        stored_box = _scalar(cols.pop("box"), "iuf", "box", "one real number", path) if "box" in cols else None
     else:
         cols = _read_text(path, "," if path.suffix == ".csv" else None)
     box = box if box is not None else (stored_box if stored_box is not None else DEFAULT_BOX)
     return from_columns(cols, box, synthetic, where=str(path))
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of an .npz (`nbody.io.load_npz`), read only after every member's header was
+    found to describe no more values than the member holds: a header claiming 10^12 rows is
+    refused before numpy allocates them."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                with archive.open(info) as member:
+                    version = np.lib.format.read_magic(member)
+                    if version not in ((1, 0), (2, 0)):
+                        raise ValueError(f"member {info.filename}: .npy format {version} is not supported")
+                    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) \
+                        else np.lib.format.read_array_header_2_0
+                    shape, _, dtype = read_header(member)
+                    claimed = int(np.prod(shape, dtype=object)) * dtype.itemsize
+                    if claimed > info.file_size - member.tell():
+                        raise ValueError(f"member {info.filename} claims shape {shape} ({claimed:,} bytes) but "
+                                         f"holds {info.file_size - member.tell():,} bytes")
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise InputError(f"unreadable array file {path}: {str(exc).splitlines()[0]}") from None
+    return load_npz(path)
+
+
+def _scalar(value: np.ndarray, kinds: str, name: str, what: str, path: Path):
+    """The Python value of a single-value array of one of the dtype `kinds`, else InputError."""
+    if value.ndim != 0 or value.dtype.kind not in kinds:
+        raise InputError(f"{path}: {name} must be {what}, got {_shown(value)}")
+    return value.item()
+
+
+def _is_real(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+def _shown(value) -> str:
+    """`value` in an error message: an array's dtype and shape, else its repr (shortened)."""
+    if isinstance(value, np.ndarray):
+        return f"a {value.dtype} array of shape {list(value.shape)}"
+    return repr(value)[:60]
 
 
 def _read_text(path: Path, delimiter: str | None) -> dict[str, np.ndarray]:

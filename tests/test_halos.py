@@ -3,6 +3,7 @@ the face mask, the synthetic generator and its planted law, and a small end-to-e
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import numpy as np
 import pytest
@@ -54,6 +55,67 @@ def test_cli_refuses_a_bad_catalogue_with_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("error: ") and err.count("\n") == 1 and "delta" in err
     assert not (tmp_path / "out").exists()
+
+
+def _huge_member(path, cols):
+    """An .npz whose delta member's header claims 10^12 rows (it holds the real 20)."""
+    import io
+    import zipfile
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False, "shape": (10 ** 12,)})
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, column in cols.items():
+            member = io.BytesIO()
+            np.save(member, column)
+            archive.writestr(f"{name}.npy", header.getvalue() + column.tobytes() if name == "delta"
+                             else member.getvalue())
+
+
+def _npz(**changes):
+    def write(path, cols):
+        np.savez(path, **{**cols, "box": np.float64(100.0), **changes})
+    return write
+
+
+def _column(name, convert):
+    def write(path, cols):
+        np.savez(path, **{**cols, name: convert(cols[name])}, box=np.float64(100.0))
+    return write
+
+
+@pytest.mark.parametrize("write, message", [
+    (_npz(box=np.array([100.0, 200.0])), "box must be one real number"),
+    (_npz(box=np.array("big")), "box must be one real number"),
+    (_npz(synthetic=np.array([True, False])), "synthetic must be one true/false value"),
+    (_huge_member, r"claims shape \(1000000000000,\)"),
+    (_column("delta", lambda c: c + 1j), "column delta must hold real numbers"),    # ran, imaginary parts dropped
+    (_column("M14", lambda c: c.astype(str)), "column M14 must hold real numbers"),  # numeric text was read
+    (_column("x", lambda c: c > 50), "column x must hold real numbers"),
+], ids=["box-array", "box-string", "synthetic-array", "header-1e12-rows", "complex", "text", "bool"])
+def test_cli_refuses_a_hostile_npz_catalogue_in_one_line(write, message, tmp_path, capsys):
+    path = tmp_path / "cat.npz"
+    write(path, _columns())
+    code = run.main(["halos", "--catalogue", str(path), "--out", str(tmp_path / "out"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and err.count("\n") == 1, err
+    assert re.search(message, err) and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("cols, box, synthetic, message", [
+    (dict(_columns(), vz=_columns()["vz"].astype(complex)), 100.0, False, "column vz must hold real numbers"),
+    (dict(_columns(), vz=_columns()["vz"].astype(object)), 100.0, False, "column vz must hold real numbers"),
+    (dict(_columns(), vz=[1.0, [2.0, 3.0]]), 100.0, False, "column vz is not an array of numbers"),
+    (dict(_columns(), vz=_columns()["vz"][:-1]), 100.0, False, "columns of different lengths"),
+    (_columns(), np.array([100.0, 200.0]), False, "box must be a positive number"),
+    (_columns(), "100", False, "box must be a positive number"),
+    (_columns(), True, False, "box must be a positive number"),
+    (_columns(), 100.0, np.array([True, False]), "synthetic must be true or false"),
+])
+def test_from_columns_refuses_what_is_not_real_numbers(cols, box, synthetic, message):
+    with pytest.raises(InputError, match=message) as info:
+        from_columns(cols, box=box, synthetic=synthetic)
+    assert "\n" not in str(info.value)
 
 
 def _sets(graph):
