@@ -3,11 +3,20 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# torch on a machine without an NVIDIA GPU: PyPI's Linux torch is the CUDA build (several GB
+# with its libraries), so the CPU build comes first from a wheel pip finds without an index
+# (its find-links, as on the project's machines), else from this index.
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
+TORCH := torch>=2.4
 
 .PHONY: run test bench clean
 
+# A torch the venv already has is kept (pyproject.toml asks for a range, which it meets).
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
+	$(PY) -c "import torch" 2>/dev/null || command -v nvidia-smi >/dev/null || \
+		$(VENV)/bin/pip install -q --no-index --no-deps '$(TORCH)' 2>/dev/null || \
+		$(VENV)/bin/pip install -q '$(TORCH)' --index-url $(TORCH_CPU_INDEX)
 	$(VENV)/bin/pip install -q -e '.[test]'
 	$(PY) run.py warm
 	touch $(STAMP)

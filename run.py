@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 
 import cluster
+from distill import sr_engines
 from distill.config import DistillConfig
 from gnn.config import DATA_FIELDS, ModelConfig, TrainConfig, model_for_data
 from halos import cli as halos_cli
@@ -43,8 +44,9 @@ from nbody.errors import InputError
 from nbody.integrate import INTEGRATORS, warm_kernels
 from nbody.laws import get_law, law_names
 from nbody.io import config_from_dict, load_json, remove_stale_temps, save_json, to_jsonable
-from runconfig import PRESETS, STAGE_CLASSES, RunConfig, add_config_flags, config_from_args, flag_type
-from sweep import EXECUTORS, dataset_lock, execute, grid_list, sweep_jobs
+from runconfig import (PRESETS, STAGE_CLASSES, RunConfig, add_config_flags, add_threads_flag,
+                       common_group, config_from_args, flag_type, short_usage)
+from sweep import EXECUTORS, dataset_lock, execute, grid_list, set_threads, sweep_jobs
 
 ROOT = Path(__file__).resolve().parent
 
@@ -238,7 +240,7 @@ def run_sweep(out: Path, args: argparse.Namespace) -> None:
         raise InputError(f"{', '.join(given)}: for --executor submitit only")
     jobs = sweep_jobs(args.preset, vars(args), laws, dims, strategies, seeds, out)
     print(f"[sweep] {len(jobs)} jobs in a local pool, {args.workers} at a time")
-    for done in execute(_local_sweep_job, jobs, workers=args.workers):
+    for done in execute(_local_sweep_job, jobs, workers=args.workers, threads=args.threads):
         print(f"[sweep] done {done}")
     stage_analyse(out)
     for table in ("test_mae", "edge_reconstruction", "node_reconstruction"):
@@ -258,7 +260,8 @@ def _sweep_job(job: tuple[Path, RunConfig, Path]) -> str:
         stage_simulate(data_dir, cfg.sim, progress=False)
     failed = run_dir / FAILED_FILE
     try:
-        run_all(run_dir, cfg, data_dir, progress=False)
+        with sr_engines.progress(enabled=False):
+            run_all(run_dir, cfg, data_dir, progress=False)
     except InputError as err:
         if run_dir.is_dir():
             save_json(failed, {"error": str(err)})
@@ -297,62 +300,77 @@ def register_custom_law(args: argparse.Namespace) -> None:
                      dt=args.law_dt, charges=args.charges), overwrite=True)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The `run.py` argument parser with its seven subcommands."""
+def build_parser(prog: str = "run.py") -> argparse.ArgumentParser:
+    """The `run.py` argument parser with its seven subcommands (`prog`: the name in its messages)."""
     every_stage = list(STAGE_CLASSES.values())
-    parser = _Parser(prog="run.py", description=__doc__.split("\n\n")[0],
+    parser = _Parser(prog=prog, description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog=__doc__.split("\n\n", 1)[1])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def command(name, text, classes):
+    def command(name, text, classes, inputs=(), threads=True):
+        """A subcommand whose --help starts with the common flags: `inputs` (flag, add_argument
+        keywords), --preset, the COMMON_FIELDS of `classes`, --threads (if it trains or
+        distills) and --quiet; then each stage config's own flags."""
         p = sub.add_parser(name, help=text, description=text)
-        p.add_argument("--preset", default="tiny", choices=PRESETS,
-                       help="starting values for every config (default: tiny)")
-        p.add_argument("--quiet", action="store_true", help="no progress bars")
-        add_config_flags(p, classes)
+        common = common_group(p)
+        for flag, keywords in inputs:
+            common.add_argument(flag, **keywords)
+        common.add_argument("--preset", default="tiny", choices=PRESETS, metavar="PRESET",
+                            help=f"starting values for every config: {', '.join(PRESETS)} (default: tiny)")
+        add_config_flags(p, classes, common)
+        if threads:
+            add_threads_flag(common)
+        common.add_argument("--quiet", action="store_true", help="no progress bars")
+        p.usage = short_usage(common)
         return p
 
+    def out(required: bool, text: str, metavar: str = "DIR"):
+        return "--out", {"required": required, "metavar": metavar, "help": text}
+
     def custom_law_flags(p):
-        p.add_argument("--potential", help="register --law NAME with this pair potential U(r, q1, q2, m1, m2), "
+        g = p.add_argument_group("a force law of your own (with --law NAME)")
+        g.add_argument("--potential", help="register --law NAME with this pair potential U(r, q1, q2, m1, m2), "
                                            "r the softened distance")
-        p.add_argument("--force", help="register --law NAME with this radial force f(r, q1, q2, m1, m2) = -dU/dr")
-        p.add_argument("--law-dt", type=flag_type(float), default=1e-2, help="sampling interval of a custom law")
-        p.add_argument("--charges", default="gaussian", choices=("gaussian", "sign"),
+        g.add_argument("--force", help="register --law NAME with this radial force f(r, q1, q2, m1, m2) = -dU/dr")
+        g.add_argument("--law-dt", type=flag_type(float), default=1e-2, help="sampling interval of a custom law")
+        g.add_argument("--charges", default="gaussian", choices=("gaussian", "sign"),
                        help="charges of a custom law: N(0,1) or ±1")
 
-    p = command("simulate", "simulate a dataset (nbody)", [SimConfig])
-    p.add_argument("--out", required=True, help="dataset directory to create (must not exist)")
+    p = command("simulate", "simulate a dataset (nbody)", [SimConfig], threads=False,
+                inputs=[out(True, "dataset directory to create (must not exist)")])
     custom_law_flags(p)
 
-    p = command("train", "train a GNN on a dataset (gnn)", [ModelConfig, TrainConfig])
-    p.add_argument("--data", required=True, help="dataset directory made by `simulate`")
-    p.add_argument("--out", required=True, help="training output directory (resumed if interrupted)")
+    command("train", "train a GNN on a dataset (gnn)", [ModelConfig, TrainConfig],
+            inputs=[("--data", {"required": True, "metavar": "DIR", "help": "dataset directory made by `simulate`"}),
+                    out(True, "training output directory (resumed if interrupted)")])
 
-    p = command("distill", "distill a trained GNN into equations (distill)", [DistillConfig])
-    p.add_argument("--model", required=True, help="checkpoint.pt made by `train`")
-    p.add_argument("--data", help="dataset directory (default: the one the model was trained on)")
-    p.add_argument("--out", help="output directory (default: beside the checkpoint, distill/)")
+    command("distill", "distill a trained GNN into equations (distill)", [DistillConfig],
+            inputs=[("--model", {"required": True, "metavar": "CHECKPOINT", "help": "checkpoint.pt made by `train`"}),
+                    ("--data", {"metavar": "DIR", "help": "dataset directory (default: the one the model was "
+                                                          "trained on)"}),
+                    out(False, "output directory (default: beside the checkpoint, distill/)")])
 
     p = sub.add_parser("analyse", help="tables, figures and report.html of a run or sweep (analysis)")
     p.add_argument("--run", required=True, help="a run directory or a sweep directory")
     p.add_argument("--out", help="output directory (default: RUN/analysis)")
 
-    p = command("all", "simulate, train, distill and analyse into one run directory", every_stage)
-    p.add_argument("--out", required=True, help="run directory (finished stages are skipped)")
+    p = command("all", "simulate, train, distill and analyse into one run directory", every_stage,
+                inputs=[out(True, "run directory (finished stages are skipped)", "RUN")])
     custom_law_flags(p)
 
-    p = command("sweep", "laws x dims x strategies x seeds as independent runs", every_stage)
-    p.add_argument("--out", required=True, help="sweep directory")
-    p.add_argument("--laws", default="spring,r1,r2,charge")
-    p.add_argument("--dims", default="2,3")
-    p.add_argument("--strategies", default="standard,bottleneck,l1,kl")
-    p.add_argument("--seeds", default="0")
-    p.add_argument("--workers", type=int, default=1, help="jobs at a time (for submitit: the Slurm array's)")
-    p.add_argument("--executor", default="local", choices=EXECUTORS,
+    p = command("sweep", "laws x dims x strategies x seeds as independent runs", every_stage,
+                inputs=[out(True, "sweep directory")])
+    g = p.add_argument_group("the sweep's grid and executor")
+    g.add_argument("--laws", default="spring,r1,r2,charge")
+    g.add_argument("--dims", default="2,3")
+    g.add_argument("--strategies", default="standard,bottleneck,l1,kl")
+    g.add_argument("--seeds", default="0")
+    g.add_argument("--workers", type=int, default=1, help="jobs at a time (for submitit: the Slurm array's)")
+    g.add_argument("--executor", default="local", choices=EXECUTORS,
                    help="local process pool (waits for every run), or submitit: submits the runs not yet "
                         "done, queued or running, and returns at once")
-    p.add_argument("--status", action="store_true",
+    g.add_argument("--status", action="store_true",
                    help="print the state of each run of the sweep submitted into --out, and exit")
     cluster.add_flags(p)
 
@@ -388,6 +406,8 @@ def run_warm(args: argparse.Namespace) -> None:
 def dispatch(args: argparse.Namespace) -> None:
     """Run the subcommand named in `args`."""
     progress = not getattr(args, "quiet", False)
+    if args.command in ("train", "distill", "all", "halos"):     # the commands with --threads
+        set_threads(args.threads)
     if args.command == "halos":
         halos_cli.run_halos(args)
         return
@@ -438,11 +458,12 @@ def dispatch(args: argparse.Namespace) -> None:
             run_sweep(out, args)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = "run.py") -> int:
     """Entry point: returns 0 on success, 2 on bad input, 130 when interrupted."""
-    args = build_parser().parse_args(argv)
+    args = build_parser(prog).parse_args(argv)
     try:
-        dispatch(args)
+        with sr_engines.progress(enabled=not getattr(args, "quiet", False)):
+            dispatch(args)
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -454,6 +475,11 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted: re-run the same command to resume", file=sys.stderr)
         return 130
     return 0
+
+
+def symdistill() -> int:
+    """The `symdistill` command that an installed package provides: `python run.py` by that name."""
+    return main(prog="symdistill")
 
 
 if __name__ == "__main__":

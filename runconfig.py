@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import textwrap
 import types
 import typing
 from dataclasses import dataclass
@@ -133,7 +134,9 @@ def preset(name: str, law: str | None = None, strategy: str | None = None) -> Ru
 
 def config_from_values(preset_name: str, values: dict) -> RunConfig:
     """Preset `preset_name` (with its settings for values["law"] and values["strategy"]) and
-    then `values` applied: {field: value} for every stage, {"stage:field": value} for one stage."""
+    then `values` applied: {field: value} for every stage, {"stage:field": value} for one stage.
+    values["threads"] (`--threads`) is also the SR search's thread count (`with_sr_threads`)."""
+    values = with_sr_threads(values, "n_threads", "distill:n_threads")
     return with_values(preset(preset_name, values.get("law"), values.get("strategy")), values)
 
 
@@ -172,38 +175,113 @@ def settable_fields(cls: type) -> list[dataclasses.Field]:
 # Config fields as command-line flags                                          #
 # --------------------------------------------------------------------------- #
 
-def add_config_flags(parser: argparse.ArgumentParser, classes) -> None:
+# The flags a newcomer sets first: `run.py COMMAND --help` lists them, with --out, --preset
+# and --threads, in a group before every stage's own flags.
+COMMON_FIELDS = ("law", "dim", "strategy", "seed")
+
+# torch's CPU threads when --threads is not given. Measured on 2 cores (benchmarks/RESULTS.md,
+# "CPU threads"): 2 threads trained the tiny network 586 -> 3 steps/s and the paper's 46 -> 1.5
+# when anything else ran beside them (OpenMP's threads spin-wait for each other), 1 thread lost
+# at most 2.6x beside a busy process. The SR search does not collapse so (2 threads beside a
+# busy process: 3.0 generations/s against 3.1 at 1), so it keeps its own default, every core.
+DEFAULT_THREADS = 1
+
+
+def common_group(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """A "common flags" group, listed right after -h: create it before any other group."""
+    return parser.add_argument_group("common flags (the stages' own flags follow)")
+
+
+def add_threads_flag(group) -> None:
+    """`--threads N` (dest "threads", None when not given; `config_from_values` reads it)."""
+    group.add_argument("--threads", type=positive_int, default=None, metavar="N",
+                       help=f"CPU threads of training and distillation: torch's (default {DEFAULT_THREADS}, the "
+                            "fastest on a shared CPU: benchmarks/RESULTS.md) and, when given, the SR search's "
+                            "(default: every core)")
+
+
+def with_sr_threads(values: dict, field: str, *aliases: str) -> dict:
+    """`values` with values["threads"] (`--threads`, when given) as the SR thread count `field`,
+    unless `field` or one of its `aliases` is set itself."""
+    if values.get("threads") is None or {field, *aliases} & set(values):
+        return values
+    return {**values, field: values["threads"]}
+
+
+def short_usage(group) -> str:
+    """A usage line naming only the flags of `group` (the common ones), for `parser.usage`."""
+    parts = []
+    for action in group._group_actions:
+        text = action.option_strings[0] if action.nargs == 0 else f"{action.option_strings[0]} {action.metavar}"
+        parts.append(text if action.required else f"[{text}]")
+    return textwrap.fill("%(prog)s " + " ".join(parts) + " [stage flags ...]", 100, subsequent_indent=" " * 11,
+                         break_on_hyphens=False)
+
+
+def add_config_flags(parser: argparse.ArgumentParser, classes, common=None,
+                     flag_names: dict[str, str] | None = None) -> None:
     """Add one `--field-name` flag per settable field of the stage config `classes`.
 
     A name that several of `classes` share (e.g. `seed`) gets one flag per stage,
     `--sim-seed`, `--train-seed`, `--distill-seed` (dest "sim:seed", ...), plus the
-    plain `--seed`, which sets all of them.
+    plain `--seed`, which sets all of them. The plain flags of COMMON_FIELDS go into
+    `common` (a `common_group`; default: the parser itself), the rest into a group per class.
+    `flag_names` {field: name} spells a field's flag `--name` (the same flag as other
+    commands' field of that meaning); `--field-name` stays accepted, unlisted.
     """
+    renamed = flag_names or {}
     counts: dict[str, int] = {}
+    owner: dict[str, type] = {}
     for cls in classes:
         for field in settable_fields(cls):
             counts[field.name] = counts.get(field.name, 0) + 1
-    shared_done = set()
+            owner.setdefault(field.name, cls)
+    for name in COMMON_FIELDS:
+        if name in owner:
+            _add_field_flag(parser if common is None else common, owner[name], name, _plain_help(owner[name], name,
+                                                                                               counts[name]))
     for cls in classes:
         group = parser.add_argument_group(f"{cls.__name__} fields")
-        hints, helps = typing.get_type_hints(cls), field_help(cls)
         for field in settable_fields(cls):
-            text = helps.get(field.name, "").replace("%", "%%")
-            names = [(field.name, text)]
             if counts[field.name] > 1:
                 prefix = _prefix(cls)
-                names = [(f"{prefix}:{field.name}", f"({prefix} stage only) {text}")]
-                if field.name not in shared_done:
-                    shared_done.add(field.name)
-                    names.append((field.name, f"sets --*-{field.name.replace('_', '-')} of every stage"))
-            for dest, help_text in names:
-                flag = "--" + dest.replace(":", "-").replace("_", "-")
-                if hints[field.name] is bool:
-                    group.add_argument(flag, dest=dest, action=argparse.BooleanOptionalAction,
-                                       default=argparse.SUPPRESS, help=help_text)
-                else:
-                    group.add_argument(flag, dest=dest, type=flag_type(hints[field.name]),
-                                       default=argparse.SUPPRESS, metavar=field.name.upper(), help=help_text)
+                _add_field_flag(group, cls, f"{prefix}:{field.name}",
+                                f"({prefix} stage only) {_field_help(cls, field.name)}")
+            if owner[field.name] is cls and field.name not in COMMON_FIELDS:
+                _add_field_flag(group, cls, field.name, _plain_help(cls, field.name, counts[field.name]),
+                                renamed.get(field.name))
+
+
+def _plain_help(cls: type, name: str, count: int) -> str:
+    """Help of the plain `--name` flag: the field's, or for a shared name what it sets."""
+    return f"sets --*-{name.replace('_', '-')} of every stage" if count > 1 else _field_help(cls, name)
+
+
+def _field_help(cls: type, name: str) -> str:
+    return field_help(cls).get(name, "").replace("%", "%%")
+
+
+def _add_field_flag(group, cls: type, dest: str, help_text: str, name: str | None = None) -> None:
+    """The flag `--dest` ("stage:field" -> --stage-field) of field dest's field of `cls`, or
+    `--name` with `--dest` as an unlisted alias."""
+    hint = typing.get_type_hints(cls)[dest.split(":")[-1]]
+    spellings = [(name, help_text), (dest, argparse.SUPPRESS)] if name else [(dest, help_text)]
+    for spelling, text in spellings:
+        flag = "--" + spelling.replace(":", "-").replace("_", "-")
+        if hint is bool:
+            group.add_argument(flag, dest=dest, action=argparse.BooleanOptionalAction,
+                               default=argparse.SUPPRESS, help=text)
+        else:
+            group.add_argument(flag, dest=dest, type=flag_type(hint), default=argparse.SUPPRESS,
+                               metavar=spelling.split(":")[-1].upper(), help=text)
+
+
+def positive_int(text: str) -> int:
+    """argparse `type=` for a whole number >= 1."""
+    value = flag_type(int)(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"invalid value {text!r}: must be at least 1")
+    return value
 
 
 def flag_type(hint):

@@ -5,19 +5,18 @@ In:  a preset name and flag values (as for one run), the grid's lists, an output
 Out: `sweep_jobs` -> [(run_dir, RunConfig, data_dir)], runs OUT/{law}-{dim}d-{strategy}-s{seed}
      sharing one dataset OUT/data/{law}-{dim}d-s{seed} per law x dim x seed, which the
      first job to take its `dataset_lock` creates; `execute` calls the job function on every
-     job in a local pool of spawned processes (the CPU threads split evenly between them)
-     and yields the results in job order. A cluster runs the same jobs: cluster.py.
+     job in a local pool of spawned processes (each with `--threads` torch threads) and
+     yields the results in job order. A cluster runs the same jobs: cluster.py.
 Imports no torch (a pool worker sets its torch thread count itself).
 """
 from __future__ import annotations
 
 import functools
-import os
 from pathlib import Path
 from typing import Callable, Iterator
 
 from nbody.errors import InputError
-from runconfig import RunConfig, config_from_values
+from runconfig import DEFAULT_THREADS, RunConfig, config_from_values
 
 EXECUTORS = ("local", "submitit")
 
@@ -58,24 +57,31 @@ def dataset_lock(data_dir: Path) -> Path:
     return data_dir.with_name(f".{data_dir.name}.lock")
 
 
-def execute(fn: Callable[[Job], str], jobs: list[Job], workers: int = 1) -> Iterator[str]:
+def execute(fn: Callable[[Job], str], jobs: list[Job], workers: int = 1,
+            threads: int | None = None) -> Iterator[str]:
     """fn(job) for every job, `workers` at a time in a local pool of spawned processes, each
-    with cpu_count // workers torch threads; yields the results in job order.
+    with `threads` torch threads; yields the results in job order.
 
     Args:
         fn: a module-level function (pickled by name into the workers).
         jobs: from `sweep_jobs`.
         workers: jobs at a time.
+        threads: torch threads per worker (`set_threads`; None: DEFAULT_THREADS, as one run's).
     """
     import concurrent.futures as cf
     import multiprocessing as mp
-    threads = max(1, (os.cpu_count() or 1) // workers)
     with cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
         yield from pool.map(functools.partial(with_threads, fn, threads), jobs)
 
 
-def with_threads(fn: Callable[[Job], str], threads: int, job: Job) -> str:
+def with_threads(fn: Callable[[Job], str], threads: int | None, job: Job) -> str:
     """fn(job) with torch limited to `threads` CPU threads (run in a pool worker or a cluster job)."""
-    import torch
-    torch.set_num_threads(threads)
+    set_threads(threads)
     return fn(job)
+
+
+def set_threads(threads: int | None) -> None:
+    """Limit torch in this process to `threads` CPU threads (None: runconfig.DEFAULT_THREADS,
+    where that default comes from)."""
+    import torch
+    torch.set_num_threads(threads or DEFAULT_THREADS)

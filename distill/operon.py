@@ -15,12 +15,14 @@ each warm-started from the last round's population (round r uses random_state se
 and stops after a round that did not raise the front's R² at any length by more than
 `stall_tol` (`front_curve`, `improved`), or at `generations` or `max_time`. pyoperon has no
 stopping callback, so rounds are the way to stop it early. k = 0 is one run of `generations`.
+After each round `on_round(generations run so far)` is called, if given (the progress bar of
+`distill.sr_engines.fit`).
 """
 from __future__ import annotations
 
 import os
 import time
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -60,8 +62,9 @@ def improved(best: np.ndarray, new: np.ndarray, tol: float) -> bool:
     return bool(np.any(new - best > tol))
 
 
-def search(X: np.ndarray, y: np.ndarray, cfg: DistillConfig):
-    """Run pyoperon on (X, y) under `cfg`'s budget (module docstring).
+def search(X: np.ndarray, y: np.ndarray, cfg: DistillConfig, on_round: Callable[[int], None] | None = None):
+    """Run pyoperon on (X, y) under `cfg`'s budget (module docstring); `on_round(done)` after
+    each round of generations.
 
     Returns:
         (the fitted `SymbolicRegressor`, generations run).
@@ -96,6 +99,8 @@ def search(X: np.ndarray, y: np.ndarray, cfg: DistillConfig):
                        max_time=max(1, int(np.ceil(left))))
         reg.fit(X, y)
         done += reg.stats_["generations"]   # fewer than asked when max_time cut the round short
+        if on_round is not None:
+            on_round(done)
         curve = front_curve([m["length"] for m in reg.pareto_front_],
                             [m["mean_squared_error"] for m in reg.pareto_front_], var, cfg.max_length)
         if (best is not None and not improved(best, curve, cfg.stall_tol)) or time.monotonic() >= deadline:
@@ -104,16 +109,18 @@ def search(X: np.ndarray, y: np.ndarray, cfg: DistillConfig):
     return reg, done
 
 
-def fit(X: np.ndarray, y: np.ndarray, names: Sequence[str], cfg: DistillConfig) -> list[Candidate]:
+def fit(X: np.ndarray, y: np.ndarray, names: Sequence[str], cfg: DistillConfig,
+        on_round: Callable[[int], None] | None = None) -> list[Candidate]:
     """Run pyoperon once (`search`) and return its whole Pareto front.
 
     Args:
         X: [N, d] float64; y: [N]; names: column names; cfg: operators and budget.
+        on_round: called with the generations run so far after each round (`search`).
     Returns:
         list of candidates, cleaned and scored on (X, y).
     Raises:
         InputError: pyoperon missing (no wheel for this platform).
     """
-    reg, _ = search(X, y, cfg)
+    reg, _ = search(X, y, cfg, on_round)
     strings = {reg.get_model_string(m["tree"], precision=8, names=list(names)) for m in reg.pareto_front_}
     return [make_candidate(s, X, y, names, cfg.precision) for s in sorted(strings)]

@@ -112,19 +112,21 @@ def unused_graphs(n_graphs: int, used: np.ndarray) -> np.ndarray:
 
 
 def fit_target(X: np.ndarray, y: np.ndarray, names: list[str], cfg: DistillConfig,
-               heldout: Holdout | None = None) -> FitResult:
+               heldout: Holdout | None = None, label: str | None = None) -> FitResult:
     """SR on one target, Pareto front, selection rule, optional constant refit.
 
     Args:
         X: [N, d] inputs; y: [N] target; names: column names; cfg: the stage config.
         heldout: rows the search does not see; each front entry's loss on them
             (`select.heldout_loss`) is what a "_heldout" selection rule reads.
+        label: what the SR progress bar calls this fit ("edge 1/2"; `sr_engines.progress`).
     Returns:
         FitResult (final = the selected equation, refitted on (X, y) when cfg.refit and it
         helps; seconds = wall time of search, selection and refit).
     """
     start = time.perf_counter()
-    front = pareto_front(sr_engines.fit(X, y, names, cfg), y)
+    with sr_engines.progress(label=label):
+        front = pareto_front(sr_engines.fit(X, y, names, cfg), y)
     losses = None if heldout is None else [heldout_loss(c.expr, heldout.X, heldout.y, names, heldout.groups)
                                            for c in front]
     index = select(front, cfg.selection, cfg.best_loss_factor, losses)
@@ -321,7 +323,8 @@ def _distill_into(out: Path, net: Network, data: DistillData, cfg: DistillConfig
     components = top if alignment is None else range(dim)
     edge_fits, edges = [], []
     for rank, k in enumerate(components):
-        fit = fit_target(X_fit, y_fit[:, rank], names_e, cfg, None if held is None else held.column(rank))
+        fit = fit_target(X_fit, y_fit[:, rank], names_e, cfg, None if held is None else held.column(rank),
+                         label=f"edge {rank + 1}/{len(components)}")
         verdict = judge_edge(fit.final.expr, names_e, X_fresh, force, fit.final.complexity, cfg.judge, y_fresh[:, rank])
         edge = EdgeEquation(component=int(k), rank=rank + 1, judgement=verdict,
                             **report.equation_fields(fit, cfg.selection))
@@ -351,7 +354,7 @@ def _distill_into(out: Path, net: Network, data: DistillData, cfg: DistillConfig
     node_fits, nodes = [], []
     for j, axis in enumerate("xyz"[:dim]):
         fit = fit_target(X_search, y_node[:, j], names_n, node_cfg,
-                         None if held_search is None else held_search.column(j))
+                         None if held_search is None else held_search.column(j), label=f"node {axis} {j + 1}/{dim}")
         if divisors is not None:
             fit = divisors.written_back(fit, names_n)
         verdict = judge_node(fit.final.expr, names_n, X_node_fresh, X_node_fresh[:, :len(top)],

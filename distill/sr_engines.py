@@ -6,34 +6,80 @@ Out: the SR engine's whole Pareto front as `Candidate`s (sympy expression, PySR-
 
 An SR engine is a callable `fit(X, y, names, cfg) -> list[Candidate]`. Built-in: "operon"
 (pyoperon, embedded) and "pysr" (optional, needs Julia); `register_sr_engine` adds more.
+
+Progress: each fit shows a bar over its generation budget ("distill edge 1/2: 40% 20/50
+[8 s, 2.5 gen/s, ETA 12 s]"; plain lines in a log, `nbody.progress`), with a line as it
+starts. An engine registered with `reports_rounds` advances it after each round of
+generations (operon: each `stall_generations` round, so a fit run in one round, k = 0, shows
+its start and its end); the line says the fit stops by `max_time`, and an early stop ends
+it before the ETA. What the bars are called and whether they show is set for a block of
+code with `progress(label=..., enabled=...)`; the default is shown, "SR fit".
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+import contextlib
+import contextvars
+from dataclasses import dataclass
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
 from nbody.errors import InputError
+from nbody.progress import progress_bar
 
 from .candidate import Candidate
 from .config import DistillConfig
 
-SREngine = Callable[[np.ndarray, np.ndarray, Sequence[str], DistillConfig], list[Candidate]]
-
-_SR_ENGINES: dict[str, SREngine] = {}
+SREngine = Callable[..., list[Candidate]]
 
 
-def register_sr_engine(name: str, fit: SREngine) -> None:
-    """Make `fit` available as SR engine `name`."""
-    _SR_ENGINES[name] = fit
+@dataclass(frozen=True)
+class _Registered:
+    fit: SREngine
+    reports_rounds: bool
+
+
+@dataclass(frozen=True)
+class _Progress:
+    label: str = "SR fit"
+    enabled: bool = True
+
+
+_SR_ENGINES: dict[str, _Registered] = {}
+# A context variable, not an argument: the fits sit under the stages' own functions
+# (fit_target, the distill pipelines), which pass a label but not whether bars show.
+_PROGRESS: contextvars.ContextVar[_Progress] = contextvars.ContextVar("sr_progress", default=_Progress())
+
+
+def register_sr_engine(name: str, fit: SREngine, reports_rounds: bool = False) -> None:
+    """Make `fit(X, y, names, cfg)` available as SR engine `name`; with `reports_rounds` it
+    also takes a keyword `on_round`, to call with the generations run so far after each round."""
+    _SR_ENGINES[name] = _Registered(fit, reports_rounds)
 
 
 def get_sr_engine(name: str) -> SREngine:
     """The SR engine called `name`; InputError listing the known ones otherwise."""
+    return _registered(name).fit
+
+
+def _registered(name: str) -> _Registered:
     try:
         return _SR_ENGINES[name]
     except KeyError:
         raise InputError(f"unknown SR engine {name!r}; known: {', '.join(sorted(_SR_ENGINES))}") from None
+
+
+@contextlib.contextmanager
+def progress(label: str | None = None, enabled: bool | None = None) -> Iterator[None]:
+    """Within the block, the fits' progress bars read "distill {label}" and show when
+    `enabled`; None keeps the enclosing block's setting."""
+    outer = _PROGRESS.get()
+    token = _PROGRESS.set(_Progress(outer.label if label is None else label,
+                                    outer.enabled if enabled is None else enabled))
+    try:
+        yield
+    finally:
+        _PROGRESS.reset(token)
 
 
 def fit(X: np.ndarray, y: np.ndarray, names: Sequence[str], cfg: DistillConfig) -> list[Candidate]:
@@ -53,13 +99,23 @@ def fit(X: np.ndarray, y: np.ndarray, names: Sequence[str], cfg: DistillConfig) 
         raise InputError(f"SR data shapes disagree: X {X.shape}, y {y.shape}, {len(names)} names")
     if not (np.all(np.isfinite(X)) and np.all(np.isfinite(y))):
         raise InputError("SR data contain inf or nan")
-    return get_sr_engine(cfg.sr_engine)(X, y, names, cfg)
+    engine, shown = _registered(cfg.sr_engine), _PROGRESS.get()
+    with progress_bar(cfg.generations, f"distill {shown.label}", enabled=shown.enabled, unit="gen") as bar:
+        bar.set_postfix_str(f"stops by {cfg.max_time:.0f} s")
+        bar.refresh()
+        if engine.reports_rounds:
+            front = engine.fit(X, y, names, cfg, on_round=lambda done: bar.update(done - bar.n))
+        else:
+            front = engine.fit(X, y, names, cfg)
+            bar.update(cfg.generations)
+        bar.set_postfix_str(f"{len(front)} equations on the front")
+    return front
 
 
 def _register_builtins() -> None:
     from . import operon, pysr_engine
 
-    register_sr_engine("operon", operon.fit)
+    register_sr_engine("operon", operon.fit, reports_rounds=True)
     register_sr_engine("pysr", pysr_engine.fit)
 
 

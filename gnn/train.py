@@ -303,7 +303,8 @@ def train(data: Any, model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: st
     Returns:
         TrainResult. metrics.json holds {"test": evaluate(...), "val": evaluate(...) or None,
         "baseline_mae_per_node", "steps", "epochs", "train_seconds" (optimiser steps only,
-        summed over resumes), "graphs_per_second", "device", "amp", "compiled", "history" (per epoch:
+        summed over resumes), "graphs_per_second", "device", "threads" (torch's CPU threads,
+        `run.py --threads`), "amp", "compiled", "history" (per epoch:
         epoch, step, train_loss, val_mae_per_node), "message_history_seconds" (recording the
         messages, not part of train_seconds; None when not recorded), "dataset"}.
     Raises:
@@ -449,6 +450,7 @@ def train(data: Any, model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: st
         "train_seconds": train_seconds,
         "graphs_per_second": step * batch / train_seconds if train_seconds > 0 else None,
         "device": str(device),
+        "threads": torch.get_num_threads(),
         "amp": use_amp,
         "compiled": compiled,
         "history": history,

@@ -35,17 +35,28 @@ SYNTHETIC_NOTE = ("This run used a SYNTHETIC halo catalogue (halos.synthetic): c
                   "Nothing in this folder is a cosmology result.\n")
 
 
+# HaloConfig's SR fields take the flag names that `run.py distill` gives the same settings
+# (--generations, not --sr-generations; the old spellings stay accepted, unlisted).
+FLAG_NAMES = {"sr_edges": "n_edges", "sr_nodes": "n_nodes", "sr_generations": "generations",
+              "sr_population_size": "population_size", "sr_max_time": "max_time", "sr_max_length": "max_length",
+              "sr_operators": "operators", "sr_threads": "n_threads"}
+
+
 def add_parser(sub) -> argparse.ArgumentParser:
     """Add the `halos` subcommand to run.py's subparsers."""
-    from runconfig import add_config_flags
+    from runconfig import add_config_flags, add_threads_flag, common_group, short_usage
     p = sub.add_parser("halos", help="dark-matter halo overdensity: train and distill a GN on a halo catalogue",
                        description=__doc__.split("\n\n")[0])
-    p.add_argument("--catalogue", help="halo catalogue (.npz, .csv or text; columns x y z vx vy vz M14 delta); "
-                                       "default: a synthetic one")
-    p.add_argument("--out", default="runs/halos", help="run folder (default: runs/halos)")
-    p.add_argument("--preset", default="small", choices=PRESETS, help="starting values (default: small)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    add_config_flags(p, [HaloConfig, SyntheticConfig])
+    common = common_group(p)
+    common.add_argument("--catalogue", metavar="FILE", help="halo catalogue (.npz, .csv or text; columns x y z vx "
+                                                            "vy vz M14 delta); default: a synthetic one")
+    common.add_argument("--out", default="runs/halos", metavar="DIR", help="run folder (default: runs/halos)")
+    common.add_argument("--preset", default="small", choices=PRESETS, metavar="PRESET",
+                        help=f"starting values: {', '.join(PRESETS)} (default: small)")
+    add_config_flags(p, [HaloConfig, SyntheticConfig], common, FLAG_NAMES)
+    add_threads_flag(common)
+    common.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.usage = short_usage(common)
     return p
 
 
@@ -55,7 +66,8 @@ def _with_flags(cfg, values: dict):
 
 def run_halos(args: argparse.Namespace) -> dict:
     """The `halos` subcommand; returns halos_distill.json's contents."""
-    values = vars(args)
+    from runconfig import with_sr_threads
+    values = with_sr_threads(vars(args), "sr_threads")
     cfg = _with_flags(preset(args.preset), values)
     if args.catalogue:
         given = sorted(f.name for f in dataclasses.fields(SyntheticConfig) if f.name in values and f.name != "box")
@@ -81,8 +93,26 @@ def run_halos(args: argparse.Namespace) -> dict:
               f"{graph.n_edges} edges ({graph.n_edges / len(cat):.1f} per halo)")
         trained = _timed(timings, out, "train", lambda: _train(out / "train", cat, graph, cfg, not args.quiet))
         result = _timed(timings, out, "distill", lambda: _distill(out / "distill", cat, graph, trained, cfg, synthetic))
-    print((out / "distill" / "table.md").read_text())
+    print("\n".join(summary_lines(result, out / "distill" / "table.md")))
     return result
+
+
+def summary_lines(result: dict, table: Path) -> list[str]:
+    """A few readable lines, as run.py's other commands print: the distilled equations, the
+    verdicts on a synthetic catalogue, mean |δ - δ̂| of the network and of the distilled
+    formula per set of halos, and where the table of every formula is."""
+    source = "a SYNTHETIC catalogue" if result["synthetic"] else "a catalogue"
+    lines = [f"Distilled halo GN on {source} ({result['n_halos']} halos):",
+             f"  edge e = {result['edge']['equation']}  [complexity {result['edge']['complexity']}]",
+             f"  node δ̂ = {result['node']['equation']}  [complexity {result['node']['complexity']}]"]
+    mae = {row["formula"]: row["mae"] for row in result["table"]}
+    if "success" in result:
+        found, beats = result["success"]["form_recovered"], result["success"]["beats_network_ood"]
+        lines.append(f"  planted form {'FOUND' if found else 'not found'} "
+                     f"(R² {result['planted']['e_r2_distilled']:.4f}); "
+                     f"the formula {'beats' if beats else 'does not beat'} the network out of distribution")
+    sets = ", ".join(f"{s} {mae['network'][s]:.4g} vs {mae['distilled'][s]:.4g}" for s in mae["network"])
+    return lines + [f"  mean |δ - δ̂|, network vs formula: {sets}", f"  every formula: {table}"]
 
 
 def _timed(timings: dict, out: Path, name: str, stage):

@@ -138,12 +138,13 @@ def _distill_into(out: Path, cat, graph, trained: Trained, cfg: HaloConfig, synt
     share = float(variance_shares(component_std)[top])
 
     # 2. SR of the message component and of the node model.
-    edge_fit = fit_target(std.sr_edge_inputs(cat, recv, send), messages[:, top], list(SR_EDGE_NAMES), dcfg)
+    edge_fit = fit_target(std.sr_edge_inputs(cat, recv, send), messages[:, top], list(SR_EDGE_NAMES), dcfg,
+                          label="edge 1/2")
     halos = np.sort(rng.choice(splits["train"], min(cfg.sr_nodes, len(splits["train"])), replace=False))
     net_delta, agg = run_halos(model, cat, std, graph, halos)
     X_node = np.column_stack([agg[:, top], cat.mass[halos] / std.mass_std,
                               np.linalg.norm(cat.vel[halos], axis=1) / std.vel_std])
-    node_fit = fit_target(X_node, net_delta, list(SR_NODE_NAMES), dcfg)
+    node_fit = fit_target(X_node, net_delta, list(SR_NODE_NAMES), dcfg, label="node 2/2")
     write_front(out / "pareto_edge.csv", front_rows(edge_fit))
     write_front(out / "pareto_node.csv", front_rows(node_fit))
 
@@ -245,5 +246,7 @@ def table_markdown(result: dict) -> str:
         j = result["planted"]
         lines.append(f"Planted law, fresh catalogue (seed {j['fresh_catalogue_seed']}): R² of distilled ei vs "
                      f"planted ei {j['e_r2_distilled']:.4f} (after refit {j['e_r2_refit']:.4f}); edge equation vs "
-                     f"planted pair term {j['edge_r2_distilled']:.4f}. Success: {result['success']}.")
+                     f"planted pair term {j['edge_r2_distilled']:.4f}. Form recovered: "
+                     f"{'yes' if result['success']['form_recovered'] else 'no'}; beats the network out of "
+                     f"distribution: {'yes' if result['success']['beats_network_ood'] else 'no'}.")
     return "\n".join(lines) + "\n"

@@ -2,13 +2,14 @@
 
 In:  a total count, a description, and whether progress is wanted at all.
 Out: an object with tqdm's interface as the stages use it (`update`, `n`, `set_postfix`,
-     `set_postfix_str`, `close`, use as a context manager): on a terminal a normal tqdm
-     bar; written to a file or pipe (CI logs, `make run > log`) plain lines such as
+     `set_postfix_str`, `refresh`, `close`, use as a context manager): on a terminal a normal
+     tqdm bar; written to a file or pipe (CI logs, `make run > log`) plain lines such as
 
-         simulate spring: 40% 400/1000 [12 s, 33.1 sim/s] loss=0.12
+         simulate spring: 40% 400/1000 [12 s, 33.1 sim/s, ETA 18 s] loss=0.12
 
-     at most one every `interval` seconds plus one at close, never a carriage return
-     (tqdm there would write one multi-megabyte line of them).
+     at most one every `interval` seconds, one on `refresh` and one at close, never a carriage
+     return (tqdm there would write one multi-megabyte line of them). The ETA assumes the
+     rate so far holds for the steps left.
 """
 from __future__ import annotations
 
@@ -75,6 +76,10 @@ class LineProgress:
         """Show `s` after the counts."""
         self.postfix = str(s)
 
+    def refresh(self) -> None:
+        """Print a line now (as tqdm redraws its bar): e.g. when a long step starts."""
+        self._print()
+
     def close(self) -> None:
         """Print the final line (once)."""
         if not self.closed:
@@ -94,6 +99,7 @@ class LineProgress:
         elapsed = self._last - self._start
         rate = (self.n - self._initial) / elapsed if elapsed > 0 else 0.0
         share = f"{100 * self.n / self.total:.0f}% " if self.total else ""
-        line = f"{self.desc}: {share}{self.n}/{self.total} [{elapsed:.0f} s, {rate:.3g} {self.unit}/s]"
+        eta = f", ETA {(self.total - self.n) / rate:.0f} s" if rate > 0 and self.total and self.n < self.total else ""
+        line = f"{self.desc}: {share}{self.n}/{self.total} [{elapsed:.0f} s, {rate:.3g} {self.unit}/s{eta}]"
         self.stream.write(f"{line} {self.postfix}".rstrip() + "\n")
         self.stream.flush()
