@@ -9,7 +9,7 @@ Out: an object with tqdm's interface as the stages use it (`update`, `n`, `set_p
 
      at most one every `interval` seconds, one on `refresh` and one at close, never a carriage
      return (tqdm there would write one multi-megabyte line of them). The ETA assumes the
-     rate so far holds for the steps left.
+     rate so far holds for the steps left; the line at close has none (a stage may stop early).
 """
 from __future__ import annotations
 
@@ -99,7 +99,8 @@ class LineProgress:
         elapsed = self._last - self._start
         rate = (self.n - self._initial) / elapsed if elapsed > 0 else 0.0
         share = f"{100 * self.n / self.total:.0f}% " if self.total else ""
-        eta = f", ETA {(self.total - self.n) / rate:.0f} s" if rate > 0 and self.total and self.n < self.total else ""
+        running = rate > 0 and self.total and self.n < self.total and not self.closed   # no ETA once done
+        eta = f", ETA {(self.total - self.n) / rate:.0f} s" if running else ""
         line = f"{self.desc}: {share}{self.n}/{self.total} [{elapsed:.0f} s, {rate:.3g} {self.unit}/s{eta}]"
         self.stream.write(f"{line} {self.postfix}".rstrip() + "\n")
         self.stream.flush()

@@ -139,8 +139,12 @@ def test_a_log_line_has_an_eta_until_the_end():
     bar = progress_bar(10, "x", unit="gen", stream=out, interval=0)
     bar.update(5)
     bar.update(5)
-    first, last = out.getvalue().splitlines()
+    early = progress_bar(10, "y", unit="gen", stream=out, interval=0)
+    early.update(5)
+    early.close()                                   # stopped early: done, nothing left to wait for
+    first, last, early_running, early_closed = out.getvalue().splitlines()
     assert ", ETA " in first and "ETA" not in last
+    assert ", ETA " in early_running and "ETA" not in early_closed
 
 
 # --------------------------------------------------------------------------- #
