@@ -43,12 +43,23 @@ from nbody.config import SimConfig
 from nbody.errors import InputError
 from nbody.integrate import INTEGRATORS, warm_kernels
 from nbody.laws import get_law, law_names
-from nbody.io import config_from_dict, load_json, remove_stale_temps, save_json, to_jsonable
+from nbody.io import config_from_dict, load_json, mark, remove_stale_temps, save_json, to_jsonable
 from runconfig import (PRESETS, STAGE_CLASSES, RunConfig, add_config_flags, add_threads_flag,
                        common_group, config_from_args, flag_type, short_usage)
 from sweep import EXECUTORS, dataset_lock, execute, grid_list, set_threads, sweep_jobs
 
 ROOT = Path(__file__).resolve().parent
+
+# What each kind of output folder holds, to recognise one written before folders carried
+# the ownership marker (`nbody.rundir.Layout`); any other existing folder that is not empty
+# is refused.
+RUN_LAYOUT = rundir.Layout(("config.json",), ("versions.json", "timings.json", "failed.json", "data", "train",
+                                              "distill", "analysis"))
+TRAIN_LAYOUT = rundir.Layout(("model_config.json", "train_config.json", "last.pt", "checkpoint.pt"),
+                             ("metrics.json", "message_history.npz", "distill"))
+DISTILL_LAYOUT = rundir.Layout(("distill.json", "distill_config.json"), ("*.json", "*.md", "*.csv", "*.npz"))
+ANALYSIS_LAYOUT = rundir.Layout(("report.html",), ("*.md", "*.csv", "*.png", "*.gif", "*.html", "figures"))
+SWEEP_LAYOUT = rundir.Layout(("data", "analysis", cluster.FOLDER, "*-*d-*-s*"))
 
 
 # --------------------------------------------------------------------------- #
@@ -112,10 +123,17 @@ def stage_train(train_dir: Path, data_dir: Path, model: ModelConfig, train_cfg: 
     A finished run made with other configs or another dataset is refused (InputError)
     instead of skipped; `gnn.train.train` refuses to resume such a run.
     """
+    with rundir.locked(train_dir, layout=TRAIN_LAYOUT):
+        return _train_in(train_dir, data_dir, model, train_cfg, progress)
+
+
+def _train_in(train_dir: Path, data_dir: Path, model: ModelConfig, train_cfg: TrainConfig, progress: bool) -> Path:
+    from gnn.checkpoint import check_model_size
     from gnn.train import train
     from nbody.dataset import load_dataset
     dataset = load_dataset(data_dir)
     model = model_for_data(model, dataset.config)
+    check_model_size(model, train_cfg.batch_size)
     if (train_dir / "metrics.json").exists():
         wanted = rundir.record({"model": model, "train": train_cfg},
                                {"dataset": rundir.dataset_identity(dataset.meta)})
@@ -138,12 +156,19 @@ def stage_distill(distill_dir: Path, checkpoint: Path, data_dir: Path | None, cf
 
     A finished distillation made with another config, checkpoint or dataset is refused.
     """
+    with rundir.locked(distill_dir, layout=DISTILL_LAYOUT):
+        return _distill_in(distill_dir, checkpoint, data_dir, cfg)
+
+
+def _distill_in(distill_dir: Path, checkpoint: Path, data_dir: Path | None, cfg: DistillConfig):
     from distill.pipeline import distill_checkpoint, distill_inputs
     from distill.schema import load_result
+    from nbody.dataset import load_dataset
     if (distill_dir / "distill.json").exists():
         held = load_result(distill_dir)
         data = data_dir or Path(held.dataset or "")      # default: the dataset it was made from
         held_cfg = config_from_dict(DistillConfig, load_json(distill_dir / "distill_config.json"))
+        load_dataset(data)        # its files still match the digests recorded when it was written
         rundir.check_record(rundir.record(held_cfg, held.inputs),
                             rundir.record(cfg, distill_inputs(checkpoint, data)), distill_dir)
         print(f"[distill] {distill_dir}: done already, skipped")
@@ -158,17 +183,18 @@ def stage_analyse(target: Path, out_dir: Path | None = None) -> list[Path]:
     from analysis import find_runs, load_run, make_figures, write_report, write_tables
     if not target.is_dir():
         raise InputError(f"no such run or sweep directory: {target}")
-    runs = [load_run(target)] if (target / "config.json").exists() else find_runs(target)
-    if not runs:
-        raise InputError(f"no runs found under {target}")
     out_dir = out_dir or target / "analysis"
-    written = list(write_tables(runs, out_dir).values())
-    figures = {}
-    for run in runs:
-        fig_dir = out_dir if len(runs) == 1 else out_dir / "figures" / run.path.name
-        figures[run.name] = make_figures(run, fig_dir)
-        written += figures[run.name]
-    written.append(write_report(runs, out_dir / "report.html", figures))
+    with rundir.locked(out_dir, layout=ANALYSIS_LAYOUT):
+        runs = [load_run(target)] if (target / "config.json").exists() else find_runs(target)
+        if not runs:
+            raise InputError(f"no runs found under {target}")
+        written = list(write_tables(runs, out_dir).values())
+        figures = {}
+        for run in runs:
+            fig_dir = out_dir if len(runs) == 1 else out_dir / "figures" / run.path.name
+            figures[run.name] = make_figures(run, fig_dir)
+            written += figures[run.name]
+        written.append(write_report(runs, out_dir / "report.html", figures))
     print(f"[analyse] {len(runs)} run(s): {len(written)} files in {out_dir}")
     return written
 
@@ -180,7 +206,7 @@ def run_all(run_dir: Path, cfg: RunConfig, data_dir: Path | None = None, progres
     RUN/timings.json records the wall seconds of each stage this run directory ran itself
     (a shared dataset is not counted; a skipped stage keeps its earlier figure).
     """
-    with rundir.locked(run_dir):
+    with rundir.locked(run_dir, layout=RUN_LAYOUT):
         prepare_run_dir(run_dir, cfg)
         timings_path = run_dir / "timings.json"
         timings = load_json(timings_path) if timings_path.exists() else {}
@@ -240,11 +266,21 @@ def run_sweep(out: Path, args: argparse.Namespace) -> None:
         raise InputError(f"{', '.join(given)}: for --executor submitit only")
     jobs = sweep_jobs(args.preset, vars(args), laws, dims, strategies, seeds, out)
     print(f"[sweep] {len(jobs)} jobs in a local pool, {args.workers} at a time")
-    for done in execute(_local_sweep_job, jobs, workers=args.workers, threads=args.threads):
+    refused = []
+    for job, done in zip(jobs, execute(_local_sweep_job, jobs, workers=args.workers, threads=args.threads)):
         print(f"[sweep] done {done}")
-    stage_analyse(out)
-    for table in ("test_mae", "edge_reconstruction", "node_reconstruction"):
-        print("\n" + (out / "analysis" / f"{table}.md").read_text())
+        if done != str(job[0]):
+            refused.append(done)
+    if len(refused) < len(jobs):
+        stage_analyse(out)
+        for table in ("test_mae", "edge_reconstruction", "node_reconstruction"):
+            print("\n" + (out / "analysis" / f"{table}.md").read_text())
+    if refused:
+        print(f"\n[sweep] {len(refused)} of {len(jobs)} jobs refused or failed:")
+        for line in refused:
+            print(f"  {line}")
+        raise InputError(f"{len(refused)} of {len(jobs)} sweep jobs were refused or failed (listed on stdout); "
+                         "the others finished")
 
 
 def _sweep_job(job: tuple[Path, RunConfig, Path]) -> str:
@@ -262,20 +298,34 @@ def _sweep_job(job: tuple[Path, RunConfig, Path]) -> str:
     try:
         with sr_engines.progress(enabled=False):
             run_all(run_dir, cfg, data_dir, progress=False)
-    except InputError as err:
-        if run_dir.is_dir():
+    except (InputError, OSError) as err:
+        if run_dir.is_dir() and _ours(run_dir):            # never into a folder that is not ours
             save_json(failed, {"error": str(err)})
         raise
     failed.unlink(missing_ok=True)
     return str(run_dir)
 
 
+def _ours(run_dir: Path) -> bool:
+    """Whether the sweep may record a failure in `run_dir` (`rundir.check_ours`); marks it."""
+    try:
+        rundir.check_ours(run_dir, RUN_LAYOUT)
+    except InputError:
+        return False
+    mark(run_dir)
+    return True
+
+
 def _local_sweep_job(job: tuple[Path, RunConfig, Path]) -> str:
-    """`_sweep_job` in the local pool: a refused run is reported and the other runs go on."""
+    """`_sweep_job` in the local pool: a refused or failed run (bad input, a file system
+    error, out of memory) is reported and the other runs go on. Returns the run directory,
+    or for a refused run its directory and the reason."""
     try:
         return _sweep_job(job)
     except InputError as err:
         return f"{job[0]} (refused: {err})"
+    except (OSError, MemoryError) as err:
+        return f"{job[0]} (failed: {type(err).__name__}: {err})"
 
 
 # --------------------------------------------------------------------------- #
@@ -415,7 +465,7 @@ def dispatch(args: argparse.Namespace) -> None:
         run_warm(args)
         return
     if args.command == "analyse":
-        stage_analyse(Path(args.run), Path(args.out) if args.out else None)
+        stage_analyse(Path(args.run), rundir.output_path(args.out) if args.out else None)
         return
     register_custom_law(args)
     extra = {}
@@ -427,24 +477,21 @@ def dispatch(args: argparse.Namespace) -> None:
     cfg = config_from_args(args, **extra)
     if args.command == "simulate":
         out = rundir.output_path(args.out)
-        with rundir.locked(out.parent):
-            if out.exists():
-                raise InputError(f"output path {out} exists; choose a new --out (nothing was overwritten)")
+        if out.exists() or out.is_symlink():
+            raise InputError(f"output path {out} exists; choose a new --out (nothing was overwritten)")
+        with rundir.guarded(out):          # the dataset appears in one rename: siblings never clash
             stage_simulate(out, cfg.sim, progress)
         print(f"[simulate] wrote {out}")
     elif args.command == "train":
         data, out = Path(args.data), rundir.output_path(args.out)
         if not (data / "meta.json").exists():
             raise InputError(f"no dataset at {data} (expected {data / 'meta.json'})")
-        with rundir.locked(out):
-            ckpt = stage_train(out, data, cfg.model, cfg.train, progress)
+        ckpt = stage_train(out, data, cfg.model, cfg.train, progress)
         print(f"[train] metrics: {out / 'metrics.json'}; checkpoint: {ckpt}")
     elif args.command == "distill":
         ckpt = Path(args.model)
         out = rundir.output_path(args.out) if args.out is not None else ckpt.parent / "distill"
-        with rundir.locked(out.parent):
-            result = stage_distill(out, ckpt, Path(args.data) if args.data else None, cfg.distill)
-        print_equations(result)
+        print_equations(stage_distill(out, ckpt, Path(args.data) if args.data else None, cfg.distill))
     elif args.command == "all":
         print_equations(run_all(rundir.output_path(args.out), cfg, progress=progress))
     elif args.command == "sweep":
@@ -454,7 +501,7 @@ def dispatch(args: argparse.Namespace) -> None:
             return
         if args.workers < 1:
             raise InputError("--workers must be at least 1")
-        with rundir.locked(out):
+        with rundir.locked(out, layout=SWEEP_LAYOUT):
             run_sweep(out, args)
 
 
@@ -470,6 +517,10 @@ def main(argv: list[str] | None = None, prog: str = "run.py") -> int:
     except OSError as exc:  # unwritable or full output location, a folder where a file should be, ...
         where = f": {exc.filename}" if exc.filename else ""
         print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print("error: out of memory (a memory limit such as ulimit -v, a cgroup's or the machine's); "
+              "lower the sizes", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: re-run the same command to resume", file=sys.stderr)

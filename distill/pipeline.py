@@ -30,7 +30,7 @@ import sympy as sp
 from nbody import state
 from nbody.errors import InputError
 from nbody.io import load_json, replace_dir, save_json, temp_dir_beside
-from nbody.rundir import dataset_identity, file_sha256
+from nbody.rundir import check_ours, dataset_identity, file_sha256
 from nbody.laws import R, Law, get_law
 
 from . import align, report, schema, sr_engines
@@ -277,8 +277,11 @@ def distill_network(net: Network, data: DistillData, cfg: DistillConfig, out_dir
 
 def build_replacing(out_dir: str | Path, build) -> DistillResult:
     """`build(tmp)` into a temporary sibling of out_dir that replaces out_dir only when it
-    succeeded: a failed or interrupted run leaves no partial folder behind."""
+    succeeded: a failed or interrupted run leaves no partial folder behind. An existing
+    out_dir that this project did not make is refused before anything is built, and only
+    the files of an earlier distillation are ever replaced (`nbody.io.replace_dir`)."""
     out = Path(out_dir)
+    check_ours(out)
     tmp = temp_dir_beside(out)
     try:
         result = build(tmp)

@@ -11,7 +11,10 @@ Out: two kinds of torch files, each a dict with a "kind" tag and plain tensors/n
                        "rng": {"cpu", "cuda"}, "step", "history", "train_seconds",
                        "model_config", "train_config"}
 
-A missing, corrupt or wrong-kind file is an `InputError`.
+A missing, corrupt or wrong-kind file is an `InputError`, and so is one whose meta is not
+laid out as above (`check_meta`, `check_resume_state`: a list or a string where a mapping
+goes, a recorded dataset meta without its law) or whose model would not fit in memory
+(`check_model_size`, priced from the config before anything is allocated).
 """
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ import torch
 
 from nbody.errors import InputError
 from nbody.io import atomic_write_bytes, config_from_dict
+from nbody.resources import available_memory
 
 from .config import ModelConfig
 from .model import GNN, build_model
@@ -74,15 +78,81 @@ def save_model(path: str | os.PathLike, model: GNN, meta: dict[str, Any]) -> Non
     save_torch(path, MODEL_KIND, {"model": state, "meta": meta})
 
 
+def check_meta(meta: Any, path: Path, *, complete: bool = True) -> dict:
+    """`meta` of a model checkpoint, checked to be laid out as the module docstring says
+    (InputError naming the first field that is not); returns it. Every field that holds a
+    mapping must hold one; with `complete`, a recorded dataset meta must also carry the
+    law, dim and config that distillation compares (reading only the preset keys, it may not)."""
+    def need(ok: bool, what: str) -> None:
+        if not ok:
+            raise InputError(f"{path}: malformed checkpoint meta ({what})")
+
+    need(isinstance(meta, dict), "not a mapping")
+    need(isinstance(meta.get("model_config"), dict), "model_config is not a mapping")
+    need(isinstance(meta.get("train_config", {}), dict), "train_config is not a mapping")
+    need(isinstance(meta.get("metrics", {}), dict), "metrics is not a mapping")
+    dataset = meta.get("dataset", {"path": None, "meta": {}})
+    need(isinstance(dataset, dict), "dataset is not a mapping")
+    need(dataset.get("path") is None or isinstance(dataset["path"], str), "dataset.path is not a string")
+    trained_on = dataset.get("meta") or {}
+    need(isinstance(trained_on, dict), "dataset.meta is not a mapping")
+    need(isinstance(trained_on.get("config", {}), dict), "dataset.meta.config is not a mapping")
+    if trained_on and complete:          # empty for a model trained on in-memory arrays
+        law = trained_on.get("law")
+        need(isinstance(law, dict) and all(isinstance(law.get(k), str) for k in ("name", "topology")),
+             "dataset.meta.law is not a law")
+        need(isinstance(trained_on.get("dim"), int), "dataset.meta.dim is not an integer")
+        need(isinstance(trained_on.get("config"), dict), "dataset.meta.config is not a mapping")
+    return meta
+
+
+def check_resume_state(state: dict, path: Path) -> dict:
+    """A resume point (last.pt) checked to hold the fields `gnn.train.train` reads, of their
+    types (InputError otherwise); returns it."""
+    kinds = {"model": dict, "optimizer": dict, "scheduler": dict, "rng": dict, "step": int, "history": list,
+             "train_seconds": (int, float), "epoch_loss": list, "model_config": dict, "train_config": dict}
+    bad = next((k for k, kind in kinds.items() if not isinstance(state.get(k), kind)), None)
+    if bad is not None:
+        raise InputError(f"{path}: malformed resume point ({bad} is missing or of the wrong type)")
+    return state
+
+
+def parameter_count(cfg: ModelConfig) -> int:
+    """Weights and biases of the `GNN` that `cfg` describes (its edge and node `mlp`),
+    counted from the widths without allocating anything; an upper bound for the Hamiltonian
+    model, whose two MLPs have one output each."""
+    msg_dim = cfg.resolved_msg_dim
+    edge_out = 2 * msg_dim if cfg.strategy == "kl" else msg_dim
+    total = 0
+    for in_dim, out_dim in ((2 * cfg.n_features, edge_out), (cfg.n_features + msg_dim, cfg.dim)):
+        widths = [in_dim, *[cfg.hidden] * cfg.n_hidden_layers, out_dim]
+        total += sum((a + 1) * b for a, b in zip(widths, widths[1:]))
+    return total
+
+
+def check_model_size(cfg: ModelConfig, batch_size: int = 1) -> None:
+    """InputError when the model `cfg`, with its gradients and Adam's two moments (4 float32
+    copies of every weight) and one batch of hidden activations, would not fit in the memory
+    available now (`nbody.resources.available_memory`)."""
+    params = parameter_count(cfg)
+    n_edges = 8 * 7                       # activations: priced for a small graph; weights dominate
+    need = 16 * params + 4 * batch_size * n_edges * cfg.hidden * max(cfg.n_hidden_layers, 1) * 3
+    memory = available_memory()
+    if memory is not None and need > memory:
+        raise InputError(f"a model with hidden={cfg.hidden} and {cfg.n_hidden_layers} hidden layers has "
+                         f"{params:.3g} parameters and needs about {need / 2 ** 30:.3g} GiB of memory but only "
+                         f"{memory / 2 ** 30:.3g} GiB is available; lower --hidden or --n-hidden-layers")
+
+
 def trained_preset_keys(path: str | os.PathLike) -> dict[str, str]:
     """What picks a preset's per-strategy and per-law settings (`runconfig.preset`) for the model
     in checkpoint.pt (or a training folder holding one), read without building the model:
     {"strategy": its message strategy, "law": the law of the dataset it was trained on, when it
     was trained on a dataset}. InputError as `load_model`."""
     path = Path(path)
-    meta = load_torch(path / "checkpoint.pt" if path.is_dir() else path, MODEL_KIND).get("meta")
-    meta = meta if isinstance(meta, dict) else {}
-    strategy = meta.get("model_config", {}).get("strategy")
+    meta = check_meta(load_torch(path / "checkpoint.pt" if path.is_dir() else path, MODEL_KIND).get("meta"), path,
+                      complete=False)
+    strategy = meta["model_config"].get("strategy")
     if not isinstance(strategy, str):
         raise InputError(f"{path} carries no model_config")
     keys = {"strategy": strategy}
@@ -109,9 +179,7 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> t
     if path.is_dir():
         path = path / "checkpoint.pt"
     obj = load_torch(path, MODEL_KIND)
-    meta = obj.get("meta")
-    if not isinstance(meta, dict) or not isinstance(meta.get("model_config"), dict):
-        raise InputError(f"{path} carries no model_config")
+    meta = check_meta(obj.get("meta"), path)
     weights = obj.get("model")
     if not isinstance(weights, dict):
         raise InputError(f"{path} carries no weights")
@@ -119,7 +187,9 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> t
                 and value.is_floating_point() and not bool(torch.isfinite(value).all())), None)
     if bad is not None:
         raise InputError(f"{path} holds non-finite weights (NaN or inf in {bad}); it cannot be used")
-    model = build_model(config_from_dict(ModelConfig, meta["model_config"]))
+    cfg = config_from_dict(ModelConfig, meta["model_config"])
+    check_model_size(cfg)
+    model = build_model(cfg)
     try:
         model.load_state_dict(weights)
     except (RuntimeError, KeyError, TypeError) as exc:

@@ -60,7 +60,7 @@ from nbody.laws import Law, get_law, law_from_dict
 from nbody.progress import progress_bar
 from nbody.rundir import meta_fingerprint
 
-from .checkpoint import RESUME_KIND, load_torch, save_model, save_torch
+from .checkpoint import RESUME_KIND, check_model_size, check_resume_state, load_torch, save_model, save_torch
 from .config import ModelConfig, TrainConfig
 from .history import HISTORY_FILE, HistoryRecorder, load_history, save_history
 from .metrics import mae_per_node
@@ -308,7 +308,8 @@ def train(data: Any, model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: st
         epoch, step, train_loss, val_mae_per_node), "message_history_seconds" (recording the
         messages, not part of train_seconds; None when not recorded), "dataset"}.
     Raises:
-        InputError: bad data, configs that do not match the data, or a foreign last.pt.
+        InputError: bad data, configs that do not match the data, a model too large for the
+            memory (`gnn.checkpoint.check_model_size`), or a foreign or malformed last.pt.
     """
     cfg = train_cfg
     torch.manual_seed(cfg.seed)
@@ -329,6 +330,7 @@ def train(data: Any, model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: st
     x_train = torch.from_numpy(x_np).to(device)  # [G, n, F], resident on the device
     a_train = torch.from_numpy(a_np).to(device)  # [G, n, dim]
 
+    check_model_size(model_cfg, batch)
     model = build_model(model_cfg).to(device)
     optimizer = adam(model, cfg, device)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=total_steps,
@@ -349,7 +351,7 @@ def train(data: Any, model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: st
     epoch_loss_sum, n_epoch = 0.0, 0  # running sums of the current epoch, carried across resumes
     resume_path = out_dir / "last.pt"
     if resume_path.exists():
-        state = load_torch(resume_path, RESUME_KIND, map_location=device)
+        state = check_resume_state(load_torch(resume_path, RESUME_KIND, map_location=device), resume_path)
         held_cfg = config_from_dict(TrainConfig, state["train_config"])   # fields added since: their defaults
         if state["model_config"] != to_jsonable(model_cfg) or held_cfg != cfg:
             raise InputError(f"{resume_path} was written with different configs; delete it or use another out_dir")

@@ -9,7 +9,8 @@ Out: OUT/config.json (both configs, the catalogue path), OUT/catalogue.npz (synt
      OUT/distill/ (`halos.distill`), OUT/timings.json (seconds and peak RSS after each
      stage), and for a synthetic catalogue OUT/SYNTHETIC.txt. A finished stage is skipped on
      a re-run, an interrupted training resumes, and a folder made with another config or
-     catalogue is refused. Bad input: `InputError`, which run.py prints as one line (exit 2).
+     catalogue is refused, and so is an existing OUT that this project did not make
+     (`nbody.rundir.check_ours`). Bad input: `InputError`, which run.py prints as one line (exit 2).
 """
 from __future__ import annotations
 
@@ -30,6 +31,9 @@ from .config import PRESETS, HaloConfig, preset
 from .graph import HaloGraph, build_graph
 from .synthetic import SyntheticConfig, make_catalogue
 
+# A halos run folder from before folders carried the ownership marker (`nbody.rundir.Layout`).
+LAYOUT = rundir.Layout(("config.json",), ("catalogue.npz", "SYNTHETIC.txt", "graph", "train", "distill",
+                                          "timings.json"))
 SYNTHETIC_NOTE = ("This run used a SYNTHETIC halo catalogue (halos.synthetic): clustered mock positions and\n"
                   "masses with delta planted from the paper's 'best, with mass' formula plus noise.\n"
                   "Nothing in this folder is a cosmology result.\n")
@@ -78,7 +82,7 @@ def run_halos(args: argparse.Namespace) -> dict:
     else:
         synthetic = _with_flags(SyntheticConfig(), values)
     out = rundir.output_path(args.out)
-    with rundir.locked(out):
+    with rundir.locked(out, layout=LAYOUT):
         wanted = {"halos": to_jsonable(cfg), "synthetic": to_jsonable(synthetic),
                   "catalogue": str(Path(args.catalogue).resolve()) if args.catalogue else None}
         if (out / "config.json").exists():

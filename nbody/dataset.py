@@ -7,7 +7,9 @@ Out: a directory, written to a temporary sibling and renamed into place in one s
                             "n", "dim", "dt", "features": ["x", "y", "vx", "vy", "q", "m"],
                             "splits": {name: {"n_sims", "n_steps", "kept_graphs", "failed_sims"}},
                             "failed_sims": total, "prune_bounds": {"v"|"a": [lo[dim], hi[dim]]}
-                            (only when pruning), "package_version", "seconds"}
+                            (only when pruning), "sha256": {file name: hex digest of
+                            every .npy file, taken when it was written}, "package_version",
+                            "seconds"}
     {split}_states.npy     [S, T, n, 2*dim+2] float32 node features (pos, vel, q, m), T kept steps
                            t = 0, k*dt, 2k*dt, ... with k = keep_every
     {split}_accel.npy      [S, T, n, dim] float32 true accelerations at those states
@@ -29,7 +31,10 @@ by the next run that writes the same output.
 
 Every refusal is an `InputError` and leaves nothing behind. `load_dataset` treats the
 folder as untrusted data: a malformed meta.json, a law outside the expression whitelist
-(or redefining a built-in one) and NaN or infinite values in the arrays are refused.
+(or redefining a built-in one), NaN or infinite values in the arrays, and an array file
+whose bytes are not those recorded in meta.json's "sha256" (another dataset's file copied
+in: the dataset's identity is its content, not only its meta.json) are refused. A dataset
+written before the digests were recorded has none to check.
 
 `load_dataset(path).split(name).graphs()` gives (x [G, n, F], a [G, n, dim]) float32 over
 the kept (sim, step) pairs, sim-major: what the GNN trainer and the distiller consume.
@@ -55,6 +60,7 @@ from .laws import Law, get_law, law_from_dict
 from .plot import plot_trajectories
 from .progress import progress_bar
 from .resources import check_resources, chunk_sims
+from .rundir import file_sha256
 from .state import feature_names, n_features, pack
 
 FORMAT_VERSION = 1
@@ -149,7 +155,8 @@ def load_dataset(path: str | Path) -> Dataset:
         (exists, parses, has the recorded shape, holds only finite numbers).
     Raises:
         InputError: missing directory or file, corrupt or malformed file, another
-            format_version, a stored law that is not allowed, or NaN / inf in the data.
+            format_version, a stored law that is not allowed, NaN / inf in the data, or an
+            array file whose SHA-256 is not the one meta.json recorded.
     """
     path = Path(path)
     if not path.is_dir():
@@ -176,6 +183,7 @@ def load_dataset(path: str | Path) -> Dataset:
         split = dataset.split(name)
         _require_finite(split.states, path / f"{name}_states.npy")
         _require_finite(split.accel, path / f"{name}_accel.npy")
+    _check_digests(path, meta)
     return dataset
 
 
@@ -192,6 +200,22 @@ def _check_layout(meta: dict) -> None:
         if not isinstance(info, dict) or not all(_is_int(info.get(k)) and info[k] >= 0
                                                  for k in ("n_sims", "n_steps")):
             raise InputError(f"splits.{name} needs integers n_sims and n_steps >= 0, got {info!r:.80}")
+
+
+def _check_digests(path: Path, meta: dict) -> None:
+    """InputError unless every .npy file of the dataset has the SHA-256 that meta.json
+    recorded when it was written (nothing to check in a dataset from before the digests)."""
+    if "sha256" not in meta:
+        return
+    digests = meta["sha256"]
+    if not isinstance(digests, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                                for k, v in digests.items()):
+        raise InputError(f"{path}/meta.json: sha256 must map file names to hex digests")
+    for name in sorted({p.name for p in path.glob("*.npy")} | set(digests)):
+        if name not in digests or "/" in name or not (path / name).is_file() \
+                or file_sha256(path / name) != digests[name]:
+            raise InputError(f"{path / name} is not the file this dataset was written with (its SHA-256 "
+                             "differs from meta.json's, or it is missing or unrecorded); regenerate the dataset")
 
 
 def _is_int(value) -> bool:
@@ -410,6 +434,7 @@ def generate_dataset(cfg: SimConfig, out_dir: str | Path, *, progress: bool = Tr
         if len(test_states):
             plot_trajectories(test_states, dim, tmp / "trajectories.png", title=f"{law.name}, n={n}, {dim}D")
         del test_states
+        meta["sha256"] = {p.name: file_sha256(p) for p in sorted(tmp.glob("*.npy"))}
         meta["package_version"] = _package_version()
         meta["seconds"] = round(time.perf_counter() - start, 3)
         save_json(tmp / "meta.json", meta)

@@ -7,11 +7,15 @@ Out: files that either exist completely or not at all (write to a temporary
      are written as null); dataclasses rebuilt from JSON with their field types checked.
 
 Nothing that was already written is lost when a run is interrupted: a
-reader sees the old file or the new one, never half of one.
+reader sees the old file or the new one, never half of one. Every folder this project
+creates carries the marker file `.symdistill` (`MARKER`; `mark`, `is_ours`); `replace_dir`
+moves a finished temporary folder into place without ever removing a folder recursively
+or touching a file it did not write.
 """
 from __future__ import annotations
 
 import dataclasses
+import errno
 import io
 import json
 import math
@@ -27,6 +31,10 @@ from typing import Any
 import numpy as np
 
 from .errors import InputError, matches_type, type_name
+
+# The file this project writes into every output folder it creates: a folder without it is
+# not ours, and no command writes into it unless it is empty (`nbody.rundir.claim`).
+MARKER = ".symdistill"
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -170,21 +178,84 @@ def config_from_dict(cls: type, data: dict) -> Any:
         raise InputError(f"malformed {cls.__name__}: {exc}") from None
 
 
+def is_ours(directory: str | os.PathLike) -> bool:
+    """Whether `directory` carries the marker this project writes into every folder it creates."""
+    return (Path(directory) / MARKER).is_file()
+
+
+def mark(directory: str | os.PathLike, files: list[str] | None = None) -> None:
+    """Write the ownership marker into `directory` (an existing folder of ours), with the
+    names of the entries `replace_dir` put there (`files`; kept from before when None)."""
+    path = Path(directory) / MARKER
+    if files is None:
+        if path.is_file():
+            return
+        files = []
+    atomic_write_text(path, json.dumps({"made_by": "symdistill", "files": sorted(files)}) + "\n")
+
+
+def marked_files(directory: Path) -> list[str]:
+    """The entry names `replace_dir` recorded in `directory`'s marker (none when unreadable)."""
+    try:
+        files = json.loads((Path(directory) / MARKER).read_text(encoding="utf-8")).get("files")
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [f for f in files if isinstance(f, str) and f and "/" not in f and f not in (".", "..")] \
+        if isinstance(files, list) else []
+
+
 def replace_dir(tmp_dir: Path, final_dir: Path) -> None:
-    """Move a fully written temporary directory into place (rename is atomic), with the
-    permissions the umask gives a new folder (mkdtemp makes it owner-only)."""
+    """Move a fully written temporary folder (from `temp_dir_beside`) into place.
+
+    The marker of `tmp_dir` lists the entries it holds. When `final_dir` is absent or an
+    empty folder (the marker aside), `tmp_dir` is renamed onto it (one atomic step;
+    permissions from the umask, as mkdtemp makes it owner-only). When it is a folder of ours
+    (it carries the marker), its content is replaced entry by entry: each entry of `tmp_dir`
+    (files; a folder only where none of that name exists) is renamed over its namesake
+    (atomic per entry; JSON records last, after the old ones were removed first, so a reader
+    never sees a record beside half of its files), the files an earlier `replace_dir` put
+    there that the new build lacks are removed, and nothing else in it is touched. Any other existing `final_dir` is an `InputError`, and
+    nothing in it is touched. Nothing is ever removed recursively.
+    """
+    tmp_dir, final_dir = Path(tmp_dir), Path(final_dir)
     os.chmod(tmp_dir, 0o777 & ~umask())
-    if final_dir.exists():
-        shutil.rmtree(final_dir)
-    os.replace(tmp_dir, final_dir)
+    new = sorted(p.name for p in tmp_dir.iterdir() if p.name != MARKER)
+    mark(tmp_dir, new)
+    if not final_dir.is_dir() or {p.name for p in final_dir.iterdir()} <= {MARKER}:
+        if final_dir.is_dir():
+            (final_dir / MARKER).unlink(missing_ok=True)     # a folder of ours kept empty for this build
+        try:
+            os.replace(tmp_dir, final_dir)
+        except OSError as exc:
+            if exc.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR):
+                raise InputError(f"{final_dir} appeared while this run was writing it (another run?); "
+                                 "nothing in it was touched") from None
+            raise
+        return
+    if not is_ours(final_dir):
+        raise InputError(f"{final_dir} exists and was not made by symdistill; nothing in it was touched")
+    old = marked_files(final_dir)
+    mark(final_dir, sorted(set(old) | set(new)))         # a crash below leaves every entry listed
+    for name in old:
+        target = final_dir / name
+        if (name not in new or name.endswith(".json")) and (target.is_symlink() or target.is_file()):
+            target.unlink()
+    for name in sorted(new, key=lambda n: (n.endswith(".json"), n)):
+        os.replace(tmp_dir / name, final_dir / name)
+    mark(final_dir, new)
+    (tmp_dir / MARKER).unlink(missing_ok=True)
+    tmp_dir.rmdir()
 
 
 def temp_dir_beside(final_dir: Path) -> Path:
-    """A new empty folder `.NAME.PID.XXXX.tmp` next to `final_dir`, to be moved into place
-    with `replace_dir` once complete (the pid lets a later run tell a dead writer's leftovers)."""
+    """A new folder `.NAME.PID.XXXX.tmp` next to `final_dir`, holding only the ownership
+    marker, to be moved into place with `replace_dir` once complete (the pid lets a later
+    run tell a dead writer's leftovers)."""
     final_dir = Path(final_dir)
     final_dir.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(dir=final_dir.parent, prefix=f".{final_dir.name}.{os.getpid()}.", suffix=".tmp"))
+    tmp = Path(tempfile.mkdtemp(dir=final_dir.parent, prefix=f".{final_dir.name}.{os.getpid()}.", suffix=".tmp"))
+    mark(tmp)
+    return tmp
 
 
 def remove_stale_temps(directory: str | os.PathLike, name: str | None = None) -> list[Path]:

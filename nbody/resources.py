@@ -8,7 +8,8 @@ Out: `estimate(cfg)`: bytes on disk of the stored dataset (plus the temporary co
      integrator one float64 chunk; the compiled kernels write straight into the
      memory-mapped files); `check_resources` refuses
      (InputError, one line stating the estimate) a dataset that cannot fit in the memory
-     available now or on the free disk at the output. `chunk_sims` is the chunk size that
+     available now (`available_memory`: the machine's, a cgroup's and an address-space
+     limit's) or on the free disk at the output. `chunk_sims` is the chunk size that
      `nbody.dataset` integrates at once.
 
 Pure integer arithmetic: an absurd size (n=100000, n_sims=10**9) is priced, not tried.
@@ -16,6 +17,7 @@ Pure integer arithmetic: an absurd size (n=100000, n_sims=10**9) is priced, not 
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,26 +79,48 @@ def estimate(cfg: SimConfig) -> Estimate:
 
 
 def available_memory() -> int | None:
-    """Bytes of memory available now (MemAvailable, capped by a cgroup limit), or None."""
+    """Bytes of memory this process can still allocate now, or None when nothing says.
+
+    The least of: MemAvailable (/proc/meminfo); the cgroup's limit less its usage (v2
+    memory.max / memory.current, v1 memory.limit_in_bytes / memory.usage_in_bytes); and the
+    address-space limit (RLIMIT_AS, `ulimit -v`) less the address space already mapped
+    (VmSize), since under such a limit an allocation fails long before memory runs out.
+    """
     found = []
-    try:
-        with open("/proc/meminfo", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    found.append(int(line.split()[1]) * 1024)
-    except (OSError, ValueError, IndexError):
+    meminfo = _proc_field("/proc/meminfo", "MemAvailable:")
+    if meminfo is not None:
+        found.append(meminfo)
+    else:
         try:
             found.append(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
         except (OSError, ValueError, AttributeError):
             pass
+    for limit, usage in (("memory.max", "memory.current"), ("memory/memory.limit_in_bytes",
+                                                             "memory/memory.usage_in_bytes")):
+        try:
+            limit_text = Path("/sys/fs/cgroup", limit).read_text().strip()
+            used_text = Path("/sys/fs/cgroup", usage).read_text().strip()
+        except OSError:
+            continue
+        if limit_text.isdigit() and used_text.isdigit() and int(limit_text) < 1 << 60:   # v1: "no limit" is ~2**63
+            found.append(int(limit_text) - int(used_text))
+    address_space = resource.getrlimit(resource.RLIMIT_AS)[0]
+    mapped = _proc_field("/proc/self/status", "VmSize:")
+    if address_space != resource.RLIM_INFINITY:
+        found.append(address_space - (mapped or 0))
+    return max(0, min(found)) if found else None
+
+
+def _proc_field(path: str, name: str) -> int | None:
+    """A `NAME: value kB` line of a /proc file, in bytes (None when absent or unreadable)."""
     try:
-        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
-        used = Path("/sys/fs/cgroup/memory.current").read_text().strip()
-        if limit.isdigit() and used.isdigit():
-            found.append(int(limit) - int(used))
-    except OSError:
+        with open(path, encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith(name):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
         pass
-    return min(found) if found else None
+    return None
 
 
 def free_disk(path: Path) -> int:

@@ -2,7 +2,10 @@
 
 In:  an output folder, the config of the stage that writes it, and its inputs (a dataset
      folder, a checkpoint file).
-Out: an advisory lock held while a command writes (`locked`), fingerprints that say
+Out: the check that an output folder is ours (`check_ours`: absent, empty, carrying the
+     marker `.symdistill`, or of a known `Layout` from before the marker), an advisory
+     lock held while a command writes (`locked`, with shared locks on the enclosing folders
+     of ours; `guarded`), fingerprints that say
      whether an input is the same one (`dataset_identity`, `meta_fingerprint`,
      `file_sha256`), and the check
      that a re-run with another config or other inputs is refused instead of skipped or
@@ -15,51 +18,163 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import fnmatch
 import hashlib
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 from .errors import InputError
-from .io import to_jsonable
+from .io import MARKER, is_ours, mark, to_jsonable
+
+
+# Folders whose locks this process, or the process that started it (a sweep's pool workers),
+# holds: os.pathsep-separated resolved paths, inherited by child processes.
+LOCKS_ENV = "SYMDISTILL_HELD_LOCKS"
+# Entries every folder of ours may hold besides its own: the marker, temporaries of atomic
+# writes (`.NAME.PID.XXXX.tmp`) and lock folders (`.NAME.lock`).
+ALWAYS_OURS = (MARKER, ".*.tmp", ".*.lock")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What a folder of one kind holds, to recognise one written before folders carried the
+    marker: it is taken as ours when it holds nothing but `allowed` names (fnmatch
+    patterns; the witnesses are allowed too) and either at least one `witness` or a parent
+    folder of ours (a run folder of a sweep that failed before writing its config)."""
+
+    witness: tuple[str, ...]
+    allowed: tuple[str, ...] = ()
+
+    def adopts(self, names: list[str]) -> bool:
+        """Whether a folder holding exactly `names` is one of this layout."""
+        return (any(fnmatch.fnmatchcase(n, w) for n in names for w in self.witness)
+                and not self.foreign(names))
+
+    def foreign(self, names: list[str]) -> list[str]:
+        """The names that are none of this layout's."""
+        patterns = (*ALWAYS_OURS, *self.witness, *self.allowed)
+        return [n for n in names if not any(fnmatch.fnmatchcase(n, p) for p in patterns)]
 
 
 def output_path(text: str | os.PathLike, flag: str = "--out") -> Path:
-    """`text` as an output folder path; InputError if it is empty or names an existing file."""
+    """`text` as an output folder path (`~` expanded); InputError if it is empty or names an
+    existing file."""
     if not str(text).strip():
         raise InputError(f"{flag} must not be empty")
-    path = Path(text)
+    path = Path(text).expanduser()
     if path.exists() and not path.is_dir():
         raise InputError(f"{flag} {path} is a file, not a folder")
     return path
 
 
-@contextlib.contextmanager
-def locked(directory: Path, *, wait: bool = False) -> Iterator[Path]:
-    """Hold an exclusive advisory lock (flock) on `directory`, creating it if needed.
+def check_ours(directory: Path, layout: Layout | None = None) -> None:
+    """InputError unless `directory` may be written: absent, empty, carrying the marker, or
+    (with `layout`) a folder of that layout from before the marker (`Layout`). Reads only; stops at the
+    first entries that rule the folder out, so a huge folder costs little."""
+    directory = Path(directory)
+    if not directory.exists() or is_ours(directory):
+        return
+    if not directory.is_dir():
+        raise InputError(f"{directory} is a file, not a folder; nothing was written")
+    names, foreign = [], []
+    for entry in directory.iterdir():
+        names.append(entry.name)
+        if layout is None or layout.foreign([entry.name]):
+            foreign.append(entry.name)
+            if len(foreign) == 3:
+                break
+    if not names or (not foreign and layout is not None
+                     and (layout.adopts(names) or is_ours(directory.absolute().parent))):
+        return
+    shown = ", ".join(sorted(foreign or names)[:3])
+    raise InputError(f"{directory} exists and holds files symdistill did not write ({shown}); "
+                     "nothing in it was touched: choose a new or empty folder")
 
-    A second process asking for the same folder gets an InputError at once instead of
-    writing beside the first, or, with `wait`, blocks until the first one lets go (the
-    sweep's jobs take turns this way to create a dataset they share). A folder this call
-    created and that is still empty when the block fails is removed again, so a refused
-    command leaves nothing behind.
+
+@contextlib.contextmanager
+def locked(directory: Path, *, wait: bool = False, layout: Layout | None = None) -> Iterator[Path]:
+    """Claim `directory` for this command: check that it is ours (`check_ours`), create it
+    if needed, mark it, and hold an exclusive advisory lock (flock) on it while the block runs.
+
+    Every ancestor folder of ours (one carrying the marker) that this process does not hold
+    itself is held with a shared lock for as long, so a stage folder inside a run that
+    another command is writing is refused, and so is a run while a command writes in one of
+    its stage folders; sibling folders never clash. A second process asking for a held
+    folder gets an InputError at once, or, with `wait`, blocks until the first one lets go
+    (the sweep's jobs take turns this way to create a dataset they share). A folder this
+    call created and that holds only the marker when the block fails is removed again, so a
+    refused command leaves nothing behind.
     """
+    directory = Path(directory)
+    check_ours(directory, layout)
+    fds = _hold_ancestors(directory)
+    held = os.environ.get(LOCKS_ENV)
     created = not directory.exists()
-    directory.mkdir(parents=True, exist_ok=True)
-    fd = os.open(directory, os.O_RDONLY)
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise InputError(f"{directory} is in use by another run; wait for it to finish or use another --out") from None
-        yield directory
+            directory.mkdir(parents=True, exist_ok=True)
+            fds.append(os.open(directory, os.O_RDONLY))
+            try:
+                fcntl.flock(fds[-1], fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise InputError(f"{directory} is in use by another run; wait for it to finish or use another "
+                                 "--out") from None
+            mark(directory)
+            os.environ[LOCKS_ENV] = os.pathsep.join(filter(None, (held, str(directory.resolve()))))
+            yield directory
+        finally:
+            _restore(LOCKS_ENV, held)
+            for fd in fds:
+                os.close(fd)
     except BaseException:
-        if created and directory.is_dir() and not any(directory.iterdir()):
+        if created and directory.is_dir() and {p.name for p in directory.iterdir()} <= {MARKER}:
+            (directory / MARKER).unlink(missing_ok=True)
             directory.rmdir()
         raise
+
+
+@contextlib.contextmanager
+def guarded(path: Path) -> Iterator[Path]:
+    """Hold shared locks on the ancestor folders of ours of `path` (as `locked` does) while
+    the block writes `path` without locking it (a dataset that appears in one rename)."""
+    fds = _hold_ancestors(Path(path))
+    try:
+        yield Path(path)
     finally:
-        os.close(fd)
+        for fd in fds:
+            os.close(fd)
+
+
+def _hold_ancestors(path: Path) -> list[int]:
+    """Shared flocks on every ancestor of `path` that carries the marker and that this process
+    (or its parent, `LOCKS_ENV`) does not hold; InputError if one is locked by another run."""
+    held = set(filter(None, os.environ.get(LOCKS_ENV, "").split(os.pathsep)))
+    fds = []
+    try:
+        for folder in Path(path).absolute().resolve().parents:
+            if str(folder) in held or not is_ours(folder):
+                continue
+            fds.append(os.open(folder, os.O_RDONLY))
+            try:
+                fcntl.flock(fds[-1], fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise InputError(f"{folder} is in use by another run, and {path} is inside it; wait for it "
+                                 "to finish or use another --out") from None
+    except BaseException:
+        for fd in fds:
+            os.close(fd)
+        raise
+    return fds
+
+
+def _restore(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
 
 
 def file_sha256(path: Path) -> str:
