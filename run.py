@@ -232,9 +232,9 @@ def run_all(run_dir: Path, cfg: RunConfig, data_dir: Path | None = None, progres
 
 def print_equations(result) -> None:
     """The rediscovered force law and Newton's second law, a few readable lines."""
-    from distill.report import summary_lines
+    from distill.report import physical_lines, summary_lines
     print()
-    for line in summary_lines(result):
+    for line in physical_lines(result) + summary_lines(result):
         print(line)
 
 
@@ -340,7 +340,15 @@ class _Parser(argparse.ArgumentParser):
 
 
 def register_custom_law(args: argparse.Namespace) -> None:
-    """Register `--law NAME` with `--potential EXPR` or `--force EXPR` (and optional --law-dt)."""
+    """Register `--law NAME` with `--potential EXPR` or `--force EXPR` (and optional --law-dt),
+    or the law a run discovered (`--law-from RUN`, `distill.discovered.load_law`)."""
+    if getattr(args, "law_from", None) is not None:
+        if args.potential is not None or args.force is not None or getattr(args, "law", None) is not None:
+            raise InputError("--law-from RUN simulates the law that run discovered: give no --law, --potential "
+                             "or --force with it")
+        from distill.discovered import load_law
+        args.law = load_law(args.law_from).name
+        return
     if getattr(args, "potential", None) is None and getattr(args, "force", None) is None:
         return
     if getattr(args, "law", None) is None:
@@ -390,6 +398,8 @@ def build_parser(prog: str = "run.py") -> argparse.ArgumentParser:
     p = command("simulate", "simulate a dataset (nbody)", [SimConfig], threads=False,
                 inputs=[out(True, "dataset directory to create (must not exist)")])
     custom_law_flags(p)
+    p.add_argument("--law-from", metavar="RUN", help="simulate the radial force law that the run (or distill "
+                                                      "folder) RUN discovered, registered as discovered_<law>")
 
     command("train", "train a GNN on a dataset (gnn)", [ModelConfig, TrainConfig],
             inputs=[("--data", {"required": True, "metavar": "DIR", "help": "dataset directory made by `simulate`"}),

@@ -43,20 +43,28 @@ class RunConfig:
 # The cpu preset's training (its sweep in results/cpu was trained so): 25 epochs of the tiny
 # data at batch 32, 70,300 optimiser steps.
 CPU_TRAIN = TrainConfig(batch_size=32, epochs=25, lr=3e-3, seed=0)
-# The tiny preset's: 14 epochs (39,368 steps), which recovers spring in seeds 0 and 1 as 18
-# epochs did (seed 2 misses Newton's a_x under both, a node-selection miss); 12 epochs at
-# batch 64 did not (benchmarks/RESULTS.md, "make run time").
+# The tiny preset's: 14 epochs (39,368 steps; benchmarks/RESULTS.md, "make run time").
 TINY_TRAIN = dataclasses.replace(CPU_TRAIN, epochs=14)
 
-# The cpu preset's settings per law (config field -> value), on top of tiny.
-CPU_LAW_SETTINGS: dict[str, dict] = {
-    "spring": {},
-    "r1": {},
-    "r2": {"prune_percentile": 99.9},
-    "charge": {"prune_percentile": 99.0, "align": "node_charge", "node_units": "edge", "generations": 150},
-}
+# The discovery recipe: what every law gets, the same for all, each value either fixed or a
+# rule that reads the data or the trained model (issue 28; benchmarks/RESULTS.md, "One recipe"):
+#   prune_tail        the time steps of close encounters are dropped when the accelerations'
+#                     tail reaches beyond 300 x their median (`nbody.dataset.derived_percentile`;
+#                     none for light-tailed laws);
+#   align "auto"      the edge fits read the messages in the node model's basis, one per value
+#                     of a receiver property when the node model's Jacobians ask for it
+#                     (`distill.align.auto_alignment`);
+#   node_units "edge" the node fits read each summed component divided by the receiver factor
+#                     its edge equation carries (1 when it carries none);
+#   selection         PySR's "best" for the edge fits, "score" for the node fits;
+#   simplify_tol      the selected equations lose every term that does nothing (the default).
+RECIPE_SIM = {"prune_tail": 300.0}
+RECIPE_DISTILL = {"align": "auto", "node_units": "edge", "selection": "best", "node_selection": "score"}
+# The cpu preset's SR budget: up to 150 generations, stopped once 20 in a row have not improved
+# the Pareto front (the front's stability decides, not the law), on all fit rows.
+CPU_SR = {"generations": 150, "stall_generations": 20, "search_rows": None}
 
-# The cpu preset's settings per strategy (config field -> value), on top of its per-law ones
+# The cpu preset's settings per strategy (config field -> value), on top of the recipe
 # (preset docstring, "hamiltonian"); a strategy not listed has none.
 CPU_STRATEGY_SETTINGS: dict[str, dict] = {
     "hamiltonian": {"operators": ("+", "-", "*", "/", "log"), "selection": "best_heldout"},
@@ -66,25 +74,17 @@ CPU_STRATEGY_SETTINGS: dict[str, dict] = {
 
 
 def preset(name: str, law: str | None = None, strategy: str | None = None) -> RunConfig:
-    """The named starting point; `law` and `strategy` pick a preset's per-law and
-    per-strategy settings (cpu only).
+    """The named starting point; `law` and `strategy` set those fields (and the cpu preset's
+    per-strategy settings). No setting depends on the law's name: every law gets the
+    recipe (RECIPE_SIM, RECIPE_DISTILL), whose rules read the data and the trained model.
 
     tiny:  spring, 2D, 4 bodies, bottleneck model (128-wide, 2 hidden layers, OneCycle peak
-           lr 3e-3, 14 epochs of batch 32), 1,000 simulations x 500 steps keeping every 5th;
-           SR stopped early after 10 stalled generations, searching a 2,000-row subsample;
-           about 1.5 minutes on 2 CPU cores, and it rediscovers the force law and Newton's
-           second law.
-    cpu:   tiny plus what the other laws need on 2 CPU cores (benchmarks/RESULTS.md,
-           "cpu preset ablation"): the edge fits in the node model's basis (align "node":
-           single-axis forms, which 3D needs; for charge one basis per receiver charge,
-           "node_charge", and the node fits in the edge equations' units, node_units "edge":
-           the charge networks' messages carry the force times a receiver factor such as
-           (m1 + 0.4)/m1, which the node fits otherwise have to rebuild, and whose edge
-           equations, field times such a factor, need 150 generations), PySR's "best"
-           Pareto selection for the edge
-           fits and "score" for the node fits (where "best" takes spurious terms in ē), the
-           full SR budget (no early stop, all fit rows: its sweep in results/cpu was measured
-           so), then CPU_LAW_SETTINGS[law], then CPU_STRATEGY_SETTINGS[strategy]:
+           lr 3e-3, 14 epochs of batch 32), 1,000 simulations x 500 steps keeping every 5th,
+           the recipe; SR stopped early after 10 stalled generations, searching a
+           2,000-row subsample; about 1.5 minutes on 2 CPU cores, and it rediscovers the
+           force law and Newton's second law.
+    cpu:   tiny trained 25 epochs, with the SR budget CPU_SR (up to 150 generations, stopped
+           by the front's stability, all fit rows), then CPU_STRATEGY_SETTINGS[strategy]:
            hamiltonian: the SR operators add log, because the model's pair energy is the
            potential itself and r1's is m1 m2 log r' (its force m1 m2/r' has a short form in
            + - * /, its energy none); and the Pareto rule is "best" on held-out rows in groups
@@ -99,30 +99,28 @@ def preset(name: str, law: str | None = None, strategy: str | None = None) -> Ru
            "L1: the node model's reading of all components"). The same holds for any message
            that is not sparse, so the standard and KL models get it too (the paper's reading,
            the top components by variance or KL, is `--align-components top`).
-           run.py applies flags after the preset, so an explicit flag beats a per-law value.
+           run.py applies flags after the preset, so an explicit flag beats the recipe.
     paper: the facts sheet's full-size settings (10,000 simulations x 1,000 steps, the
            demo's 100 kept snapshots per simulation, 300-wide 3-hidden-layer MLPs,
            batch 64: 100 epochs of the 900,000 training graphs, ~1.4M optimiser steps; the
-           larger SR budget, every generation run on all fit rows).
+           larger SR budget, every generation run on all fit rows) and the paper's
+           distillation (raw components, "score"); the recipe is `--preset cpu`'s.
     """
     if name == "cpu":
         tiny = preset("tiny")
-        base = dataclasses.replace(tiny, preset=name, train=CPU_TRAIN, distill=dataclasses.replace(
-            tiny.distill, selection="best", node_selection="score", align="node", stall_generations=0,
-            search_rows=None))
-        law = law or base.sim.law
-        return with_values(base, {"law": law, **CPU_LAW_SETTINGS.get(law, {}),
+        base = dataclasses.replace(tiny, preset=name, train=CPU_TRAIN)
+        return with_values(base, {**({"law": law} if law else {}), **CPU_SR,
                                   **CPU_STRATEGY_SETTINGS.get(strategy or base.model.strategy, {})})
     if name == "tiny":
-        sim = SimConfig(law="spring", dim=2, n=4, n_sims=1000, nt=500, keep_every=5, seed=0)
+        sim = SimConfig(law=law or "spring", dim=2, n=4, n_sims=1000, nt=500, keep_every=5, seed=0, **RECIPE_SIM)
         return RunConfig(
             preset=name, sim=sim,
             model=model_for_data(ModelConfig(strategy="bottleneck", hidden=128, n_hidden_layers=2), sim),
             train=TINY_TRAIN,
-            distill=DistillConfig(stall_generations=10, search_rows=2000),
+            distill=DistillConfig(stall_generations=10, search_rows=2000, **RECIPE_DISTILL),
         )
     if name == "paper":
-        sim = SimConfig(law="spring", dim=2, n=4, n_sims=10_000, nt=1000, keep_every=10, seed=0)
+        sim = SimConfig(law=law or "spring", dim=2, n=4, n_sims=10_000, nt=1000, keep_every=10, seed=0)
         return RunConfig(
             preset=name, sim=sim,
             model=model_for_data(ModelConfig(strategy="l1"), sim),

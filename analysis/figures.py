@@ -20,6 +20,8 @@ Out: `run_figures(run)` -> {file name: Figure}; `make_figures` writes them as PN
        trajectories.png    `nbody.plot.trajectories_figure`
        predictions.png     network and symbolic model against the truth
        pareto_edge_{k}.png / pareto_node_{axis}.png   loss against complexity, log y
+       rollout.png         the rollouts' median position error and energy drift over time
+                           (distill's rollout.npz, layout version 6 on)
        message_history.png, message_evolution.gif   training (`analysis.training`)
      Every figure's title names the run (`Run.label`: law, dim, strategy, seed); legends sit
      outside the axes, so they cover no data and no label. Object API only (no pyplot).
@@ -35,7 +37,7 @@ from matplotlib.figure import Figure
 
 from distill.messages import variance_shares
 from distill.report import component_label
-from distill.schema import FrontRow, read_front
+from distill.schema import FrontRow, RolloutCurves, load_rollout, read_front
 from nbody.config import SPLIT_NAMES
 from nbody.errors import InputError
 from nbody.io import save_figure
@@ -214,6 +216,41 @@ def pareto_figure(rows: list[FrontRow], title: str = "") -> Figure:
     return fig
 
 
+ROLLOUT_LINES = (("symbolic", "discovered law", "tab:red"), ("network", "network (Verlet)", "tab:blue"),
+                 ("stepper", "true law (Verlet)", "tab:gray"))
+
+
+def rollout_figure(curves: RolloutCurves, train_horizon: float | None = None, title: str = "") -> Figure:
+    """The rollouts against the true law: median position error over time, and (where the law
+    has a potential) the median relative change of its energy, log y.
+
+    Args:
+        curves: `distill.schema.RolloutCurves`.
+        train_horizon: length of the training trajectories, marked on the time axis.
+        title: figure title (the run).
+    """
+    energy = not np.all(np.isnan(curves.energy_true))
+    fig = Figure(figsize=(9 if energy else 5, 3.6), layout="constrained")
+    panels = [("err", "median |x - x_true|")] + ([("energy", "median |E(t) - E(0)| / |E(0)|")] if energy else [])
+    for i, (kind, label) in enumerate(panels):
+        ax = fig.add_subplot(1, len(panels), i + 1)
+        lines = ROLLOUT_LINES + ((("true", "true law (integrator)", "black"),) if kind == "energy" else ())
+        for name, text, color in lines:
+            y = getattr(curves, f"{kind}_{name}")
+            if not np.all(np.isnan(y)):
+                ax.plot(curves.t[1:], np.clip(y[1:], 1e-16, 1e16), color=color, lw=1.2, label=text)
+        if train_horizon:
+            ax.axvline(train_horizon, color="k", ls=":", lw=0.8)
+        ax.set_yscale("log")
+        ax.set_xlabel("time")
+        ax.set_ylabel(label)
+    handles, names = fig.axes[-1].get_legend_handles_labels()
+    fig.legend(handles, names, loc="outside lower center", ncols=4, fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
 def _trajectory_split(run: Run) -> str | None:
     """The last split of SPLIT_NAMES whose states the run's data folder holds."""
     return next((s for s in reversed(SPLIT_NAMES) if (run.data_dir / f"{s}_states.npy").is_file()), None)
@@ -251,6 +288,10 @@ def run_figures(run: Run) -> dict[str, Figure]:
     if preds is not None:
         figures["predictions.png"] = predictions_figure(preds.true, network=preds.network, symbolic=preds.symbolic,
                                                         title=run.label)
+    curves = load_rollout(run.distill_dir)
+    if curves is not None:
+        figures["rollout.png"] = rollout_figure(curves, result.rollout.train_horizon if result.rollout else None,
+                                                title=f"{run.label}: rollouts against the true law")
     for entry in result.edge + result.node + result.energy:
         fit = (f"edge φ{entry.rank} ({component_label(result, entry)})" if entry in result.edge
                else f"H_{entry.part}" if entry in result.energy else f"node a_{entry.output}")

@@ -7,7 +7,9 @@ Out: report.html, written atomically. It needs no server and no network: inline 
      script, every image a base64 `data:` URI (the PNG figures, the training animation, and
      each equation rendered from its LaTeX by matplotlib's mathtext; an equation mathtext
      cannot parse is shown as text). Sections:
-       run    summary (verdicts and the key numbers), equations (each with its judgement),
+       run    the discovered law (physical form as LaTeX, its constants against the true
+              law's, the refitted model's and the rollouts' errors beside the network's),
+              summary (verdicts and the key numbers), equations (each with its judgement),
               training (metrics, message history, animation), figures; then the tables
               beside the published numbers and the sources.
        sweep  the grid: rows law-dim, one column per strategy, one ✓/✗ per run (force law
@@ -33,8 +35,8 @@ from .runs import Run
 from .tables import SPEC_BY_NAME, STRATEGY_TITLES, build_tables, found, found_parts, wide
 
 REPORT_FILE = "report.html"
-SWEEP_FIGURES = ("message_history.png", "message_fit.png", "sparsity.png")
-RUN_SECTIONS = ("summary", "equations", "training", "figures")   # each run's sub-sections
+SWEEP_FIGURES = ("message_history.png", "message_fit.png", "sparsity.png", "rollout.png")
+RUN_SECTIONS = ("law", "summary", "equations", "training", "figures")   # each run's sub-sections
 MIME = {".png": "image/png", ".gif": "image/gif"}
 MISSING = "–"
 STYLE = """
@@ -73,7 +75,7 @@ def _basis(d) -> str:
     """How the edge equations' components were chosen (`DistillResult.alignment`)."""
     if d.alignment is None:
         return "the raw top components"
-    per = "one matrix" if d.alignment_charges is None else "one matrix per receiver charge"
+    per = "one matrix" if d.alignment_charges is None else f"one matrix per value of the receiver's {d.alignment_property}"
     width = len(d.alignment[0][0])
     which = "" if width == len(d.top_components) else f"all {width} components "
     return f"{which}aligned to the node model ({per} explains {_num(d.alignment_rank1, '.3f')})"
@@ -177,6 +179,38 @@ def _summary(run: Run) -> str:
     return _pairs(rows)
 
 
+def _physical(run: Run) -> str:
+    """The discovered law (`DistillResult.physical_law`): LaTeX image, text, the constants
+    against the true law's, and the MAEs and rollout errors beside the network's."""
+    d = run.distill
+    law = None if d is None else d.physical_law
+    if law is None:
+        return "<p>No physical law (not distilled yet, a Hamiltonian model, or a distillation before version 6).</p>"
+    if not law.radial:
+        return f"<p>{_e(law.text)}</p>"
+    png = equation_png(law.latex)
+    out = [f'<p class="eq">{_img(png, "image/png", law.text) if png else f"<code>{_e(law.latex)}</code>"}</p>',
+           f"<p><code>{_e(law.text)}</code></p>",
+           _table(["term", "discovered", "true", "relative error"],
+                  [[c.term, _num(c.found, ".6g"), _num(c.true, ".6g"), _num(c.rel_error, ".2e")]
+                   for c in law.constants])]
+    rows = [("true radial force f(r')", d.expected_force),
+            ("test MAE: law / refitted model / selected equations / network",
+             f"{_num(law.test)} / {_num(d.composed.test if d.composed else None)} / {_num(d.mae.symbolic)} / "
+             f"{_num(d.mae.network)}")]
+    rows += [(f"OOD MAE {name}: law / network", f"{_num(law.ood.get(name))} / {_num(v.network)}")
+             for name, v in d.mae.ood.items()]
+    roll = d.rollout
+    if roll is not None:
+        rows += [(f"rollout over {roll.horizon:.3g} time units ({roll.n_sims} runs): median position error",
+                  f"law {_num(roll.err_symbolic)}, network {_num(roll.err_network)}, "
+                  f"network against the true law by the same Verlet stepper, whose own error is "
+                  f"{_num(roll.err_stepper)}"),
+                 ("energy drift: true / law / network", f"{_num(roll.drift_true)} / {_num(roll.drift_symbolic)} / "
+                                                         f"{_num(roll.drift_network)}")]
+    return "".join(out) + _pairs(rows)
+
+
 def _equations(run: Run) -> str:
     d = run.distill
     if d is None:
@@ -228,7 +262,7 @@ def _run_parts(run: Run, paths: list[Path], full: bool) -> list[tuple[str, str, 
     files = {p.name: p for p in paths}
     shown = [p for p in paths if p.suffix == ".png" and p.name != "message_history.png"
              and (full or p.name in SWEEP_FIGURES)]
-    content = {"summary": ("Summary", _summary(run)), "equations": ("Equations", _equations(run)),
+    content = {"law": ("The discovered law", _physical(run)), "summary": ("Summary", _summary(run)), "equations": ("Equations", _equations(run)),
                "training": ("Training", _training(run, files, animate=full)),
                "figures": ("Figures", "".join(_figure(p) for p in shown) or "<p>None yet.</p>")}
     return [(f"{_anchor(run)}-{key}", *content[key]) for key in RUN_SECTIONS]

@@ -10,6 +10,11 @@ Out: `summary_rows` (dicts with SUMMARY_FIELDS) and `to_summary_csv` (booleans a
      sum of the run's own stage wall times (simulate, train, distill; a dataset that a
      sweep shares between runs is made by the first job that needs it and not counted);
      `failure` is the message of a stage that refused the run (RUN/failed.json).
+     From distill.json version 6: `test_mae_symbolic_refit` (the composed model refitted on
+     the true accelerations, `composed.test`); `ood_mae_network` and `ood_mae_symbolic` the
+     worse of the two OOD sets (symbolic: the refitted model, else the selected equations);
+     `rollout_err_network` / `rollout_err_symbolic` the median position error at the end of
+     the rollout (10x the training horizon) of the network / the discovered law.
 """
 from __future__ import annotations
 
@@ -22,7 +27,9 @@ from distill.schema import judged_equations
 from .runs import Run
 
 SUMMARY_FIELDS = ("law", "dim", "strategy", "seed", "force_law_found", "newton_found", "edge_target",
-                  "r2_force", "r2_accel", "test_mae_network", "test_mae_symbolic", "wall_s", "run", "failure")
+                  "r2_force", "r2_accel", "test_mae_network", "test_mae_symbolic", "test_mae_symbolic_refit",
+                  "ood_mae_network", "ood_mae_symbolic", "rollout_err_network", "rollout_err_symbolic", "wall_s",
+                  "run", "failure")
 
 
 def summary_rows(runs: list[Run]) -> list[dict[str, Any]]:
@@ -43,11 +50,30 @@ def summary_rows(runs: list[Run]) -> list[dict[str, Any]]:
             "r2_accel": d.r2_accel_mean if d else None,
             "test_mae_network": d.mae.network if d else None,
             "test_mae_symbolic": d.mae.symbolic if d else None,
+            **_physics_cells(d),
             "wall_s": round(sum(run.timings.values()), 1) if run.timings else None,
             "run": run.name,
             "failure": run.failure,
         })
     return sorted(rows, key=lambda r: (r["law"], r["dim"], r["strategy"], r["seed"]))
+
+
+def _worst(values) -> float | None:
+    """The largest of the values; None when any is missing."""
+    values = list(values)
+    return None if not values or any(v is None for v in values) else max(values)
+
+
+def _physics_cells(d) -> dict[str, Any]:
+    """The refit, OOD and rollout columns of a distillation (None where it has no such record)."""
+    composed = d.composed if d else None
+    roll = d.rollout if d else None
+    ood = d.mae.ood if d else {}
+    return {"test_mae_symbolic_refit": composed.test if composed else None,
+            "ood_mae_network": _worst(v.network for v in ood.values()),
+            "ood_mae_symbolic": _worst(composed.ood.values()) if composed else _worst(v.symbolic for v in ood.values()),
+            "rollout_err_network": roll.err_network if roll else None,
+            "rollout_err_symbolic": roll.err_symbolic if roll else None}
 
 
 def to_summary_csv(rows: list[dict[str, Any]]) -> str:

@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 from distill import DistillConfig, DistillResult, distill_model, distill_network
-from distill.pipeline import DistillData
+from distill.data import DistillData
 from distill.planted import BIAS_2D, MIX_2D, planted_network
 from distill.symbolic import Network, ood_states
 from nbody.laws import get_law

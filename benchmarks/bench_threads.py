@@ -33,7 +33,7 @@ import torch
 from distill import operon
 from distill.config import DistillConfig
 from gnn.config import ModelConfig, TrainConfig
-from gnn.model import build_model
+from gnn.build import build_model
 from gnn.train import adam, augment, batch_loss
 from nbody.laws import accelerations, get_law
 from nbody.state import pack

@@ -26,7 +26,7 @@ from distill.energy import (_pair_rows, _self_rows, energy_callables, heldout_ro
                             self_input_names)
 from distill.judge import judge_energy
 from distill.messages import edge_input_names
-from distill.pipeline import distill_data
+from distill.data import distill_data
 from distill.select import heldout_loss, select
 from gnn.checkpoint import load_model
 from nbody.dataset import load_dataset

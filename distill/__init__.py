@@ -19,13 +19,22 @@ and against F/m1 -> symbolic regression of each significant component from
 dx = x1 - x2, rs = r + softening) and of each node output from (e1..ek, m1, q1, v1) with the
 SR engine `DistillConfig.sr_engine` -> Pareto front -> selection ("score": max
 -dlog(MAE)/dcomplexity, the paper; or PySR's "best"; either on held-out training rows,
-"score_heldout" / "best_heldout") -> constant refit -> judgement on fresh
+"score_heldout" / "best_heldout") -> Occam's pass (`simplify`: terms that do nothing go) -> constant refit -> judgement on fresh
 edges/nodes -> composed symbolic predictor vs network MAE, in distribution and on two OOD
-sets (positions spread x2; n + 4 particles).
+sets (positions spread x2; n + 4 particles) -> the composed model refitted on the true
+accelerations (`compose`), the law in physical form f(r') (`physical`), and rollouts of the
+truth, the discovered law and the network (`rollout`; rollout.npz).
+
+Library: `load_law(run)` gives the discovered law as a `nbody.laws.Law` (what
+`run.py simulate --law-from RUN` simulates); `symbolic_model(run)` the refitted symbolic
+model with the network's signature, x [G, n, F] -> a [G, n, dim].
 """
 from .candidate import Candidate, complexity
 from .config import DistillConfig, JudgeConfig
-from .pipeline import DistillData, distill_checkpoint, distill_model, distill_network, fit_target
+from .data import DistillData
+from .discovered import load_law, symbolic_model
+from .fitting import fit_target
+from .pipeline import distill_checkpoint, distill_model, distill_network
 from .report import summary_lines
 from .schema import DistillResult, load_result
 from .sr_engines import get_sr_engine, register_sr_engine
@@ -33,4 +42,4 @@ from .symbolic import Network
 
 __all__ = ["Candidate", "DistillConfig", "DistillData", "DistillResult", "JudgeConfig", "Network", "complexity",
            "distill_checkpoint", "distill_model", "distill_network", "fit_target", "get_sr_engine",
-           "load_result", "register_sr_engine", "summary_lines"]
+           "load_law", "load_result", "register_sr_engine", "summary_lines", "symbolic_model"]

@@ -18,6 +18,7 @@ import numpy as np
 import sympy as sp
 
 from nbody.errors import InputError
+from nbody.expr import parse_text
 
 # Additive terms whose RMS contribution on the data is below this fraction of std(y) are
 # dropped by `clean` (e.g. Operon's linear-scaling intercept 1e-7).
@@ -59,6 +60,18 @@ def parse(text: str | sp.Expr, names: Sequence[str]) -> sp.Expr:
     if unknown:
         raise InputError(f"equation {text!r} uses unknown variables {sorted(unknown)}")
     return expr
+
+
+def parse_untrusted(text: str, names: Sequence[str]) -> sp.Expr:
+    """An equation read from a file (distill.json) onto our symbols, through the whitelist
+    parser of law expressions (`nbody.expr.parse_text`: never `eval` or `sympify`).
+
+    Raises:
+        InputError: text outside the whitelist or with names other than `names`.
+    """
+    if not isinstance(text, str):
+        raise InputError(f"an equation must be text, got {type(text).__name__}")
+    return parse_text(text, "equation", {s.name: s for s in symbols_for(names)})
 
 
 def complexity(expr: sp.Expr) -> int:

@@ -13,7 +13,7 @@ from nbody.errors import InputError, require_finite
 SR_ENGINES = ("operon", "pysr")
 SELECTIONS = ("score", "best", "score_heldout", "best_heldout")
 NODE_TARGETS = ("network", "true")
-ALIGNS = ("none", "node", "node_charge")
+ALIGNS = ("none", "node", "node_charge", "auto")
 ALIGN_COMPONENTS = ("top", "all")
 NODE_UNITS = ("messages", "edge")
 # Operators both SR engines understand; the SR search uses the ones listed in `operators`.
@@ -67,6 +67,10 @@ class DistillConfig:
         best_loss_factor: the 1.5 of PySR's "best" rule.
         refit: refit the numeric constants of each selected equation on its fit data
             (paper §2; the reproduction that skipped it lost to the network).
+        simplify_tol: after selection, delete every additive term whose deletion (the
+            other constants refitted) raises the equation's fit MAE by at most this
+            fraction (`distill.simplify`): the law "in disguise", e.g. a 1732·m1 that
+            dwarfs an e2 beside it, comes out as the law. 0 keeps the selected form.
         node_target: node-model SR target: "network" (the node MLP's output on the
             network's aggregated messages; paper) or "true" (true accelerations; the reproduction).
         min_r: edges with true distance r < min_r (and nodes with a neighbour that close)
@@ -87,7 +91,9 @@ class DistillConfig:
             as the network emits them; paper), "node" (the basis the node model reads them
             in, from its Jacobian: each component a single-axis form; `distill.align`) or
             "node_charge" (one such basis per receiver charge, for ±1 charges: undoes a
-            mixing that depends on the receiver's charge).
+            mixing that depends on the receiver's charge) or "auto" (the node model's basis,
+            one per value of a receiver property with a few values when that describes the
+            node model better; chosen from the data, `align.auto_alignment`).
         align_components: which message components an alignment combines: "top" (the dim
             significant ones; the aligned basis spans the same components) or "all" (every
             component: the dim combinations of the whole message that the node model reads,
@@ -126,6 +132,7 @@ class DistillConfig:
     node_selection: str | None = None
     best_loss_factor: float = 1.5
     refit: bool = True
+    simplify_tol: float = 0.02
     node_target: str = "network"
     min_r: float = 0.5
     success_r2: float = 0.99
@@ -169,9 +176,9 @@ class DistillConfig:
             raise InputError(f"search_rows must be a positive integer or None, got {self.search_rows!r}")
         if (self.optimizer_iterations < 0 or self.n_threads < 0 or self.ood_extra_particles < 0
                 or not isinstance(self.stall_generations, int) or self.stall_generations < 0
-                or self.stall_tol < 0):
-            raise InputError("optimizer_iterations, n_threads, ood_extra_particles, stall_generations "
-                             "and stall_tol must be >= 0")
+                or self.stall_tol < 0 or self.simplify_tol < 0):
+            raise InputError("optimizer_iterations, n_threads, ood_extra_particles, stall_generations, "
+                             "stall_tol and simplify_tol must be >= 0")
         if not (self.max_time > 0 and self.best_loss_factor >= 1 and self.min_r >= 0
                 and self.ood_spread > 0):
             raise InputError("need max_time > 0, best_loss_factor >= 1, min_r >= 0 and ood_spread > 0")

@@ -1,6 +1,6 @@
 """Distillation of a Hamiltonian model (`gnn.hamiltonian`, strategy "hamiltonian"; paper §4.2).
 
-In:  a trained `HamiltonianGNN` (CPU), the `pipeline.DistillData` of its dataset, a
+In:  a trained `HamiltonianGNN` (CPU), the `data.DistillData` of its dataset, a
      `DistillConfig` and an output folder (`pipeline.distill_model` dispatches here).
 Out: in out_dir (replaced as a whole, like `pipeline.distill_network`): distill.json (a
      `schema.DistillResult` whose `energy` holds the pair and self energy equations, with
@@ -27,7 +27,7 @@ Steps:
     (`judge.judge_energy`): H_pair ≈ a·U + f(q1, q2, m1, m2), H_self ≈ a·p²/(2m) + g(q, m);
  4. the symbolic model: accelerations -(dH_pair/dx)/m of the distilled pair energy
     (differentiated by sympy, summed over both directions of every edge) against the
-    network's, in distribution and out of distribution (`pipeline._compare`).
+    network's, in distribution and out of distribution (`compose.compare`).
 """
 from __future__ import annotations
 
@@ -47,7 +47,9 @@ from .candidate import lambdify, symbols_for
 from .config import DistillConfig
 from .judge import grouped_slope_fit, judge_energy
 from .messages import edge_input_names, edge_inputs, sample_edges
-from .pipeline import DistillData, Holdout, _compare, build_replacing, fit_target, heldout_rng, numpy_callable
+from .compose import compare, eval_sets
+from .data import DistillData
+from .fitting import Holdout, build_replacing, fit_target, heldout_rng, numpy_callable
 from .schema import DistillResult, EnergyEquation
 from .select import needs_heldout
 from .symbolic import Network
@@ -207,7 +209,7 @@ def _distill_into(out: Path, model, data: DistillData, cfg: DistillConfig, info:
     net = Network(edge=pair, node=None, predict=numpy_callable(lambda x: model(x).acc), strategy="hamiltonian")
     sym = Network(edge=None, node=None, predict=symbolic_accelerations(fits["pair"].final.expr, law, dim, eps),
                   strategy="symbolic")
-    mae = _compare(net, sym, data, cfg, rng, out)
+    mae = compare(net, sym, data, eval_sets(data, cfg, rng), out)
 
     std = float(np.std(energies))
     result = DistillResult(

@@ -6,9 +6,10 @@ Out: the `schema.DistillResult`, written with everything else to out_dir (layout
      `distill.schema`): distill.json, messages.npz, predictions.npz, pareto_edge_{k}.csv,
      pareto_node_{axis}.csv, plus distill_config.json and equations.md.
 
-With `DistillConfig.align = "node"` or "node_charge" the edge fits and the node fits' e1..ek
-use the node model's basis of the significant components (`align`; one per receiver charge
-with "node_charge"), computed on training nodes.
+With `DistillConfig.align` "node", "node_charge" or "auto" the edge fits and the node fits'
+e1..ek use the node model's basis of the significant components (`align`; one per receiver
+charge with "node_charge", one per value of a receiver property when the data choose it with
+"auto"), computed on training nodes.
 
 Data use: messages are analysed on test edges; SR fits use training edges/nodes; the
 "_heldout" selection rules use as many edges/nodes of the other training graphs (drawn with
@@ -19,7 +20,6 @@ two out-of-distribution sets.
 from __future__ import annotations
 
 import dataclasses
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,114 +29,25 @@ import sympy as sp
 
 from nbody import state
 from nbody.errors import InputError
-from nbody.io import load_json, replace_dir, save_json, temp_dir_beside
-from nbody.rundir import check_ours, dataset_identity, file_sha256
-from nbody.laws import R, Law, get_law
+from nbody.io import load_json, save_json
+from nbody.laws import R, Law
+from nbody.rundir import dataset_identity, file_sha256
 
-from . import align, report, schema, sr_engines
+from . import align, report, schema
 from .align import Alignment
 from .candidate import Candidate, complexity, lambdify, symbols_for
+from .compose import compare, eval_sets
 from .config import DistillConfig
+from .data import DistillData, distill_data
+from .discovered import discover
+from .energy import distill_hamiltonian
+from .fitting import FitResult, Holdout, build_replacing, fit_target, heldout_rng, numpy_callable, unused_graphs
 from .judge import edge_target, judge_edge, judge_node, receiver_factor, receiver_offset
-from .messages import (analyse_messages, directed_edges, edge_input_names, edge_inputs, message_arrays,
-                       pair_targets, sample_edges)
-from .refit import refit_constants
-from .schema import DistillResult, EdgeEquation, MAEComparison, NodeEquation, OODError, Predictions
-from .select import heldout_loss, needs_heldout, pareto_front, scores, select
-from .symbolic import (Network, aggregate, forward, mae_stats, node_input_names, node_inputs,
-                       ood_states, symbolic_network)
-
-
-@dataclass(frozen=True)
-class DistillData:
-    """Everything the stage needs from a dataset.
-
-    Attributes:
-        law: the pair law; dim: 2|3; softening: eps of r' = r + eps.
-        train_x, test_x: states [G, n, 2*dim+2]; train_a, test_a: true accelerations [G, n, dim].
-    """
-
-    law: Law
-    dim: int
-    softening: float
-    train_x: np.ndarray
-    train_a: np.ndarray
-    test_x: np.ndarray
-    test_a: np.ndarray
-
-
-@dataclass(frozen=True)
-class Holdout:
-    """Held-out rows of one SR target, which its search never sees (for the "_heldout"
-    selection rules): inputs X [N, d], target y [N] (or [N, k], one column per target), and
-    optionally groups [N], labels of rows that share their particle constants (the held-out
-    loss then ignores one offset per group: `select.heldout_loss`)."""
-
-    X: np.ndarray
-    y: np.ndarray
-    groups: np.ndarray | None = None
-
-    def column(self, j: int) -> "Holdout":
-        """The held-out rows of target column j of a [N, k] y."""
-        return Holdout(self.X, self.y[:, j], self.groups)
-
-
-@dataclass(frozen=True)
-class FitResult:
-    """One SR target: its Pareto front, PySR scores, the selected index, the final
-    (refitted) equation, and each front entry's held-out loss (None without held-out rows)."""
-
-    front: list[Candidate]
-    scores: list[float]
-    index: int
-    final: Candidate
-    refitted: bool
-    seconds: float
-    heldout_losses: list[float] | None = None
-
-
-def heldout_rng(cfg: DistillConfig) -> np.random.Generator:
-    """The generator that draws held-out rows: its own stream, so drawing them leaves every
-    other sample of a run unchanged."""
-    return np.random.default_rng([cfg.seed, 2])
-
-
-def unused_graphs(n_graphs: int, used: np.ndarray) -> np.ndarray:
-    """Indices of the graphs 0..n_graphs-1 not in `used` (those fit rows came from): where
-    held-out rows are drawn. InputError when none is left."""
-    left = np.setdiff1d(np.arange(n_graphs), used)
-    if len(left) == 0:
-        raise InputError(f"all {n_graphs} training graphs hold fit rows, none is left for held-out rows; "
-                         "use more graphs or a selection rule without held-out rows")
-    return left
-
-
-def fit_target(X: np.ndarray, y: np.ndarray, names: list[str], cfg: DistillConfig,
-               heldout: Holdout | None = None, label: str | None = None) -> FitResult:
-    """SR on one target, Pareto front, selection rule, optional constant refit.
-
-    Args:
-        X: [N, d] inputs; y: [N] target; names: column names; cfg: the stage config.
-        heldout: rows the search does not see; each front entry's loss on them
-            (`select.heldout_loss`) is what a "_heldout" selection rule reads.
-        label: what the SR progress bar calls this fit ("edge 1/2"; `sr_engines.progress`).
-    Returns:
-        FitResult (final = the selected equation, refitted on (X, y) when cfg.refit and it
-        helps; seconds = wall time of search, selection and refit).
-    """
-    start = time.perf_counter()
-    with sr_engines.progress(label=label):
-        front = pareto_front(sr_engines.fit(X, y, names, cfg), y)
-    losses = None if heldout is None else [heldout_loss(c.expr, heldout.X, heldout.y, names, heldout.groups)
-                                           for c in front]
-    index = select(front, cfg.selection, cfg.best_loss_factor, losses)
-    chosen = front[index]
-    final = chosen
-    if cfg.refit:
-        expr, loss = refit_constants(chosen.expr, X, y, names, cfg.precision)
-        final = Candidate(expr, complexity(expr), loss)
-    return FitResult(front, scores(front), index, final, final.expr != chosen.expr, time.perf_counter() - start,
-                     losses)
+from .messages import analyse_messages, directed_edges, edge_input_names, edge_inputs, message_arrays, \
+    pair_targets, sample_edges
+from .schema import DistillResult, EdgeEquation, NodeEquation
+from .select import needs_heldout
+from .symbolic import Network, aggregate, node_input_names, node_inputs, symbolic_network
 
 
 @dataclass(frozen=True)
@@ -252,8 +163,10 @@ def _training_alignment(net: Network, data: DistillData, top: np.ndarray, cfg: D
     graphs = rng.choice(G, size=min(G, int(np.ceil(cfg.n_nodes / n))), replace=False)
     xs = data.train_x[graphs].astype(np.float64)
     agg = aggregate(net.edge, xs, data.law)
-    return align.node_alignment(net.node, xs.reshape(-1, F), agg.reshape(len(graphs) * n, -1), top,
-                                data.dim, by_charge=cfg.align == "node_charge")
+    args = (net.node, xs.reshape(-1, F), agg.reshape(len(graphs) * n, -1), top, data.dim)
+    if cfg.align == "auto":
+        return align.auto_alignment(*args)
+    return align.node_alignment(*args, by="q1" if cfg.align == "node_charge" else None)
 
 
 def distill_network(net: Network, data: DistillData, cfg: DistillConfig, out_dir: str | Path,
@@ -273,23 +186,6 @@ def distill_network(net: Network, data: DistillData, cfg: DistillConfig, out_dir
         the result as `schema.load_result` reads it back from out_dir.
     """
     return build_replacing(out_dir, lambda tmp: _distill_into(tmp, net, data, cfg, info))
-
-
-def build_replacing(out_dir: str | Path, build) -> DistillResult:
-    """`build(tmp)` into a temporary sibling of out_dir that replaces out_dir only when it
-    succeeded: a failed or interrupted run leaves no partial folder behind. An existing
-    out_dir that this project did not make is refused before anything is built, and only
-    the files of an earlier distillation are ever replaced (`nbody.io.replace_dir`)."""
-    out = Path(out_dir)
-    check_ours(out)
-    tmp = temp_dir_beside(out)
-    try:
-        result = build(tmp)
-        replace_dir(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return result
 
 
 def _distill_into(out: Path, net: Network, data: DistillData, cfg: DistillConfig, info: dict | None) -> DistillResult:
@@ -371,7 +267,13 @@ def _distill_into(out: Path, net: Network, data: DistillData, cfg: DistillConfig
     # 4. Symbolic model vs network, in distribution and out of distribution.
     sym = symbolic_network([f.final.expr for f in edge_fits], [f.final.expr for f in node_fits], dim,
                            data.softening)
-    mae = _compare(net, sym, data, cfg, rng, out)
+    sets = eval_sets(data, cfg, rng)
+    mae = compare(net, sym, data, sets, out)
+
+    # 5. The distilled law as physics (`distill.discovered`): the composed model refitted on
+    #    the true accelerations, the law in physical form, rollouts of it and the network.
+    physics = discover(net, [f.final.expr for f in edge_fits], [f.final.expr for f in node_fits], data, cfg,
+                       sets, out, info)
 
     result = DistillResult(
         strategy=net.strategy, law=law.name, dim=dim, sr_engine=cfg.sr_engine,
@@ -387,51 +289,16 @@ def _distill_into(out: Path, net: Network, data: DistillData, cfg: DistillConfig
         node_success=all(e.judgement.success for e in nodes),
         mae=mae, expected_force=str(law.force_expr.xreplace({R: sp.Symbol("r'")})),
         alignment=None if alignment is None else tuple(tuple(map(tuple, m)) for m in alignment.matrices.tolist()),
-        alignment_charges=None if alignment is None else alignment.charges,
+        alignment_charges=None if alignment is None else alignment.values,
+        alignment_property=None if alignment is None else alignment.by,
+        alignment_choice=None if alignment is None else alignment.choice,
         alignment_rank1=None if alignment is None else alignment.rank1_share,
-        node_divisors=None if divisors is None else divisors.labels, **(info or {}))
+        node_divisors=None if divisors is None else divisors.labels, **physics, **(info or {}))
     save_json(out / "distill_config.json", cfg)
     schema.save_result(out, result)
     result = schema.load_result(out)   # what every reader sees: non-finite floats are None
     report.write_equations_md(out / "equations.md", result)
     return result
-
-
-def _compare(net: Network, sym: Network, data: DistillData, cfg: DistillConfig,
-             rng: np.random.Generator, out: Path) -> MAEComparison:
-    """MAE of network and symbolic model on test graphs (their predictions saved to out)
-    and on the two OOD sets."""
-    G, n = data.test_x.shape[:2]
-    idx = rng.choice(G, size=min(G, cfg.n_eval_graphs), replace=False)
-    x, a = data.test_x[idx], data.test_a[idx]
-    predictions = Predictions(true=a, network=forward(net, x, data.law), symbolic=forward(sym, x, data.law))
-    schema.save_predictions(out, predictions)
-    net_mean, net_std = mae_stats(predictions.network, a)
-    sym_mean, sym_std = mae_stats(predictions.symbolic, a)
-    ood = {}
-    for name, n_ood, spread in (("spread", n, cfg.ood_spread),
-                                ("more_particles", n + cfg.ood_extra_particles, 1.0)):
-        xo, ao = ood_states(data.law, data.dim, n_ood, cfg.n_ood_graphs, data.softening, rng, spread)
-        ood[name] = OODError(network=mae_stats(forward(net, xo, data.law), ao)[0],
-                             symbolic=mae_stats(forward(sym, xo, data.law), ao)[0],
-                             n=n_ood, position_spread=spread)
-    return MAEComparison(network=net_mean, symbolic=sym_mean, network_std=net_std, symbolic_std=sym_std,
-                         n_graphs=int(len(idx)), ood=ood)
-
-
-def numpy_callable(fn, batch: int = 8192):
-    """A torch function of float32 tensors as a NumPy one: float32 in (batched by `batch`
-    rows along the first axis, no gradient recording), float64 out."""
-    import torch
-
-    def call(*arrays: np.ndarray) -> np.ndarray:
-        outs = []
-        with torch.no_grad():
-            for s in range(0, len(arrays[0]), batch):
-                args = [torch.as_tensor(np.asarray(a[s:s + batch], dtype=np.float32)) for a in arrays]
-                outs.append(fn(*args).detach().cpu().numpy().astype(np.float64))
-        return np.concatenate(outs)
-    return call
 
 
 def network_from_model(model, batch: int = 8192) -> Network:
@@ -457,16 +324,6 @@ def network_from_model(model, batch: int = 8192) -> Network:
         strategy=strategy)
 
 
-def distill_data(dataset) -> DistillData:
-    """The `DistillData` of an `nbody.dataset.Dataset`: its law, dim, softening, and the
-    train and test splits' states and accelerations."""
-    law = dataset.law if isinstance(dataset.law, Law) else get_law(str(dataset.law))
-    train_x, train_a = dataset.split("train").graphs()
-    test_x, test_a = dataset.split("test").graphs()
-    return DistillData(law, int(dataset.config.dim), float(dataset.config.softening), train_x, train_a,
-                       test_x, test_a)
-
-
 def distill_model(model, dataset, cfg: DistillConfig, out_dir: str | Path,
                   info: dict | None = None) -> DistillResult:
     """Distill a trained GNN on its dataset (a Hamiltonian model: `energy.distill_hamiltonian`).
@@ -488,7 +345,6 @@ def distill_model(model, dataset, cfg: DistillConfig, out_dir: str | Path,
     if int(model.cfg.dim) != data.dim:
         raise InputError(f"model is {model.cfg.dim}D but the dataset is {data.dim}D")
     if hamiltonian:
-        from .energy import distill_hamiltonian  # it builds on this module
         return distill_hamiltonian(model, data, cfg, out_dir, info)
     return distill_network(net, data, cfg, out_dir, info)
 

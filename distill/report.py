@@ -77,6 +77,32 @@ def verdict(e: Equation) -> str:
     return _edge_verdict(e) if isinstance(e, EdgeEquation) else _node_verdict(e)
 
 
+def physical_lines(result: DistillResult) -> list[str]:
+    """The discovered law in physical form (`DistillResult.physical_law`), the true law beside
+    it with every constant's relative error, and how the refitted model and the rollouts
+    compare with the network: what a run prints first. [] when the result has none."""
+    law, composed = result.physical_law, result.composed
+    if law is None:
+        return []
+    lines = [f"Discovered law ({result.law} {result.dim}D): {law.text}"]
+    if law.radial:
+        lines.append(f"  true law: f = {result.expected_force}; " + ", ".join(
+            f"{c.term}: {_fmt(c.found)} vs {_fmt(c.true)}"
+            + (f" ({c.rel_error:.2%})" if c.rel_error is not None else " (unmatched)") for c in law.constants))
+        lines.append(f"  test MAE of the law {_fmt(law.test)}, "
+                     + ", ".join(f"OOD {k} {_fmt(v)}" for k, v in law.ood.items()))
+    if composed is not None:
+        lines.append(f"  composed model refitted on the truth: test MAE {_fmt(result.mae.symbolic)} -> "
+                     f"{_fmt(composed.test)} (network {_fmt(result.mae.network)})")
+    roll = result.rollout
+    if roll is not None:
+        lines.append(f"  rollout over {roll.horizon:.3g} time units ({roll.horizon / roll.train_horizon:.0f}x "
+                     f"training): median position error law {_fmt(roll.err_symbolic)}, network "
+                     f"{_fmt(roll.err_network)} (against the true law by the same Verlet stepper, whose own "
+                     f"error is {_fmt(roll.err_stepper)})")
+    return lines
+
+
 def summary_lines(result: DistillResult) -> list[str]:
     """A few readable lines: the rediscovered force law, Newton's second law, and the MAE comparison.
 
@@ -130,7 +156,7 @@ def write_equations_md(path: str | Path, result: DistillResult) -> None:
            f"{result.seconds:.1f} s. Message sparsity {_fmt(result.sparsity)} "
            f"(variance share of the top {dim} components {list(result.top_components)}).",
            "", f"True radial force on the receiver: f = {result.expected_force} "
-           "(r' = r + softening) along (x1 - x2)/r.", "",
+           "(r' = r + softening) along (x1 - x2)/r.", "", *_physical_md(result),
            "## Edge model (messages)", "",
            f"Inputs: {edge_cols}; \"1\" = receiver, \"2\" = sender, dx = x1 - x2, rs = r + softening.", ""]
     if result.alignment is not None:
@@ -144,7 +170,10 @@ def write_equations_md(path: str | Path, result: DistillResult) -> None:
         for q, matrix in zip(charges, result.alignment):
             rows = ("; ".join("(" + ", ".join(f"{v:.4g}" for v in row) + ")" for row in matrix)
                     if width <= MAX_PRINTED_COLUMNS else "in distill.json")
-            out.append(f"- {'every receiver' if q is None else f'receivers of charge {q:g}'}: M rows {rows}")
+            out.append(f"- {'every receiver' if q is None else f'receivers with {result.alignment_property} = {q:g}'}"
+                       f": M rows {rows}")
+        if result.alignment_choice:
+            out.append(f"- chosen from the data: {result.alignment_choice}")
         out.append("")
     for e in result.edge:
         out += [f"### φ{e.rank} (message {component_label(result, e)})", "",
@@ -161,6 +190,28 @@ def write_equations_md(path: str | Path, result: DistillResult) -> None:
         out += [f"### a_{e.output}", "", f"$$a_{{{e.output}}} = {e.latex}$$", "", f"    {e.equation}", "",
                 f"complexity {e.complexity}, MAE {_fmt(e.loss)}; {_node_verdict(e)}.", ""]
     atomic_write_text(path, "\n".join(out + _mae_lines(result)) + "\n")
+
+
+def _physical_md(result: DistillResult) -> list[str]:
+    """The discovered law at the top of equations.md: LaTeX, text, its constants against the
+    law's, and the MAEs of the law and the refitted composed model."""
+    law = result.physical_law
+    if law is None:
+        return []
+    out = ["## The discovered law", ""]
+    if not law.radial:
+        return out + [law.text, ""]
+    out += [f"$${law.latex}$$", "", f"    {law.text}", "", "| term | discovered | true | relative error |",
+            "|---|---|---|---|"]
+    out += [f"| {c.term} | {_fmt(c.found, 6)} | {_fmt(c.true, 6)} | {_fmt(c.rel_error, 3)} |" for c in law.constants]
+    out += ["", f"Constants refitted on the true accelerations (one f for every axis); MAE of the law: "
+            f"test {_fmt(law.test)}, " + ", ".join(f"OOD {k} {_fmt(v)}" for k, v in law.ood.items()) + "."]
+    if result.composed is not None:
+        c = result.composed
+        out.append(f"Composed model refitted end to end ({'kept' if c.refitted else 'not kept: no gain'}): "
+                   f"training MAE {_fmt(c.train_before)} -> {_fmt(c.train_after)}, test {_fmt(c.test)}, "
+                   + ", ".join(f"OOD {k} {_fmt(v)}" for k, v in c.ood.items()) + ".")
+    return out + [""]
 
 
 def _write_energy_md(path: str | Path, result: DistillResult) -> None:

@@ -5,6 +5,7 @@ Out: in a distill folder, each file written atomically:
     distill.json            `DistillResult` (`save_result` / `load_result`): every number
     messages.npz            `MessageArrays` (`save_messages` / `load_messages`)
     predictions.npz         `Predictions` (`save_predictions` / `load_predictions`)
+    rollout.npz             `RolloutCurves` (`save_rollout` / `load_rollout`; version 6 on)
     pareto_edge_{k}.csv     `FrontRow`s of one fit (`write_front` / `read_front`); the file
     pareto_node_{axis}.csv  of an equation is its `front_file`; a fit selected by a
                             "_heldout" rule adds the column heldout_loss
@@ -24,6 +25,13 @@ tuples as lists, floats that are not finite as null). Versions (`DistillResult.v
        model's pair and self energy equations (`distill.energy`; a Hamiltonian run has no
        messages.npz, its edge and node lists are empty); empty / null before.
     5  adds "node_divisors" (`DistillConfig.node_units = "edge"`; null before).
+    6  adds "alignment_property", the receiver property whose values "alignment_charges"
+       lists (null with one class; "q1" for the classes of versions 4-5), and
+       "alignment_choice" (`DistillConfig.align = "auto"`: what the data chose and why);
+       adds "composed" (the composed model refitted on the true accelerations,
+       `distill.compose`), "physical_law" (the law as a radial force f(r'),
+       `distill.physical`) and "rollout" (trajectories of the truth, the discovered law
+       and the network, `distill.rollout`; their curves in rollout.npz); null before.
 The readers accept every version up to SCHEMA_VERSION. A newer version, a missing or unknown
 field, a value of the wrong type, or an unreadable file is a one-line `InputError`.
 """
@@ -42,10 +50,11 @@ import numpy as np
 from nbody.errors import InputError
 from nbody.io import atomic_write_text, config_from_dict, load_json, load_npz, save_json, save_npz
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 RESULT_FILE = "distill.json"
 MESSAGES_FILE = "messages.npz"
 PREDICTIONS_FILE = "predictions.npz"
+ROLLOUT_FILE = "rollout.npz"
 FRONT_COLUMNS = ("complexity", "loss", "score", "selected", "equation")
 HELDOUT_COLUMN = "heldout_loss"
 
@@ -196,6 +205,115 @@ class MAEComparison:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ComposedFit:
+    """The composed symbolic model a_i = node(Σ_j edge(i, j), properties of i) with all its
+    constants fitted jointly on the true accelerations (`distill.compose`).
+
+    Attributes:
+        edge, node: its equations as sympy text (the selected ones when the refit did not help).
+        softening: eps of the edge input rs = r + eps.
+        refitted: the joint refit lowered the training MAE and was kept.
+        n_graphs: training graphs it was fitted on; train_before, train_after: MAE per node
+            there before and after.
+        test, test_std: MAE per node on the test graphs of `mae`; ood: {OOD set: MAE}.
+        seconds: wall time of the fit and its judgement.
+    """
+
+    edge: tuple[str, ...]
+    node: tuple[str, ...]
+    softening: float
+    refitted: bool
+    n_graphs: int
+    train_before: float | None
+    train_after: float | None
+    test: float | None
+    test_std: float | None
+    ood: dict[str, float | None]
+    seconds: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConstantMatch:
+    """One term of the discovered radial force against the law's: `term` the monomial (text,
+    r' the softened distance), its coefficient in the truth and in the discovered law (None:
+    the term is absent there) and their relative error (None when either is absent)."""
+
+    term: str
+    true: float | None
+    found: float | None
+    rel_error: float | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class PhysicalLaw:
+    """The discovered law as a physicist writes it (`distill.physical`):
+    a_i = (1/m_i) Σ_j f(r'_ij, q_i, q_j, m_i, m_j) r̂_ij + receiver part.
+
+    Attributes:
+        radial: the composed model's pair term is a radial force (then `force` is set).
+        reason: why not, when radial is False.
+        force: f with its constants refitted on the true accelerations, as `nbody.expr` text
+            over r q1 q2 m1 m2 (r the softened distance r'): what `Law(force=...)` reads.
+        text, latex: the law in plain text and LaTeX (r' written as r').
+        receiver: the part of a_i that no pair term carries, [dim] sympy text over m1, q1,
+            v1 and n_i (the receiver's number of interacting neighbours), None when zero;
+            it is shown, not simulated (`load_law` gives the radial law).
+        nonradial_share: RMS of the pair term's non-radial remainder over its radial part on
+            training edges (left out of `force`); None when not radial.
+        constants: every term of f against the law's `force_expr`; max_rel_error the largest
+            relative error among the matched terms; matches_truth: every term matched, each
+            within 1 %.
+        train, test: MAE per node of the law (receiver part included) on the training graphs
+            of the fit and the test graphs; ood: {OOD set: MAE}.
+    """
+
+    radial: bool
+    reason: str | None
+    force: str | None
+    text: str
+    latex: str
+    receiver: tuple[str, ...] | None
+    nonradial_share: float | None
+    constants: tuple[ConstantMatch, ...]
+    max_rel_error: float | None
+    matches_truth: bool
+    train: float | None
+    test: float | None
+    ood: dict[str, float | None]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Rollout:
+    """Trajectories from `n_sims` initial conditions drawn as the test set's, over `horizon`
+    (10x the training trajectories' `train_horizon`), against the true law integrated by the
+    project's integrator `integrator` (`distill.rollout`).
+
+    Attributes:
+        err_symbolic: the discovered law (`PhysicalLaw.force`) by the same integrator;
+            err_network: the network's accelerations stepped by velocity Verlet at step `dt`,
+            against the true law stepped the same way; err_stepper: that true-law Verlet
+            trajectory against the integrator's (the stepper's own error). Each the median
+            over simulations and particles of |x - x_true| at the horizon; None when not
+            run (no radial law, no network).
+        drift_*: the largest relative change of the true law's total energy along each
+            trajectory over the horizon (median over simulations); None without a potential.
+    """
+
+    n_sims: int
+    horizon: float
+    train_horizon: float
+    dt: float
+    integrator: str
+    err_symbolic: float | None
+    err_network: float | None
+    err_stepper: float | None
+    drift_true: float | None
+    drift_symbolic: float | None
+    drift_network: float | None
+    drift_stepper: float | None
+
+
+@dataclass(frozen=True, kw_only=True)
 class DistillResult:
     """Everything distill.json holds.
 
@@ -216,7 +334,9 @@ class DistillResult:
             or M m over all k message components (`align_components` "all"), M that of the
             receiver's class, and the node equations read their sums (e1..ek are aligned
             too); None: the raw components.
-        alignment_charges: [C] the receiver charge of each class; None: one class.
+        alignment_charges: [C] the value of the receiver property `alignment_property`
+            ("q1": the charge, "m1": the mass) of each class; None: one class.
+        alignment_choice: why this basis (align "auto": the rank-1 shares it compared).
         alignment_rank1: how well one matrix per class describes the node model's reading
             of the messages (`align.Alignment.rank1_share`); None without alignment.
         node_divisors: [k] the receiver factors g_k(q1, m1) (sympy text; "1": none) that the
@@ -232,6 +352,9 @@ class DistillResult:
             the Hamiltonian counterpart of r2_force); r2_affine_potential: (a,), that slope
             (0.5 for the true energy: each pair has two directed edges); expected_potential:
             U as sympy text. None for the other strategies.
+        composed: the composed model refitted on the true accelerations; physical_law:
+            the law in physical form; rollout: the trajectories' errors. None for a
+            Hamiltonian model and before version 6.
         checkpoint, dataset: paths of the inputs, and inputs: their identities
             (`pipeline.distill_inputs`); None for a model given as callables.
     """
@@ -260,12 +383,17 @@ class DistillResult:
     expected_force: str
     alignment: tuple[tuple[tuple[float, ...], ...], ...] | None = None
     alignment_charges: tuple[float, ...] | None = None
+    alignment_property: str | None = None
+    alignment_choice: str | None = None
     alignment_rank1: float | None = None
     node_divisors: tuple[str, ...] | None = None
     energy: tuple[EnergyEquation, ...] = ()
     r2_potential: float | None = None
     r2_affine_potential: tuple[float | None, ...] | None = None
     expected_potential: str | None = None
+    composed: ComposedFit | None = None
+    physical_law: PhysicalLaw | None = None
+    rollout: Rollout | None = None
     checkpoint: str | None = None
     dataset: str | None = None
     inputs: dict | None = None
@@ -298,6 +426,8 @@ def load_result(folder: str | Path) -> DistillResult:
         raise InputError(f"{path} has layout version {version!r}; this code reads versions 1 to {SCHEMA_VERSION}")
     if version == 3 and data.get("alignment") is not None:
         data = {**data, "alignment": [data["alignment"]]}
+    if version < 6 and data.get("alignment_charges") is not None:
+        data = {**data, "alignment_property": "q1"}
     try:
         return _read(DistillResult, {**data, "version": version})
     except InputError as exc:
@@ -371,6 +501,22 @@ class Predictions:
     symbolic: np.ndarray
 
 
+@dataclass(frozen=True, kw_only=True, eq=False)
+class RolloutCurves:
+    """The curves of `Rollout` at times t [T]: median position errors err_* [T] and median
+    relative energy changes energy_* [T] (all NaN without a potential), * in symbolic,
+    network, stepper (NaN where that trajectory was not run), energy_true too."""
+
+    t: np.ndarray
+    err_symbolic: np.ndarray
+    err_network: np.ndarray
+    err_stepper: np.ndarray
+    energy_true: np.ndarray
+    energy_symbolic: np.ndarray
+    energy_network: np.ndarray
+    energy_stepper: np.ndarray
+
+
 def _arrays(cls: type, data: dict[str, np.ndarray], path: Path, **extra) -> object:
     names = [f.name for f in dataclasses.fields(cls) if f.name not in extra]
     missing = [n for n in names if n not in data]
@@ -403,6 +549,17 @@ def load_predictions(folder: str | Path) -> Predictions | None:
     """folder/predictions.npz, or None when the folder has none (version 1)."""
     path = Path(folder) / PREDICTIONS_FILE
     return _arrays(Predictions, load_npz(path), path) if path.is_file() else None
+
+
+def save_rollout(folder: str | Path, curves: RolloutCurves) -> None:
+    """Write folder/rollout.npz (one array per field)."""
+    save_npz(Path(folder) / ROLLOUT_FILE, {f.name: getattr(curves, f.name) for f in dataclasses.fields(curves)})
+
+
+def load_rollout(folder: str | Path) -> RolloutCurves | None:
+    """folder/rollout.npz, or None when the folder has none (before version 6, or no rollout)."""
+    path = Path(folder) / ROLLOUT_FILE
+    return _arrays(RolloutCurves, load_npz(path), path) if path.is_file() else None
 
 
 # --------------------------------------------------------------------------- #

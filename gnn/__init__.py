@@ -12,7 +12,7 @@ Out: a trained `GNN` whose `forward(x [B, n, F])` returns
      point), metrics.json and the two config JSON files into its output folder.
 
 Modules: config (frozen configs, torch-free), graph (the edge template as tensors), model (GNN,
-one class for the four message strategies; `build_model`), hamiltonian (HamiltonianGNN, the
+one class for the four message strategies), build (`build_model`: a config's network), hamiltonian (HamiltonianGNN, the
 "hamiltonian" strategy: energies, accelerations by autograd), train (loss, loop, evaluation;
 `gnn.train.train` trains), checkpoint (atomic files).
 
@@ -25,7 +25,7 @@ from .config import STRATEGIES, ModelConfig, TrainConfig
 
 # Torch-backed name -> its submodule, imported when the name is first read.
 _LAZY = {"GNN": "model", "ModelOutput": "model", "kl_divergence": "model", "mlp": "model", "edges": "graph",
-         "load_model": "checkpoint", "TrainResult": "train", "evaluate": "train"}
+         "build_model": "build", "load_model": "checkpoint", "TrainResult": "train", "evaluate": "train"}
 
 __all__ = ["STRATEGIES", "ModelConfig", "TrainConfig", *_LAZY]
 

@@ -30,7 +30,8 @@ from nbody.io import atomic_write_bytes, config_from_dict
 from nbody.resources import available_memory
 
 from .config import ModelConfig
-from .model import GNN, build_model
+from .build import build_model
+from .model import GNN
 
 MODEL_KIND = "symdistill.gnn.model"
 RESUME_KIND = "symdistill.gnn.resume"

@@ -162,15 +162,6 @@ class GNN(nn.Module):
         return ModelOutput(acc, messages, mu, logvar)
 
 
-def build_model(cfg: ModelConfig) -> nn.Module:
-    """The network of `cfg.strategy`: a `GNN`, or a `gnn.hamiltonian.HamiltonianGNN` for
-    "hamiltonian". Both return the fields acc, messages, mu and logvar from forward(x [B, n, F])."""
-    if cfg.strategy == "hamiltonian":
-        from .hamiltonian import HamiltonianGNN  # it builds on this module's `mlp`
-        return HamiltonianGNN(cfg)
-    return GNN(cfg)
-
-
 def _require_features(where: str, *inputs: tuple[str, Tensor, int]) -> None:
     """InputError unless each (name, tensor, width) is a real floating-point tensor [..., width]
     and all share their leading shape: shape and dtype only, no pass over the values."""

@@ -65,7 +65,8 @@ from .config import ModelConfig, TrainConfig
 from .history import HISTORY_FILE, HistoryRecorder, load_history, save_history
 from .metrics import mae_per_node
 from .hamiltonian import energy_penalty
-from .model import GNN, ModelOutput, build_model, kl_divergence
+from .build import build_model
+from .model import GNN, ModelOutput, kl_divergence
 
 
 @dataclass

@@ -14,7 +14,7 @@ Steps (all in the network's standardised units, `halos.features`):
    largest std is the informative one (`distill.messages.variance_shares`: its share);
 2. SR of that component from (r, M1, M2, dv) and of the network's δ̂ from (e, M1, v1), with
    e the component summed over each halo's neighbours, through the shared SR stage
-   (`distill.pipeline.fit_target`: engine, Pareto front, selection, constant refit);
+   (`distill.fitting.fit_target`: engine, Pareto front, selection, constant refit);
 3. the composed formula δ̂ = node(Σ_j edge(...)) with all constants refit jointly on
    `refit_halos` training halos (least squares), beside the paper's shapes refit the same way
    (`halos.formulas`) and the network, on train, test and OOD (δ > ood_threshold) halos;
@@ -33,7 +33,7 @@ import sympy as sp
 
 from distill.candidate import lambdify, round_floats
 from distill.messages import variance_shares
-from distill.pipeline import fit_target
+from distill.fitting import fit_target
 from distill.report import front_rows
 from distill.schema import write_front
 from nbody.io import atomic_write_text, replace_dir, save_json, temp_dir_beside

@@ -10,8 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .errors import InputError, require_finite, require_types
-from .integrate import INTEGRATORS
 from .laws import get_law
+
+# The integrators `SimConfig.integrator` names (`nbody.integrate`, which runs them).
+INTEGRATORS = ("auto", "cpu", "cuda", "reference")
 
 SPLIT_MODES = ("seed", "time")         # how a dataset is split: `SimConfig.split`
 SPLIT_NAMES = ("train", "val", "test")  # the splits every dataset holds
@@ -39,7 +41,13 @@ class SimConfig:
         test_fraction: fraction of time steps for the test set when split="time".
         prune_percentile: e.g. 99.99 drops every time step whose v or a has a component
             outside the [100-p, p] percentiles of the training split (the reproduction's
-            outlier pruning); None keeps everything.
+            outlier pruning); None keeps everything (unless prune_tail derives a p).
+        prune_tail: derive prune_percentile from the data when it is None: p = 100 x the
+            share of the training split's acceleration components within prune_tail x
+            their median magnitude, so a light-tailed law (nothing that far out) keeps
+            everything and a law with close encounters (1/r^2: 0.2-1 % of components
+            beyond 300 x the median) drops their time steps; the p used and why are in
+            meta.json's "prune". None derives nothing.
         official_quirks: reproduce the official code's node-order-dependent damping and
             string gravity (see `nbody.laws.external_weights`).
         integrator: "auto" (CUDA if a real GPU, else CPU), "cpu", "cuda" or "reference" (NumPy).
@@ -66,6 +74,7 @@ class SimConfig:
     val_fraction: float = 0.1
     test_fraction: float = 0.25
     prune_percentile: float | None = None
+    prune_tail: float | None = None
     official_quirks: bool = False
     integrator: str = "auto"
     rtol: float = 1e-9
@@ -105,6 +114,8 @@ class SimConfig:
             raise InputError("val_fraction + test_fraction must be < 1 for split='time'")
         if self.prune_percentile is not None and not (50 < self.prune_percentile < 100):
             raise InputError(f"prune_percentile must be in (50, 100), got {self.prune_percentile}")
+        if self.prune_tail is not None and not self.prune_tail > 1:
+            raise InputError(f"prune_tail must be > 1 (a multiple of the median |a|) or None, got {self.prune_tail}")
         if self.integrator not in INTEGRATORS:
             raise InputError(f"integrator must be one of {INTEGRATORS}, got {self.integrator!r}")
         if not (self.rtol > 0 and self.atol > 0):
@@ -113,6 +124,12 @@ class SimConfig:
             raise InputError(f"max_substeps must be at least 1, got {self.max_substeps}")
         if not (0 <= self.max_failed_fraction <= 1):
             raise InputError(f"max_failed_fraction must be in [0, 1], got {self.max_failed_fraction}")
+
+    @property
+    def prunes(self) -> bool:
+        """Whether a dataset of this config may be pruned (and so has {split}_mask.npy files
+        when its meta.json records a percentile)."""
+        return self.prune_percentile is not None or self.prune_tail is not None
 
     @property
     def resolved_n(self) -> int:

@@ -7,7 +7,8 @@ Out: a directory, written to a temporary sibling and renamed into place in one s
                             "n", "dim", "dt", "features": ["x", "y", "vx", "vy", "q", "m"],
                             "splits": {name: {"n_sims", "n_steps", "kept_graphs", "failed_sims"}},
                             "failed_sims": total, "prune_bounds": {"v"|"a": [lo[dim], hi[dim]]}
-                            (only when pruning), "sha256": {file name: hex digest of
+                            (only when pruning), "prune": {"percentile": p or null, "why":
+                            text} (when the config prunes or derives a percentile), "sha256": {file name: hex digest of
                             every .npy file, taken when it was written}, "package_version",
                             "seconds"}
     {split}_states.npy     [S, T, n, 2*dim+2] float32 node features (pos, vel, q, m), T kept steps
@@ -61,7 +62,7 @@ from .plot import plot_trajectories
 from .progress import progress_bar
 from .resources import check_resources, chunk_sims
 from .rundir import file_sha256
-from .state import feature_names, n_features, pack
+from .state import feature_names, n_features
 
 FORMAT_VERSION = 1
 # Elements checked for NaN/inf at once when a dataset is loaded.
@@ -126,7 +127,7 @@ class Dataset:
         states = _open_npy(self.path / f"{name}_states.npy", (S, T, n, n_features(dim)), np.float32)
         accel = _open_npy(self.path / f"{name}_accel.npy", (S, T, n, dim), np.float32)
         mask = None
-        if self.config.prune_percentile is not None:
+        if "prune_bounds" in self.meta:
             mask = _open_npy(self.path / f"{name}_mask.npy", (S, T), np.bool_)
         return Split(name, states, accel, mask)
 
@@ -314,9 +315,27 @@ def _simulate_job(cfg: SimConfig, ics, targets, bar, scratch: Path) -> int:
     return int(failed.sum())
 
 
-def _prune(cfg: SimConfig, directory: Path, names: list[str]) -> tuple[dict, dict]:
-    """Write {split}_mask.npy from the training split's percentiles. Returns (kept counts, bounds)."""
-    dim, p = cfg.dim, cfg.prune_percentile
+def derived_percentile(cfg: SimConfig, train_accel: np.ndarray) -> tuple[float | None, str]:
+    """The pruning percentile of `cfg` for training accelerations [S, T, n, dim] and why:
+    prune_percentile when given; else, with prune_tail, 100 x the share of acceleration
+    components within prune_tail x their median magnitude (None when none lies beyond);
+    else None."""
+    if cfg.prune_percentile is not None:
+        return cfg.prune_percentile, "prune_percentile given"
+    if cfg.prune_tail is None:
+        return None, "no pruning"
+    magnitude = np.abs(np.asarray(train_accel, dtype=np.float64)).reshape(-1)
+    median = float(np.median(magnitude))
+    beyond = float(np.mean(magnitude > cfg.prune_tail * median))
+    why = (f"{100 * beyond:.4g} % of the training acceleration components lie beyond prune_tail "
+           f"{cfg.prune_tail:g} x their median magnitude {median:.4g}")
+    if beyond == 0:
+        return None, why + ": nothing to prune"
+    return min(100 * (1 - beyond), 99.9999), why
+
+
+def _prune(p: float, dim: int, directory: Path, names: list[str]) -> tuple[dict, dict]:
+    """Write {split}_mask.npy from the training split's [100-p, p] percentiles. Returns (kept counts, bounds)."""
     train_states = np.load(directory / "train_states.npy", mmap_mode="r")
     train_accel = np.load(directory / "train_accel.npy", mmap_mode="r")
     columns = {"v": (train_states[..., dim:2 * dim]), "a": train_accel}
@@ -425,8 +444,11 @@ def generate_dataset(cfg: SimConfig, out_dir: str | Path, *, progress: bool = Tr
         meta = {"format_version": FORMAT_VERSION, "config": cfg, "law": law, "n": n, "dim": dim,
                 "dt": cfg.resolved_dt, "features": feature_names(dim), "splits": splits,
                 "failed_sims": failed_total}
-        if cfg.prune_percentile is not None:
-            kept, bounds = _prune(cfg, tmp, list(SPLIT_NAMES))
+        percentile, why = derived_percentile(cfg, np.load(tmp / "train_accel.npy", mmap_mode="r"))
+        if cfg.prunes:
+            meta["prune"] = {"percentile": percentile, "why": why}
+        if percentile is not None:
+            kept, bounds = _prune(percentile, dim, tmp, list(SPLIT_NAMES))
             for name in SPLIT_NAMES:
                 splits[name]["kept_graphs"] = kept[name]
             meta["prune_bounds"] = bounds

@@ -14,6 +14,7 @@ Anything else raises `InputError` with a one-line message naming what is not all
 from __future__ import annotations
 
 import ast
+import contextvars
 import math
 
 import sympy as sp
@@ -38,12 +39,26 @@ ALLOWED = ("numbers, r q1 q2 m1 m2 pi E, + - * / **, "
            f"{' '.join(sorted(FUNCTIONS))} and Piecewise((value, r < c), ..., (value, True))")
 
 
+# The names the expression being parsed may use (`parse_text`'s `symbols`; NAMES by default).
+_SCOPE: contextvars.ContextVar[dict] = contextvars.ContextVar("names", default=NAMES)
+
+
 class _Refused(Exception):
     """Internal: the reason a node is not allowed (turned into one InputError line)."""
 
 
-def parse_text(text: str, what: str = "expression") -> sp.Expr:
-    """Parse untrusted `text` into a sympy expression; InputError (one line) if not allowed."""
+def parse_text(text: str, what: str = "expression", symbols: dict[str, sp.Symbol] | None = None) -> sp.Expr:
+    """Parse untrusted `text` into a sympy expression; InputError (one line) if not allowed.
+    `symbols` {name: symbol} replaces the five law symbols (e.g. a distilled equation's
+    inputs dx, dy, r, e1, ...); pi and E stay."""
+    token = _SCOPE.set(NAMES if symbols is None else {**symbols, "pi": sp.pi, "E": sp.E})
+    try:
+        return _parse(text, what)
+    finally:
+        _SCOPE.reset(token)
+
+
+def _parse(text: str, what: str) -> sp.Expr:
     shown = text if len(text) <= 80 else text[:77] + "..."
     if len(text) > MAX_CHARS:
         raise InputError(f"{what} is {len(text)} characters long; at most {MAX_CHARS} are allowed")
@@ -78,8 +93,9 @@ def _build(node: ast.AST) -> sp.Expr:
     if isinstance(node, ast.Constant):
         return _literal(node.value)
     if isinstance(node, ast.Name):
-        if node.id in NAMES:
-            return NAMES[node.id]
+        names = _SCOPE.get()
+        if node.id in names:
+            return names[node.id]
         if node.id in FUNCTIONS or node.id == "Piecewise":
             raise _Refused(f"{node.id} must be called, as {node.id}(...)")
         raise _Refused(f"unknown name {node.id!r}")

@@ -19,18 +19,15 @@ the same Dormand–Prince 5(4) algorithm (`nbody.integrator_core`); and "auto", 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 import numpy as np
 
 from . import state
+from .config import INTEGRATORS, SimConfig
 from .errors import InputError
+from .initial import initial_conditions
 from .laws import Law, external_weights, get_law, pair_list
-
-if TYPE_CHECKING:                        # nbody.config imports INTEGRATORS from here
-    from .config import SimConfig
-
-INTEGRATORS = ("auto", "cpu", "cuda", "reference")
 
 
 @dataclass(frozen=True)
@@ -221,9 +218,6 @@ def warm_kernels(laws: list[str], dims: tuple[int, ...] = (2, 3), integrator: st
          output step, which is what makes `nbody.kernel_build` compile the kernel and write
          it to the cache; a later process then starts integrating without compiling.
     """
-    from .config import SimConfig
-    from .initial import initial_conditions
-
     done = []
     for name in laws:
         law = get_law(name)

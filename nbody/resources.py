@@ -61,7 +61,7 @@ def estimate(cfg: SimConfig) -> Estimate:
     sims = cfg.n_sims + (cfg.resolved_n_test_sims if cfg.split == "seed" else 0)
     per_graph = n * (features + dim) * 4                       # float32 states + accel
     largest_file = cfg.n_sims * n_kept * n * features * 4
-    disk = sims * n_kept * (per_graph + (1 if cfg.prune_percentile is not None else 0)) + largest_file
+    disk = sims * n_kept * (per_graph + (1 if cfg.prunes else 0)) + largest_file
     if cfg.split == "time":
         disk += cfg.n_sims * n_kept * per_graph               # the full-length arrays, cut into windows
     chunk = min(chunk_sims(n, dim, nt), max(cfg.n_sims, 1))
@@ -73,7 +73,7 @@ def estimate(cfg: SimConfig) -> Estimate:
     if cfg.integrator == "reference":
         parts["integrator chunk"] = chunk * nt * n * dim * 24 + chunk * n_kept * n * features * 16
         parts["pair forces"] = chunk * pairs * dim * 8 * 8     # NumPy temporaries per pair
-    if cfg.prune_percentile is not None:
+    if cfg.prunes:
         parts["pruning"] = cfg.n_sims * n_kept * n * dim * 8 * 2
     return Estimate(disk=disk, memory=sum(parts.values()), parts=parts)
 

@@ -10,7 +10,7 @@ import pytest
 
 from _distill_helpers import edge_truth, states
 from distill import DistillConfig, DistillData, distill_network
-from distill.align import Alignment, node_alignment
+from distill.align import Alignment, auto_alignment, node_alignment
 from distill.candidate import parse
 from distill.messages import edge_input_names, sample_edges
 from distill.planted import planted_network
@@ -34,7 +34,7 @@ def test_alignment_undoes_a_planted_mixing_from_the_node_model_alone():
     net = planted_network(R2, 3, MIX_3D, np.zeros(3))
     x, agg = _nodes(net, R2, 3)
     al = node_alignment(net.node, x, agg, np.arange(3), 3)
-    assert al.rank1_share == pytest.approx(1.0, abs=1e-6) and al.charges is None
+    assert al.rank1_share == pytest.approx(1.0, abs=1e-6) and al.values is None
     # node = MIX⁻¹·agg / m1, so unit gain at the median receiver is M = median(1/m1)·MIX⁻¹
     np.testing.assert_allclose(al.matrices[0], np.median(1 / state.mass(x, 3)) * np.linalg.inv(MIX_3D),
                                rtol=1e-6)
@@ -74,13 +74,13 @@ def test_a_receiver_factor_keeps_one_matrix_but_receiver_dependent_mixing_does_n
     np.testing.assert_allclose(scaled.matrices[0], gain * np.linalg.inv(mixes[1.0]), rtol=1e-6)
     assert node_alignment(node_mixed, x, agg, np.arange(2), 2).rank1_share < 0.9
 
-    per_charge = node_alignment(node_mixed, x, agg, np.arange(2), 2, by_charge=True)
-    assert per_charge.rank1_share == pytest.approx(1.0, abs=1e-6) and per_charge.charges == (-1.0, 1.0)
+    per_charge = node_alignment(node_mixed, x, agg, np.arange(2), 2, by="q1")
+    assert per_charge.rank1_share == pytest.approx(1.0, abs=1e-6) and per_charge.values == (-1.0, 1.0)
     xt, _ = states(charge, 2, 4, 100, seed=6)
     edges = sample_edges(xt, charge, 800, np.random.default_rng(1), min_r=0.5)
     aligned = per_charge.apply(edge_mixed(edges.x_recv, edges.x_send), edges.x_recv, 2)
     force = edge_truth(charge, edges.x_recv, edges.x_send, 2)
-    for c, q in enumerate(per_charge.charges):     # per class: the force times that class's gain
+    for c, q in enumerate(per_charge.values):     # per class: the force times that class's gain
         k = state.charge(edges.x_recv, 2) == q
         gain = np.median(1 / state.mass(x[state.charge(x, 2) == q], 2))
         np.testing.assert_allclose(aligned[k], gain * force[k], rtol=1e-6, atol=1e-9)
@@ -120,12 +120,41 @@ def test_by_charge_refuses_continuous_charges_and_unknown_receivers():
     x, _ = states(R2, 2, 4, 50, seed=7)    # r2 keeps continuous charges
     x = x.reshape(-1, x.shape[-1]).astype(np.float64)
     agg = np.random.default_rng(0).normal(size=(len(x), 2))
-    with pytest.raises(InputError, match="at most 4 distinct charges"):
-        node_alignment(lambda x, a: a, x, agg, np.arange(2), 2, by_charge=True)
-    al = Alignment(np.stack([np.eye(2), -np.eye(2)]), (-1.0, 1.0), 1.0)
+    with pytest.raises(InputError, match="at most 4 distinct values"):
+        node_alignment(lambda x, a: a, x, agg, np.arange(2), 2, by="q1")
+    al = Alignment(np.stack([np.eye(2), -np.eye(2)]), (-1.0, 1.0), 1.0, "q1")
     receivers = np.array([[0, 0, 0, 0, 1.0, 1], [0, 0, 0, 0, 0.5, 1]])
-    with pytest.raises(InputError, match="charge 0.5 has no aligned basis"):
+    with pytest.raises(InputError, match="q1 = 0.5 has no aligned basis"):
         al.apply(np.ones((2, 2)), receivers, 2)
+
+
+@pytest.mark.parametrize("prop", ["q1", "m1"])
+def test_auto_alignment_finds_the_receiver_property_the_mixing_depends_on(prop):
+    """`auto_alignment` knows no law: it takes one basis per value of whichever receiver
+    property has a few values and changes how the node model reads the messages (here the
+    charge, or a mass that takes two values), and one basis for all when nothing does."""
+    rng = np.random.default_rng(3)
+    x, _ = states(get_law("charge"), 2, 4, 200, seed=5)
+    x = x.reshape(-1, x.shape[-1]).astype(np.float64)
+    if prop == "m1":   # masses of two kinds, charges continuous
+        x[:, -1] = np.where(rng.random(len(x)) < 0.5, 0.5, 2.0)
+        x[:, -2] = rng.normal(size=len(x))
+    mixes = {v: rng.normal(size=(2, 2)) for v in np.unique(auto_prop(x, prop))}
+
+    def node(xx, a):
+        inv = np.stack([np.linalg.inv(mixes[float(v)]) for v in auto_prop(xx, prop)])
+        return np.einsum("nij,nj->ni", inv, a) / state.mass(xx, 2)[:, None]
+
+    agg = rng.normal(size=(len(x), 2))
+    chosen = auto_alignment(node, x, agg, np.arange(2), 2)
+    assert chosen.by == prop and chosen.rank1_share == pytest.approx(1.0, abs=1e-6), chosen.choice
+    assert f"per {prop}" in chosen.choice and "one basis" in chosen.choice
+    plain = auto_alignment(lambda xx, a: a / state.mass(xx, 2)[:, None], x, agg, np.arange(2), 2)
+    assert plain.by is None and plain.values is None and plain.choice.startswith("one basis")
+
+
+def auto_prop(x, prop):
+    return state.charge(x, 2) if prop == "q1" else state.mass(x, 2)
 
 
 def test_a_node_model_blind_to_the_messages_is_refused():

@@ -402,7 +402,7 @@ def test_figures_of_a_full_run(tmp_path, make_run):
     run = load_run(make_run(tmp_path, "spring-2d-l1-s0"))
     paths = make_figures(run, out)
     fronts = [f"pareto_edge_{k}.png" for k in run.distill.top_components] + ["pareto_node_x.png", "pareto_node_y.png"]
-    assert sorted(p.name for p in paths) == sorted(["message_fit.png", "predictions.png", "sparsity.png",
+    assert sorted(p.name for p in paths) == sorted(["message_fit.png", "predictions.png", "rollout.png", "sparsity.png",
                                                     "trajectories.png", *fronts])
     for path in paths:
         _assert_png(path)

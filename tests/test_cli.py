@@ -130,7 +130,7 @@ def test_a_custom_law_needs_a_name(tmp_path, capsys):
 FIELD_VALUES = {
     "law": "r2", "n": 5, "dim": 3, "n_sims": 7, "n_test_sims": 3, "nt": 30, "dt": 0.002, "keep_every": 2,
     "softening": 0.02, "seed": 3, "split": "time", "val_fraction": 0.2, "test_fraction": 0.3,
-    "prune_percentile": 99.0, "official_quirks": True, "integrator": "reference", "rtol": 1e-7, "atol": 1e-8,
+    "prune_percentile": 99.0, "prune_tail": 50.0, "official_quirks": True, "integrator": "reference", "rtol": 1e-7, "atol": 1e-8,
     "max_substeps": 500, "max_failed_fraction": 0.5,
     "strategy": "kl", "hidden": 17, "n_hidden_layers": 1, "msg_dim": 5, "logvar_clamp": 4.0,
     "batch_size": 9, "epochs": 4, "steps_per_epoch": 11, "lr": 0.004, "weight_decay": 0.001,
@@ -141,10 +141,10 @@ FIELD_VALUES = {
     "sr_engine": "pysr", "n_edges": 123, "n_nodes": 321, "operators": ("+", "*"), "population_size": 44,
     "generations": 5, "max_length": 12, "max_time": 9.0, "stall_generations": 3, "stall_tol": 0.01,
     "search_rows": 77, "optimizer_iterations": 3, "n_threads": 1,
-    "selection": "best", "node_selection": "best", "best_loss_factor": 2.0, "refit": False, "node_target": "true", "min_r": 0.25,
+    "selection": "score_heldout", "node_selection": "best", "best_loss_factor": 2.0, "refit": False, "node_target": "true", "min_r": 0.25,
     "success_r2": 0.9, "max_complexity": 30, "max_rel_error": 0.1, "min_cosine": 0.5, "n_eval_graphs": 50,
     "n_ood_graphs": 40, "ood_spread": 3.0, "ood_extra_particles": 2, "precision": 4, "align": "node", "align_components": "all",
-    "node_units": "edge",
+    "node_units": "messages", "simplify_tol": 0.1,
 }
 
 
@@ -243,24 +243,24 @@ def test_distill_refuses_a_changed_config_and_data_of_another_law(datasets, trai
               "--out", tmp_path / "d2"], capsys, contains="law 'spring'")
     assert not (tmp_path / "d2").exists()
     saved, before = out / "distill_config.json", (out / "distill.json").stat().st_mtime_ns
-    saved.write_text(json.dumps({k: v for k, v in json.loads(saved.read_text()).items() if k != "align"}))
+    saved.write_text(json.dumps({k: v for k, v in json.loads(saved.read_text()).items() if k != "simplify_tol"}))
     code, err = _main(["distill", "--model", trained / "checkpoint.pt", *SMALL_DISTILL, "--out", out], capsys)
-    assert code == 0, err          # written before `align` existed: its default, the same run, skipped
+    assert code == 0, err          # written before `simplify_tol` existed: its default, the same run, skipped
     assert (out / "distill.json").stat().st_mtime_ns == before
-    _refused(["distill", "--model", trained / "checkpoint.pt", *SMALL_DISTILL, "--align", "node",
-              "--out", out], capsys, contains="align")
+    _refused(["distill", "--model", trained / "checkpoint.pt", *SMALL_DISTILL, "--simplify-tol", "0.5",
+              "--out", out], capsys, contains="simplify_tol")
 
 
 def test_a_run_directory_from_before_a_new_config_field_still_matches(tmp_path):
     cfg = preset("tiny")
     run.prepare_run_dir(tmp_path, cfg)
     held = json.loads((tmp_path / "config.json").read_text())
-    del held["distill"]["align"]
+    del held["distill"]["simplify_tol"]
     (tmp_path / "config.json").write_text(json.dumps(held))
     run.prepare_run_dir(tmp_path, cfg)                   # the missing field takes its default
-    node = dataclasses.replace(cfg, distill=dataclasses.replace(cfg.distill, align="node"))
-    with pytest.raises(InputError, match="distill.align"):
-        run.prepare_run_dir(tmp_path, node)
+    other = dataclasses.replace(cfg, distill=dataclasses.replace(cfg.distill, simplify_tol=0.5))
+    with pytest.raises(InputError, match="distill.simplify_tol"):
+        run.prepare_run_dir(tmp_path, other)
 
 
 def test_a_locked_run_directory_is_refused_at_once(tmp_path, capsys):

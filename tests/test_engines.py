@@ -19,7 +19,7 @@ from distill.judge import judge_edge, judge_node
 from distill.messages import edge_input_names, edge_inputs, pair_targets, sample_edges
 from distill import operon
 from distill.operon import allowed_symbols, front_curve, improved
-from distill.pipeline import fit_target
+from distill.fitting import fit_target
 from distill.symbolic import node_input_names
 from nbody.errors import InputError
 from nbody.laws import get_law

@@ -26,7 +26,7 @@ from distill.energy import (_pair_rows, _self_rows, energy_callables, heldout_ro
                             self_input_names, symbolic_accelerations, symmetric)
 from distill.judge import judge_energy
 from distill.messages import edge_input_names
-from distill.pipeline import DistillData
+from distill.data import DistillData
 from distill.select import heldout_loss
 from gnn.checkpoint import load_model
 from gnn.config import ModelConfig, TrainConfig

@@ -167,7 +167,7 @@ def test_a_held_out_rule_reads_only_entries_that_beat_every_simpler_one_there():
 
 
 def test_held_out_rows_come_from_graphs_without_fit_rows_or_fail_in_one_line():
-    from distill.pipeline import unused_graphs
+    from distill.fitting import unused_graphs
     from nbody.errors import InputError
     assert list(unused_graphs(6, np.array([4, 0, 4, 2]))) == [1, 3, 5]
     with pytest.raises(InputError, match="none is left for held-out rows"):

@@ -16,7 +16,7 @@ import run
 import sweep
 from distill import operon, sr_engines
 from distill.config import DistillConfig
-from distill.pipeline import fit_target
+from distill.fitting import fit_target
 from halos import cli as halos_cli
 from halos.distill import table_markdown
 from nbody.progress import progress_bar

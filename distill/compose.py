@@ -1,0 +1,209 @@
+"""The composed symbolic model, fitted end to end against the true accelerations.
+
+In:  the selected edge equations (over `messages.edge_input_names`) and node equations (over
+     `symbolic.node_input_names`: e1..ek, the summed components edge equation k emits, then
+     m1, q1, v1), a `pipeline.DistillData`, and the evaluation sets (`eval_sets`).
+Out: `refit_composed` -> (`schema.ComposedFit`, edge equations, node equations): the model
+     a_i = node(Σ_j edge(i, j), properties of i) with ALL its numeric constants fitted jointly
+     (`refit_jointly`) on the true accelerations of REFIT_GRAPHS training graphs, kept only
+     when that lowers their MAE, and its MAE on the test graphs and the OOD sets.
+
+Why: each equation's own refit (`distill.refit`) matches the network's outputs, errors and
+all; the composed model was never fitted to the physics, so it could lose to the network it
+came from even on noise-free data. The joint fit uses a robust loss (soft L1 with f_scale a
+hundredth of the median |a|), so the few close pairs of 1/r² laws do not dominate it.
+`EvalSets` holds the test graphs and OOD sets every model of a run is judged on (the
+network, the selected equations, the refitted ones, the physical law).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import scipy.optimize
+import sympy as sp
+
+from nbody.graph import edges, scatter_sum
+from nbody.laws import Law
+
+from . import schema
+from .candidate import round_floats, symbols_for
+from .config import DistillConfig
+from .data import DistillData
+from .messages import edge_input_names, edge_inputs
+from .schema import ComposedFit, MAEComparison, OODError, Predictions
+from .symbolic import Network, forward, mae_stats, node_input_names, node_inputs, ood_states, symbolic_network
+
+REFIT_GRAPHS = 300     # training graphs of the joint fits: enough for ~10 constants, a few seconds
+MAX_EVALUATIONS = 400  # model evaluations one joint fit may spend (finite-difference Jacobian included)
+F_SCALE = 1e-2         # soft-L1 scale as a fraction of the median |true acceleration component|
+
+
+@dataclass(frozen=True, eq=False)
+class OODSet:
+    """One out-of-distribution set: states x [G, n, F], true accelerations a [G, n, dim]."""
+
+    x: np.ndarray
+    a: np.ndarray
+    n: int
+    spread: float
+
+
+@dataclass(frozen=True, eq=False)
+class EvalSets:
+    """What every model of a run is judged on: test graphs x [G, n, F], a [G, n, dim], and
+    the OOD sets by name ("spread", "more_particles")."""
+
+    test_x: np.ndarray
+    test_a: np.ndarray
+    ood: dict[str, OODSet]
+
+    def maes(self, predict: Callable[[np.ndarray], np.ndarray]) -> tuple[float, float, dict[str, float]]:
+        """(test MAE mean, its std over graphs, {OOD set: MAE}) of predict: x [G, n, F] -> [G, n, dim]."""
+        mean, std = mae_stats(predict(self.test_x), self.test_a)
+        return mean, std, {name: mae_stats(predict(s.x), s.a)[0] for name, s in self.ood.items()}
+
+
+def eval_sets(data: DistillData, cfg: DistillConfig, rng: np.random.Generator) -> EvalSets:
+    """`cfg.n_eval_graphs` test graphs and the two OOD sets (positions spread by
+    `cfg.ood_spread`; `cfg.ood_extra_particles` more particles), drawn from rng in that order."""
+    G, n = data.test_x.shape[:2]
+    idx = rng.choice(G, size=min(G, cfg.n_eval_graphs), replace=False)
+    ood = {}
+    for name, n_ood, spread in (("spread", n, cfg.ood_spread), ("more_particles", n + cfg.ood_extra_particles, 1.0)):
+        x, a = ood_states(data.law, data.dim, n_ood, cfg.n_ood_graphs, data.softening, rng, spread)
+        ood[name] = OODSet(x, a, n_ood, spread)
+    return EvalSets(data.test_x[idx], data.test_a[idx], ood)
+
+
+def refit_graphs(data: DistillData, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """REFIT_GRAPHS training graphs (x float64 [G, n, F], a [G, n, dim]) drawn with their own
+    generator, so the joint fits leave every other sample of a run unchanged."""
+    G = len(data.train_x)
+    idx = np.random.default_rng([seed, 3]).choice(G, size=min(G, REFIT_GRAPHS), replace=False)
+    return data.train_x[idx].astype(np.float64), data.train_a[idx].astype(np.float64)
+
+
+def refit_jointly(exprs: Sequence[sp.Expr], names: Sequence[Sequence[str]],
+                  predict: Callable[[list[Callable[[np.ndarray], np.ndarray]]], np.ndarray],
+                  target: np.ndarray, digits: int) -> tuple[list[sp.Expr], float, float]:
+    """Fit every float constant of several expressions at once to one target.
+
+    Args:
+        exprs: sympy expressions; expression i is over the columns names[i].
+        predict: (one evaluator per expression, X [N, len(names[i])] -> [N]) -> predictions
+            shaped like target.
+        target: the true values, e.g. accelerations [G, n, dim].
+        digits: significant digits kept in the fitted constants.
+    Returns:
+        (expressions, MAE per node before, after): the fitted expressions when they lower the
+        MAE (`symbolic.mae_stats`), else the given ones (then after == before).
+    """
+    templates, params = [], []
+    for expr in exprs:
+        consts = sorted(expr.atoms(sp.Float), key=float)
+        syms = sp.symbols(f"_c{len(params)}:{len(params) + len(consts)}")
+        templates.append((expr.xreplace(dict(zip(consts, syms))), syms))
+        params += [(s, float(c)) for s, c in zip(syms, consts)]
+    raw = [sp.lambdify(symbols_for(cols) + list(syms), t, modules="numpy")
+           for (t, syms), cols in zip(templates, names)]
+    offsets = np.cumsum([0] + [len(syms) for _, syms in templates])
+
+    def evaluators(theta: np.ndarray) -> list[Callable[[np.ndarray], np.ndarray]]:
+        return [_evaluator(fn, theta[offsets[i]:offsets[i + 1]]) for i, fn in enumerate(raw)]
+
+    theta0 = np.array([v for _, v in params])
+    before = mae_stats(predict(evaluators(theta0)), target)[0]
+    if not params:
+        return list(exprs), before, before
+    scale = max(F_SCALE * float(np.median(np.abs(target))), 1e-12)
+
+    def residual(theta: np.ndarray) -> np.ndarray:
+        res = (predict(evaluators(theta)) - target).ravel()
+        return np.where(np.isfinite(res), res, 1e10)
+
+    try:
+        fit = scipy.optimize.least_squares(residual, theta0, loss="soft_l1", f_scale=scale, x_scale="jac",
+                                           max_nfev=MAX_EVALUATIONS)
+    except (ValueError, FloatingPointError, np.linalg.LinAlgError):
+        return list(exprs), before, before
+    fitted = [round_floats(t.xreplace({s: sp.Float(v) for s, v in zip(syms, fit.x[offsets[i]:offsets[i + 1]])}),
+                           digits) for i, (t, syms) in enumerate(templates)]
+    after = _mae_of(fitted, names, predict, target)      # of the rounded constants
+    return (fitted, before, after) if after < before else (list(exprs), before, before)
+
+
+def _evaluator(fn, constants: Sequence[float] = ()) -> Callable[[np.ndarray], np.ndarray]:
+    """X [N, d] -> [N] float64 of a lambdified fn(column 1, ..., column d, *constants)."""
+    def evaluate(X: np.ndarray) -> np.ndarray:
+        with np.errstate(all="ignore"):
+            out = fn(*(X[:, c] for c in range(X.shape[1])), *constants)
+        return np.broadcast_to(np.asarray(out, dtype=np.float64), (len(X),))
+    return evaluate
+
+
+def _mae_of(exprs: Sequence[sp.Expr], names: Sequence[Sequence[str]], predict, target: np.ndarray) -> float:
+    """MAE per node of predict on the evaluators of exprs (no free constants)."""
+    fns = [_evaluator(sp.lambdify(symbols_for(cols), e, modules="numpy")) for e, cols in zip(exprs, names)]
+    return mae_stats(predict(fns), target)[0]
+
+
+def composed_predictor(x: np.ndarray, law: Law, dim: int, softening: float, k: int):
+    """predict(evaluators) -> [G, n, dim] of the composed model on fixed states x [G, n, F]:
+    evaluators[:k] the edge equations (component i from edge row inputs), evaluators[k:] the
+    node equations (axis j from node inputs); the edge inputs are computed once."""
+    G, n, F = x.shape
+    send, recv = edges(n, law.topology)
+    X_edge = edge_inputs(x[:, recv], x[:, send], dim, softening).reshape(G * len(recv), -1)
+    flat = x.reshape(G * n, F)
+
+    def predict(fns):
+        msgs = np.stack([f(X_edge) for f in fns[:k]], axis=-1).reshape(G, len(recv), k)
+        X_node = node_inputs(flat, scatter_sum(msgs, recv, n).reshape(G * n, k), dim)
+        return np.stack([f(X_node) for f in fns[k:]], axis=-1).reshape(G, n, dim)
+    return predict
+
+
+def refit_composed(edge_exprs: Sequence[sp.Expr], node_exprs: Sequence[sp.Expr], data: DistillData,
+                   sets: EvalSets, cfg: DistillConfig) -> tuple[ComposedFit, list[sp.Expr], list[sp.Expr]]:
+    """The joint refit of the composed model and its judgement.
+
+    Args:
+        edge_exprs: [k] selected edge equations; node_exprs: [dim] node equations.
+        data: the run's data (training graphs for the fit, law, dim, softening).
+        sets: the evaluation sets (`eval_sets`).
+        cfg: `seed` (which training graphs) and `precision` (digits kept).
+    Returns:
+        (record, edge equations, node equations), the equations refitted when that helped.
+    """
+    start = time.perf_counter()
+    k, dim = len(edge_exprs), data.dim
+    x, a = refit_graphs(data, cfg.seed)
+    names = [edge_input_names(dim)] * k + [node_input_names(dim, k)] * dim
+    exprs, before, after = refit_jointly(list(edge_exprs) + list(node_exprs), names,
+                                         composed_predictor(x, data.law, dim, data.softening, k), a, cfg.precision)
+    edge_out, node_out = exprs[:k], exprs[k:]
+    sym = symbolic_network(edge_out, node_out, dim, data.softening)
+    test, test_std, ood = sets.maes(lambda xs: forward(sym, xs, data.law))
+    record = ComposedFit(edge=tuple(map(str, edge_out)), node=tuple(map(str, node_out)), softening=data.softening,
+                         refitted=after < before, n_graphs=len(x), train_before=before, train_after=after,
+                         test=test, test_std=test_std, ood=ood, seconds=time.perf_counter() - start)
+    return record, edge_out, node_out
+
+
+def compare(net: Network, sym: Network, data: DistillData, sets: EvalSets, out: Path) -> MAEComparison:
+    """MAE of network and symbolic model on the test graphs (their predictions saved to out)
+    and on the OOD sets of `sets`."""
+    predictions = Predictions(true=sets.test_a, network=forward(net, sets.test_x, data.law),
+                              symbolic=forward(sym, sets.test_x, data.law))
+    schema.save_predictions(out, predictions)
+    net_mean, net_std = mae_stats(predictions.network, sets.test_a)
+    sym_mean, sym_std = mae_stats(predictions.symbolic, sets.test_a)
+    ood = {name: OODError(network=mae_stats(forward(net, s.x, data.law), s.a)[0],
+                          symbolic=mae_stats(forward(sym, s.x, data.law), s.a)[0], n=s.n, position_spread=s.spread)
+           for name, s in sets.ood.items()}
+    return MAEComparison(network=net_mean, symbolic=sym_mean, network_std=net_std, symbolic_std=sym_std,
+                         n_graphs=int(len(sets.test_x)), ood=ood)

@@ -1,0 +1,77 @@
+"""The composed symbolic model refitted end to end on the true accelerations, and the law in
+physical form, on hand-made equations (no SR search): wrong constants are refitted to the
+planted law's, a model that is not radial is said to be so."""
+import numpy as np
+import pytest
+
+from _distill_helpers import spring_data
+from distill import DistillConfig
+from distill.candidate import parse
+from distill.compose import eval_sets, refit_composed
+from distill.messages import edge_input_names
+from distill.physical import compare_constants, physical_law
+from distill.symbolic import node_input_names
+from nbody.expr import R, parse_text
+from nbody.laws import get_law
+
+CFG = DistillConfig(n_eval_graphs=100, n_ood_graphs=50)
+EDGE = edge_input_names(2)
+NODE = node_input_names(2, 2)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return spring_data(train_graphs=400, test_graphs=200)
+
+
+@pytest.fixture(scope="module")
+def sets(data):
+    return eval_sets(data, CFG, np.random.default_rng(0))
+
+
+def _wrong_spring():
+    """The spring's messages and Newton's law with every constant wrong, and a bias per edge
+    that the node equation undoes only on 4-particle graphs (as a trained network does)."""
+    edge = [parse("-1.7*(rs - 1.2)*dx/r + 0.05", EDGE), parse("-2.3*(rs - 0.9)*dy/r - 0.02", EDGE)]
+    node = [parse("1.1*(e1 - 0.15)/m1", NODE), parse("0.8*(e2 + 0.06)/m1", NODE)]
+    return edge, node
+
+
+def test_wrong_constants_compose_and_refit_to_the_planted_law(data, sets):
+    record, edge, node = refit_composed(*_wrong_spring(), data, sets, CFG)
+    assert record.refitted and record.train_before > 0.5 and record.train_after < 1e-3
+    assert record.test < 1e-3 and record.n_graphs == 300
+    law = physical_law(edge, node, data, sets, CFG)
+    assert law.radial and law.receiver is None and law.nonradial_share < 1e-3
+    assert law.matches_truth and law.max_rel_error < 1e-4
+    assert {c.term for c in law.constants} == {"1", "r'"}
+    assert "f = -2*(r' - 1)" in law.text and r"\sum_j" in law.latex
+    found = parse_text(law.force)                # what `Law(force=...)` reads
+    r = np.linspace(0.1, 3, 7)
+    np.testing.assert_allclose([float(found.subs(R, v)) for v in r], -2 * (r - 1), rtol=1e-4, atol=1e-4)
+    assert law.test < 1e-5 and max(law.ood.values()) < 1e-5
+
+
+def test_a_refit_that_does_not_help_is_not_kept(data, sets):
+    edge = [parse("-2.0*(rs - 1.0)*dx/r", EDGE), parse("-2.0*(rs - 1.0)*dy/r", EDGE)]
+    node = [parse("e1/m1", NODE), parse("e2/m1", NODE)]
+    record, edge_out, node_out = refit_composed(edge, node, data, sets, CFG)
+    assert record.train_before < 1e-6
+    assert edge_out == edge and node_out == node and not record.refitted
+
+
+def test_a_model_that_is_not_radial_is_reported_without_failing(data, sets):
+    edge = [parse("-2.0*(rs - 1.0)*dx/r", EDGE), parse("-2.0*(rs - 1.0)*dy/r", EDGE)]
+    nonlinear = [parse("e1*e1/m1", NODE), parse("e2/m1", NODE)]
+    law = physical_law(edge, nonlinear, data, sets, CFG)
+    assert not law.radial and law.force is None and "not linear" in law.reason
+    sideways = [parse("-2.0*(rs - 1.0)*dx/r + 0.5*dy", EDGE), edge[1]]
+    law = physical_law(sideways, [parse("e1/m1", NODE), parse("e2/m1", NODE)], data, sets, CFG)
+    assert not law.radial and "non-radial" in law.reason and law.text.startswith("no radial force law")
+
+
+def test_constants_are_matched_term_by_term_with_the_true_law():
+    rows = {c.term: c for c in compare_constants(parse_text("2.02 - 1.98*r + 0.001*r**2"),
+                                                 get_law("spring").force_expr)}
+    assert rows["1"].rel_error == pytest.approx(0.01) and rows["r'"].rel_error == pytest.approx(0.01)
+    assert rows["r'**2"].true is None and rows["r'**2"].rel_error is None

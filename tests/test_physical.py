@@ -1,0 +1,146 @@
+"""The discovered law through the whole distillation (SR replaced by an engine that offers the
+planted spring with wrong constants): distill.json carries the law and the refitted model,
+equations.md and `run.py` show the law first, the law round-trips into the simulator, the
+symbolic model has the network's signature, and the rollouts rank the law and the network."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from _distill_helpers import SPRING, spring_data
+from analysis.runs import Run
+from analysis.summary import summary_rows
+from distill import DistillConfig, distill_network, load_law, load_result, symbolic_model
+from distill.candidate import make_candidate
+from distill.planted import planted_network
+from distill.report import physical_lines
+from distill.rollout import POINTS, rollout
+from distill.schema import load_rollout
+from nbody.config import SimConfig
+from nbody.errors import InputError
+from nbody.initial import initial_conditions
+from nbody.integrate import integrate
+from nbody.laws import accelerations
+from nbody.state import charge, mass, pos, vel
+
+import run as run_cli
+
+CFG = DistillConfig(selection="best", refit=False, simplify_tol=0, n_edges=500, n_nodes=400, n_eval_graphs=100,
+                    n_ood_graphs=50)
+WRONG = {"edge": ("-1.9*(rs - 1.05)*dx/r", "-1.9*(rs - 1.05)*dy/r"), "node": ("1.1*e1/m1", "1.1*e2/m1")}
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    """A distillation of the exact spring network whose SR offers the law with wrong constants
+    ("best" picks the right axis)."""
+    from distill import sr_engines
+    out = tmp_path_factory.mktemp("physical") / "distill"
+
+    def engine(X, y, names, cfg):
+        return [make_candidate(t, X, y, names) for t in WRONG["edge" if "dx" in names else "node"]]
+    patch = pytest.MonkeyPatch()
+    patch.setattr(sr_engines, "fit", engine)
+    try:
+        net = planted_network(SPRING, 2, np.eye(2), np.zeros(2))
+        result = distill_network(net, spring_data(train_graphs=400, test_graphs=200), CFG, out)
+    finally:
+        patch.undo()
+    return result, out
+
+
+def test_distill_json_carries_the_refitted_model_and_the_law(planted):
+    result, out = planted
+    assert load_result(out) == result
+    assert result.composed.refitted and result.composed.test < 1e-3
+    assert result.composed.test < 0.01 * result.mae.symbolic       # the selected equations were wrong
+    law = result.physical_law
+    assert law.radial and law.matches_truth and law.max_rel_error < 1e-4 and law.force == "2 - 2*r"
+    md = (out / "equations.md").read_text()
+    assert md.index("## The discovered law") < md.index("## Edge model")
+    assert "f = -2*(r' - 1)" in physical_lines(result)[0]
+
+
+def test_run_prints_the_law_before_the_verdicts(planted, capsys):
+    result, _ = planted
+    run_cli.print_equations(result)
+    text = capsys.readouterr().out
+    assert text.index("Discovered law") < text.index("force law FOUND")
+
+
+def test_the_discovered_law_simulates_the_same_trajectories_as_the_built_in_law(planted, tmp_path):
+    _, out = planted
+    law = load_law(out.parent)                      # a run folder holding distill/
+    assert law.name == "discovered_spring" and law.dt == SPRING.dt and law.damping == 0
+    ics = initial_conditions(SPRING, 4, 2, 3, np.random.default_rng(5))
+    truth = integrate(SimConfig(law="spring", n=4, nt=50, integrator="cpu"), *ics)
+    found = integrate(SimConfig(law=law.name, n=4, nt=50, integrator="cpu"), *ics)
+    np.testing.assert_allclose(found.pos, truth.pos, rtol=1e-9, atol=1e-9)
+    args = ["simulate", "--n-sims", "4", "--nt", "20", "--n", "4", "--integrator", "cpu", "--quiet"]
+    assert run_cli.main(args + ["--law-from", str(out), "--out", str(tmp_path / "found")]) == 0
+    assert run_cli.main(args + ["--law", "spring", "--out", str(tmp_path / "true")]) == 0
+    assert json.loads((tmp_path / "found" / "meta.json").read_text())["law"]["name"] == "discovered_spring"
+    np.testing.assert_allclose(np.load(tmp_path / "found" / "test_states.npy"),
+                               np.load(tmp_path / "true" / "test_states.npy"), rtol=1e-6, atol=1e-6)
+
+
+def test_law_from_refuses_a_folder_without_a_law_and_clashing_flags(tmp_path, capsys):
+    assert run_cli.main(["simulate", "--law-from", str(tmp_path), "--out", str(tmp_path / "d")]) == 2
+    assert run_cli.main(["simulate", "--law-from", str(tmp_path), "--force", "r", "--out", str(tmp_path / "d")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all(line.startswith("error: ") for line in err)
+    assert not (tmp_path / "d").exists()
+
+
+def test_symbolic_model_has_the_networks_signature(planted):
+    _, out = planted
+    predict = symbolic_model(out)
+    x = spring_data(train_graphs=1, test_graphs=30).test_x
+    a = accelerations(SPRING, pos(x, 2).astype(float), vel(x, 2).astype(float), charge(x, 2).astype(float),
+                      mass(x, 2).astype(float), 0.01)
+    got = predict(x)
+    assert got.shape == (30, 4, 2)
+    np.testing.assert_allclose(got, a, atol=1e-3 * np.abs(a).max())
+    with pytest.raises(InputError):
+        predict(x[..., :4])
+
+
+def test_symbolic_model_never_evaluates_the_text_of_distill_json(planted, tmp_path):
+    """distill.json is a file anyone may have edited: its equations go through the whitelist
+    parser of law expressions, so Python hidden in one is refused, not run."""
+    _, out = planted
+    copy = tmp_path / "distill"
+    shutil.copytree(out, copy)
+    sentinel = tmp_path / "ran"
+    data = json.loads((copy / "distill.json").read_text())
+    data["composed"]["edge"][0] = f"__import__('os').system('touch {sentinel}') + dx"
+    (copy / "distill.json").write_text(json.dumps(data))
+    with pytest.raises(InputError, match="not allowed|unknown name"):
+        symbolic_model(copy)
+    assert not sentinel.exists()
+
+
+def test_rollouts_of_the_exact_network_follow_the_truth(planted):
+    result, out = planted
+    roll = result.rollout
+    assert roll.horizon == pytest.approx(10 * roll.train_horizon, rel=0.05) and roll.n_sims == 20
+    assert roll.err_symbolic < 1e-6                         # the same law, the same integrator
+    assert roll.err_network < 1e-6 and roll.err_stepper > 1e-3   # exact network: judged beside the same stepper
+    assert roll.drift_symbolic < 1e-5 and roll.drift_true < 1e-5
+    curves = load_rollout(out)
+    assert curves.t.shape == curves.err_network.shape == (POINTS + 1,)
+    row = summary_rows([Run(out.parent, "spring", 2, "planted", 0, None, result, {})])[0]
+    assert row["test_mae_symbolic_refit"] == result.composed.test
+    assert row["rollout_err_symbolic"] == roll.err_symbolic and row["rollout_err_network"] == roll.err_network
+    assert row["ood_mae_symbolic"] == max(result.composed.ood.values())
+
+
+def test_a_network_one_percent_off_drifts_away_from_the_discovered_law():
+    from nbody.laws import get_law
+
+    def network(x):
+        return 1.01 * accelerations(SPRING, pos(x, 2), vel(x, 2), charge(x, 2), mass(x, 2), 0.01)
+    record, curves = rollout(SPRING, get_law("spring"), network, 2, 4, 0.01, 2.0, 0.01, np.random.default_rng(0))
+    assert record.err_symbolic == 0 and record.err_network > 1e-3
+    assert np.all(np.diff(curves.t) > 0) and curves.t[-1] == pytest.approx(20.0)
