@@ -10,8 +10,8 @@ In:  a `Run` (see `analysis.runs`); each `*_figure` function also takes plain ar
        pareto_*.csv             each selected equation's front (its `front_file`)
        train/message_history.npz  the messages recorded during training (`analysis.training`)
        data/{split}_states.npy  [S, T, n, 2*dim+2] (pos, vel, q, m)
-Out: `run_figures(run)` -> {file name: Figure}; `make_figures` writes them as PNGs (each
-     atomically, `nbody.io.save_figure`) plus message_evolution.gif:
+Out: `run_figures(run)` -> {file name: Figure}; `make_figures` writes them as PNGs at DPI
+     (each atomically, `nbody.io.save_figure`) plus message_evolution.gif:
        message_fit.png     paper Fig. 3: each significant message component against the
                            linear combination of true forces, and of accelerations, fitted to it
        sparsity.png        each component's share of the message variance; the top `dim`
@@ -19,7 +19,8 @@ Out: `run_figures(run)` -> {file name: Figure}; `make_figures` writes them as PN
                            `distill.messages.variance_shares`)
        trajectories.png    `nbody.plot.trajectories_figure`
        predictions.png     network and symbolic model against the truth
-       pareto_edge_{k}.png / pareto_node_{axis}.png   loss against complexity, log y
+       pareto_edge_{k}.png / pareto_node_{axis}.png   loss against complexity, log y, the
+                           selected equation and the final (refitted) one written out
        rollout.png         the rollouts' median position error and energy drift over time
                            (distill's rollout.npz, layout version 6 on)
        message_history.png, message_evolution.gif   training (`analysis.training`)
@@ -42,11 +43,13 @@ from nbody.config import SPLIT_NAMES
 from nbody.errors import InputError
 from nbody.io import save_figure
 
+from .notation import write
 from .runs import Run
 from .training import evolution_gif, history_figure
 
 MAX_POINTS = 5000  # scatter plots subsample to this many points (deterministically)
 LOG_RANGE = 100.0  # a bar axis turns logarithmic when the shown values span more than this factor
+DPI = 150         # the report shows each figure at full page width; sharp at 1100 px
 
 
 def _subsample(n: int) -> np.ndarray:
@@ -189,22 +192,27 @@ def predictions_figure(true: np.ndarray, network: np.ndarray | None = None, symb
     return fig
 
 
-def pareto_figure(rows: list[FrontRow], title: str = "") -> Figure:
-    """Loss against complexity of one distillation's Pareto front, log y, selected point marked.
+def pareto_figure(rows: list[FrontRow], title: str = "", final: str | None = None) -> Figure:
+    """Loss against complexity of one distillation's Pareto front, log y, selected point marked,
+    its equation (and the final one, when the refit changed it) below, as a person writes them.
 
     Args:
         rows: `distill.schema.read_front` rows.
         title: figure title (the run and the fit).
+        final: the final equation as sympy text (`Equation.equation`: constants refitted).
     """
     c = np.array([r.complexity for r in rows], dtype=float)
     loss = np.array([r.loss for r in rows], dtype=float)
-    fig = Figure(figsize=(5, 3.8), layout="constrained")
+    fig = Figure(figsize=(8, 3.6), layout="constrained")
     ax = fig.add_subplot(1, 1, 1)
     ax.step(c, np.maximum(loss, 1e-30), where="post", color="tab:gray", lw=0.8)
     ax.scatter(c, np.maximum(loss, 1e-30), s=14, color="tab:blue")
     chosen = [r for r in rows if r.selected]
     if chosen:
-        label = "\n".join(textwrap.wrap(f"selected: {chosen[0].equation}", 70, max_lines=3, placeholder=" …"))
+        shown = write(chosen[0].equation).text
+        text = f"selected: {shown}" if final is None or write(final).text == shown else \
+            f"selected: {shown}; final, constants refitted: {write(final).text}"
+        label = "\n".join(textwrap.wrap(text, 110, max_lines=4, placeholder=" …"))
         ax.scatter([chosen[0].complexity], [max(chosen[0].loss, 1e-30)], s=120, marker="*", color="tab:red",
                    zorder=3, label=label)
         fig.legend(loc="outside lower center", fontsize=7, frameon=False)
@@ -296,7 +304,8 @@ def run_figures(run: Run) -> dict[str, Figure]:
         fit = (f"edge φ{entry.rank} ({component_label(result, entry)})" if entry in result.edge
                else f"H_{entry.part}" if entry in result.energy else f"node a_{entry.output}")
         figures[f"{Path(entry.front_file).stem}.png"] = pareto_figure(
-            read_front(run.distill_dir / entry.front_file), title=f"{run.label}: Pareto front of {fit}")
+            read_front(run.distill_dir / entry.front_file), title=f"{run.label}: Pareto front of {fit}",
+            final=entry.equation)
     return figures
 
 
@@ -312,7 +321,7 @@ def make_figures(run: Run, out_dir: str | os.PathLike) -> list[Path]:
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    made = [save_figure(fig, out_dir / name) for name, fig in run_figures(run).items()]
+    made = [save_figure(fig, out_dir / name, dpi=DPI) for name, fig in run_figures(run).items()]
     if run.history is not None:
         made.append(evolution_gif(run.history, out_dir / "message_evolution.gif", title=run.label))
     return made

@@ -12,7 +12,8 @@ Out: per table, rows "{law}-{dim}" and one column per strategy (standard, bottle
      then any other strategy the runs use), each cell "ours (paper P, repro R)", e.g.
      "0.0180 (paper 0.046, repro 0.0182 ± 0.001)". Runs sharing law/dim/strategy (seeds)
      are aggregated as mean ± std over runs; a single run shows its own spread where it has
-     one (MAE: std over test graphs, as the reproduction's Table 1). Three forms:
+     one (MAE: std over test graphs, "± ... over test graphs" in the cell, as the
+     reproduction's Table 1 reports a std of one run). Three forms:
      `build_tables` (long rows of dicts, numbers included, for notebooks), Markdown and CSV
      (`write_tables`, atomic writes).
 """
@@ -134,6 +135,11 @@ def _with_n(text: str, n: int) -> str:
     return text if n <= 1 else f"{text} [n={n}]"
 
 
+def _over_graphs(text: str, n: int) -> str:
+    """`_with_n`; one run's ± (its own spread) named as the spread over test graphs it is."""
+    return f"{text} over test graphs" if n == 1 and "±" in text else _with_n(text, n)
+
+
 # --------------------------------------------------------------------------- #
 # Measures (ours)                                                              #
 # --------------------------------------------------------------------------- #
@@ -142,7 +148,7 @@ def _test_mae(runs: list[Run]):
     s = _mean_spread(runs, _trained("mae_per_node"), _trained("mae_per_node_std"))
     if s is None:
         return None
-    return {"value": s[0], "spread": s[1], "n_runs": s[2]}, _with_n(_text(s), s[2])
+    return {"value": s[0], "spread": s[1], "n_runs": s[2]}, _over_graphs(_text(s), s[2])
 
 
 def _r2(runs: list[Run]):
@@ -230,7 +236,7 @@ def _symbolic_vs_network(runs: list[Run]):
     n = max(s[2] for s in (sym, net) if s)
     data = {"value": sym[0] if sym else None, "spread": sym[1] if sym else None,
             "network": net[0] if net else None, "network_spread": net[1] if net else None, "n_runs": n}
-    return data, _with_n(_pair_text(sym, net), n)
+    return data, _over_graphs(_pair_text(sym, net), n)
 
 
 OOD_CASES = (("spread", "spread"), ("more_particles", "more particles"))

@@ -2,7 +2,8 @@
 
 In:  a `MessageHistory` (RUN/train/message_history.npz) and a title naming the run.
 Out: `history_figure`: R² of each top component against the true force and against F/m1,
-     and the sparsity, against the optimiser step (linear axes);
+     and the sparsity, against the optimiser step (linear axes, at most 6 step ticks, 40000
+     written 40k);
      `evolution_gif`: an animated GIF, one frame per recorded step (at most MAX_FRAMES,
      evenly spaced, first and last kept), of the top two components against the best linear
      combination of the true force: the paper's Fig. 3 as training goes (the official demo's
@@ -18,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.animation import PillowWriter
 from matplotlib.figure import Figure
+from matplotlib.ticker import EngFormatter, MaxNLocator
 
 from gnn.history import MessageHistory
 from nbody.io import atomic_write_bytes
@@ -52,6 +54,9 @@ def history_figure(history: MessageHistory, title: str = "") -> Figure:
     ax_sp.set_xlabel("optimiser step")
     ax_sp.set_ylabel("sparsity")
     ax_sp.set_title("sparsity during training", fontsize=9)
+    for ax in (ax_r2, ax_sp):   # few ticks, 40000 as "40k": labels that never run into each other
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
+        ax.xaxis.set_major_formatter(EngFormatter(sep=""))
     fig.legend(loc="outside lower center", ncols=3, fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)

@@ -30,6 +30,7 @@ from _report_helpers import legend_overlaps, scan_report
 from analysis import (build_tables, find_runs, load_run, make_figures, published, run_figures, summary_rows,
                       write_tables)
 from analysis.figures import message_fit_figure, sparsity_figure
+from analysis.notation import write
 from analysis.report import RUN_SECTIONS, write_report
 from analysis.tables import to_markdown
 from distill import DistillConfig
@@ -295,13 +296,13 @@ def test_tables_of_one_run(tmp_path, make_run):
     mae = cell[("test_mae", "l1")]
     assert mae["value"] == 0.018 and mae["spread"] == pytest.approx(0.0018) and mae["n_runs"] == 1
     assert mae["paper"] == 0.045 and mae["repro"] == {"mean": 0.0249, "std": 0.001}
-    assert mae["cell"] == "0.0180 ± 0.00180 (paper 0.045, repro 0.0249 ± 0.001)"
+    assert mae["cell"] == "0.0180 ± 0.00180 over test graphs (paper 0.045, repro 0.0249 ± 0.001)"
     assert cell[("r2", "l1")]["cell"] == "0.970 (0.450) (paper 1.000, repro 1.000 (0.430))"
     assert cell[("sparsity", "l1")]["cell"] == "0.950 (repro 1.000)"
     assert cell[("edge_reconstruction", "l1")]["cell"] == "1/2 ✗ (paper ✓, repro 2/2)"
     assert cell[("node_reconstruction", "l1")]["cell"] == "2/2 ✓ (repro 2/2)"
     assert cell[("success_rate", "l1")]["cell"] == "0/1 (force 0/1, Newton 1/1) (paper ✓)"
-    assert cell[("symbolic_vs_network", "l1")]["cell"] == "sym 0.0250 ± 0.00300 / NN 0.0200 ± 0.00200"
+    assert cell[("symbolic_vs_network", "l1")]["cell"] == "sym 0.0250 ± 0.00300 / NN 0.0200 ± 0.00200 over test graphs"
     assert cell[("ood", "l1")]["value"] is None and cell[("ood", "l1")]["spread_symbolic"] == 0.03
     # Strategies without runs still show the published numbers.
     assert cell[("test_mae", "bottleneck")]["cell"] == "– (paper 0.046, repro 0.0182 ± 0.001)"
@@ -323,7 +324,7 @@ def test_markdown_and_csv_of_a_sweep(tmp_path, make_run):
     assert md["Sim"] == ["Standard", "Bottleneck", "L1", "KL"]
     assert list(md)[1:] == ["spring-2", "r1-3"]
     assert md["spring-2"][2] == "0.0200 ± 0.0100 [n=3] (paper 0.045, repro 0.0249 ± 0.001)"
-    assert md["r1-3"][1] == "0.500 ± 0.0500 (paper 0.050, repro 0.0261 ± 0.003)"
+    assert md["r1-3"][1] == "0.500 ± 0.0500 over test graphs (paper 0.050, repro 0.0261 ± 0.003)"
 
     with open(written["test_mae.csv"], newline="", encoding="utf-8") as fh:
         rows = {r["sim"]: r for r in csv.DictReader(fh)}
@@ -498,12 +499,15 @@ def test_run_report_is_one_self_contained_page_with_every_section_and_figure(tmp
     anchor = "run-spring-2d-l1-s0"
     assert {f"{anchor}-{key}" for key in RUN_SECTIONS} | {"tables", "sources"} <= scan.ids
     assert {f"table-{name}" for name in build_tables([run])} <= scan.ids
-    assert sorted(scan.captions) == sorted(p.name for p in figures[run.name])   # every figure, the GIF too
+    named = sorted(c.rsplit(" (", 1)[-1].rstrip(")") for c in scan.captions)   # "what it shows (file)"
+    assert named == sorted(p.name for p in figures[run.name])   # every figure, the GIF too
     assert sum(mime == "image/gif" for mime, _, _ in scan.images) == 1
-    equations = [alt for mime, _, alt in scan.images if alt.startswith(("\\phi", "a_"))]
-    assert len(equations) == len(run.distill.edge) + len(run.distill.node)   # each rendered by mathtext
-    assert all(e.equation in scan.text for e in run.distill.edge + run.distill.node)
-    assert scan.text.count("judgement") == len(equations)
+    equations = {alt for mime, _, alt in scan.images if alt.startswith(("φ", "a_"))}
+    shown = {f"{lhs} = {write(e.equation).text}" for lhs, e in
+             [(f"φ{e.rank}", e) for e in run.distill.edge] + [(f"a_{e.output}", e) for e in run.distill.node]}
+    assert shown <= equations                               # each rendered by mathtext, its plain text as alt
+    assert all(text in scan.text for text in shown)
+    assert scan.text.count("judgement") == len(shown)
     assert "paper 0.045" in scan.text and "Cranmer" in scan.text       # the published numbers, cited
 
 

@@ -80,7 +80,8 @@ def test_tiny_run_report_and_message_history(tiny_run):
     assert not scan.problems, scan.problems
     assert {f"run-run-{key}" for key in RUN_SECTIONS} | {"tables", "sources"} <= scan.ids
     figures = sorted(p.name for p in (out / "analysis").iterdir() if p.suffix in (".png", ".gif"))
-    assert sorted(scan.captions) == figures and "message_evolution.gif" in figures
+    named = sorted(c.rsplit(" (", 1)[-1].rstrip(")") for c in scan.captions)   # "what it shows (file)"
+    assert named == figures and "message_evolution.gif" in figures
     history = load_history(out / "train")
     assert history.step[0] == 0 and len(history.step) > 10
     assert history.r2_force[-1].min() > 0.95 > history.r2_force[0].max()
