@@ -24,6 +24,7 @@ what the data can tell.
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Sequence
 
 import numpy as np
@@ -35,17 +36,22 @@ from nbody.expr import R, SYMBOLS
 from nbody.graph import edges, scatter_sum
 from nbody.laws import Law, register_law
 
-from .candidate import lambdify, round_floats, symbols_for
+from .candidate import complexity, lambdify, round_floats, symbols_for
 from .compose import EvalSets, refit_graphs, refit_jointly
 from .config import DistillConfig
 from .data import DistillData
+from .fitting import fit_target
 from .messages import edge_input_names, edge_inputs
 from .schema import ConstantMatch, PhysicalLaw
-from .symbolic import node_input_names
+from .symbolic import forward, node_input_names, symbolic_network
 
 RADIAL_TOL = 1e-2      # largest relative disagreement of h across axes, and non-radial share, of a radial law
 RECEIVER_GAIN = 0.5    # the receiver part is kept when it at least halves the law's training MAE
 MATCH_TOL = 1e-2       # a discovered constant within 1 % of the law's matches it
+NUMERIC_RADIAL_TOL = 0.25  # the composed model's pair terms, read numerically, may be this far from radial;
+                           # the radial law read off them must then fit the truth at least as well as the model
+SIMPLE = 7             # an f this complex or less is read as it is (-2*r' + 2 is 5)
+FORM_TOL = 1e-3        # an SR form replaces f when its RMS deviation from f is below this share of f's RMS
 NEGLIGIBLE = 1e-4      # a term of f whose RMS on the training pairs is below this share of f's is dropped;
                        # a receiver part is not tried when f alone is within this share of the mean |a|
 R_PRIME = sp.Symbol("r'")
@@ -72,22 +78,34 @@ def physical_law(edge_exprs: Sequence[sp.Expr], node_exprs: Sequence[sp.Expr], d
     dim, eps = data.dim, data.softening
     x, a = refit_graphs(data, cfg.seed)
     split = _split(edge_exprs, node_exprs, dim)
-    if isinstance(split, str):
-        return _not_radial(split)
-    h, per_pair, nonradial, own = split
-    reason, share = _radial_check(h, nonradial, x, data)
-    if reason:
-        return _not_radial(reason)
-    E = dict(zip(edge_input_names(dim), symbols_for(edge_input_names(dim))))
-    m1, n_i = E["m1"], symbols_for(["n_i"])[0]
-    force = sp.expand(m1 * E["r"] * h[0]).xreplace({E["r"]: R - sp.Float(eps), E["rs"]: R})
-    receiver = [sp.expand(d + n_i * p) for d, p in zip(own, per_pair)]
+    reason = split if isinstance(split, str) else None
+    if reason is None:
+        h, per_pair, nonradial, own = split
+        reason, share = _radial_check(h, nonradial, x, data)
+    if reason is None:
+        E = dict(zip(edge_input_names(dim), symbols_for(edge_input_names(dim))))
+        m1, n_i = E["m1"], symbols_for(["n_i"])[0]
+        force = sp.expand(m1 * E["r"] * h[0]).xreplace({E["r"]: R - sp.Float(eps), E["rs"]: R})
+        force = _simplest_form(force, x, data, cfg)
+        receiver = [sp.expand(d + n_i * p) for d, p in zip(own, per_pair)]
+    else:
+        read = _pair_force_values(edge_exprs, node_exprs, x, data, cfg)
+        if isinstance(read, str):
+            return _not_radial(f"{reason}; {read}")
+        X, values, share = read
+        force, receiver = _values_form(X, values, cfg), []
     fitted, names, train = _refit(force, None, x, a, data, cfg.precision)
     fitted[0] = _chop(fitted[0], x, data)
     if any(r != 0 for r in receiver) and train > NEGLIGIBLE * float(np.mean(np.abs(a))):
         with_receiver = _refit(force, receiver, x, a, data, cfg.precision)
         if with_receiver[2] < RECEIVER_GAIN * train:
             fitted, names, train = with_receiver
+    if reason is not None:
+        composed = symbolic_network(edge_exprs, node_exprs, dim, eps)
+        model_mae = float(np.mean(np.abs(forward(composed, x, data.law) - a)))
+        if not train <= model_mae:
+            return _not_radial(f"{reason}; the radial law read off its pair terms fits the truth worse than the "
+                               f"composed model (training MAE {train:.3g} against {model_mae:.3g})")
     has_receiver = len(fitted) > 1
     force, receiver = fitted[0], (fitted[1:] if has_receiver else None)
     test, _, ood = sets.maes(lambda xs: law_predictor(xs, data.law, dim, eps, has_receiver)(_evaluators(fitted, names)))
@@ -166,6 +184,60 @@ def _radial_check(h, nonradial, x: np.ndarray, data: DistillData) -> tuple[str |
     if not share <= RADIAL_TOL:
         return f"the pair term has a non-radial part {share:.3g} the size of its radial part", share
     return None, share
+
+
+def _simplest_form(force: sp.Expr, x: np.ndarray, data: DistillData, cfg: DistillConfig) -> sp.Expr:
+    """f as it comes out of the composed model, or, when that is longer than SIMPLE, the form
+    SR finds for f's own values on the pairs of x at r >= cfg.min_r (`_values_form`) when it
+    is less complex and within FORM_TOL of f there. A network free to carry a receiver factor
+    g(m1) leaves f as g(m1)·(...)/g'(m1) with g ≈ g' (not equal after the refit, so sympy
+    cannot cancel them); f's values are noise-free, so SR on them finds the law's short form."""
+    if complexity(force) <= SIMPLE:
+        return force
+    X = _force_columns(x, data.law, data.dim, data.softening)[0]
+    X = X[X[:, 0] - data.softening >= cfg.min_r]
+    y = lambdify(force, FORCE_NAMES)(X)
+    if len(y) < 10 or not np.all(np.isfinite(y)):
+        return force
+    form = _values_form(X, y, cfg)
+    scale = float(np.sqrt(np.mean(y ** 2)))
+    error = float(np.sqrt(np.mean((lambdify(form, FORCE_NAMES)(X) - y) ** 2)))
+    return form if complexity(form) < complexity(force) and error < FORM_TOL * scale else force
+
+
+def _values_form(X: np.ndarray, y: np.ndarray, cfg: DistillConfig) -> sp.Expr:
+    """The equation SR selects ("best") for values y of f on rows X over FORCE_NAMES, with a
+    small budget (at most 50 generations, stopped after 10 without change, 2,000 rows)."""
+    budget = dataclasses.replace(cfg, selection="best", stall_generations=10, search_rows=2000,
+                                 generations=min(cfg.generations, 50))
+    return fit_target(X, y, FORCE_NAMES, budget, label="law f").final.expr
+
+
+def _pair_force_values(edge_exprs, node_exprs, x: np.ndarray, data: DistillData, cfg: DistillConfig):
+    """(f's inputs [E, 5], f's values [E], non-radial share) of the composed model read
+    numerically, or the reason (text) it has no radial pair force: each pair's contribution
+    to its receiver's acceleration, P = node(x_i, ē_i) - node(x_i, ē_i - edge(i, j)) (exact for
+    a node equation linear in ē), projected on r̂: f = m_i (P·r̂), on the pairs at r >= min_r.
+    Used when the composed equations do not show a radial factor symbolically (their axes'
+    forms differ by more than RADIAL_TOL), though their sum may still be a radial force."""
+    dim, eps = data.dim, data.softening
+    G, n, F = x.shape
+    sym = symbolic_network(edge_exprs, node_exprs, dim, eps)
+    send, recv = edges(n, data.law.topology)
+    xr, xs = x[:, recv].reshape(-1, F), x[:, send].reshape(-1, F)
+    messages = sym.edge(xr, xs)
+    agg = scatter_sum(messages.reshape(G, len(recv), -1), recv, n)[:, recv].reshape(len(xr), -1)
+    P = sym.node(xr, agg) - sym.node(xr, agg - messages)
+    X, unit, _ = _force_columns(x, data.law, dim, eps)
+    keep = (X[:, 0] - eps >= cfg.min_r) & np.all(np.isfinite(P), axis=1)
+    if keep.sum() < 10:
+        return "too few finite pair terms to read a force from"
+    P, unit, X = P[keep], unit[keep], X[keep]
+    along = np.sum(P * unit, axis=1)
+    share = float(np.sqrt(np.mean(np.sum((P - along[:, None] * unit) ** 2, axis=1)) / np.mean(along ** 2)))
+    if not share <= NUMERIC_RADIAL_TOL:
+        return f"its pair terms have a non-radial part {share:.3g} the size of their radial part"
+    return X, state.mass(xr[keep], dim) * along, share
 
 
 def _chop(force: sp.Expr, x: np.ndarray, data: DistillData) -> sp.Expr:
