@@ -14,7 +14,10 @@ Out: `summary_rows` (dicts with SUMMARY_FIELDS) and `to_summary_csv` (booleans a
      the true accelerations, `composed.test`); `ood_mae_network` and `ood_mae_symbolic` the
      worse of the two OOD sets (symbolic: the refitted model, else the selected equations);
      `rollout_err_network` / `rollout_err_symbolic` the median position error at the end of
-     the rollout (10x the training horizon) of the network / the discovered law.
+     the rollout (10x the training horizon) of the network / the discovered law;
+     `law_exact` whether the discovered law in physical form matches the true law term by
+     term within 1 % (`physical_law.matches_truth`; false where no radial law was found) and
+     `law_test_mae` that law's test MAE.
 """
 from __future__ import annotations
 
@@ -28,8 +31,8 @@ from .runs import Run
 
 SUMMARY_FIELDS = ("law", "dim", "strategy", "seed", "force_law_found", "newton_found", "edge_target",
                   "r2_force", "r2_accel", "test_mae_network", "test_mae_symbolic", "test_mae_symbolic_refit",
-                  "ood_mae_network", "ood_mae_symbolic", "rollout_err_network", "rollout_err_symbolic", "wall_s",
-                  "run", "failure")
+                  "ood_mae_network", "ood_mae_symbolic", "rollout_err_network", "rollout_err_symbolic", "law_exact",
+                  "law_test_mae", "wall_s", "run", "failure")
 
 
 def summary_rows(runs: list[Run]) -> list[dict[str, Any]]:
@@ -68,12 +71,15 @@ def _physics_cells(d) -> dict[str, Any]:
     """The refit, OOD and rollout columns of a distillation (None where it has no such record)."""
     composed = d.composed if d else None
     roll = d.rollout if d else None
+    law = d.physical_law if d else None
     ood = d.mae.ood if d else {}
     return {"test_mae_symbolic_refit": composed.test if composed else None,
             "ood_mae_network": _worst(v.network for v in ood.values()),
             "ood_mae_symbolic": _worst(composed.ood.values()) if composed else _worst(v.symbolic for v in ood.values()),
             "rollout_err_network": roll.err_network if roll else None,
-            "rollout_err_symbolic": roll.err_symbolic if roll else None}
+            "rollout_err_symbolic": roll.err_symbolic if roll else None,
+            "law_exact": law.matches_truth if law else None,
+            "law_test_mae": law.test if law else None}
 
 
 def to_summary_csv(rows: list[dict[str, Any]]) -> str:
