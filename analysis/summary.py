@@ -17,7 +17,7 @@ Out: `summary_rows` (dicts with SUMMARY_FIELDS) and `to_summary_csv` (booleans a
      the rollout (10x the training horizon) of the network / the discovered law;
      `law_exact` whether the discovered law in physical form matches the true law term by
      term within 1 % (`physical_law.matches_truth`; false where no radial law was found) and
-     `law_test_mae` that law's test MAE.
+     `law_test_mae` / `law_ood_mae` that law's test MAE and its worse OOD MAE.
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ from .runs import Run
 SUMMARY_FIELDS = ("law", "dim", "strategy", "seed", "force_law_found", "newton_found", "edge_target",
                   "r2_force", "r2_accel", "test_mae_network", "test_mae_symbolic", "test_mae_symbolic_refit",
                   "ood_mae_network", "ood_mae_symbolic", "rollout_err_network", "rollout_err_symbolic", "law_exact",
-                  "law_test_mae", "wall_s", "run", "failure")
+                  "law_test_mae", "law_ood_mae", "wall_s", "run", "failure")
 
 
 def summary_rows(runs: list[Run]) -> list[dict[str, Any]]:
@@ -79,7 +79,8 @@ def _physics_cells(d) -> dict[str, Any]:
             "rollout_err_network": roll.err_network if roll else None,
             "rollout_err_symbolic": roll.err_symbolic if roll else None,
             "law_exact": law.matches_truth if law else None,
-            "law_test_mae": law.test if law else None}
+            "law_test_mae": law.test if law else None,
+            "law_ood_mae": _worst(law.ood.values()) if law and law.ood else None}
 
 
 def to_summary_csv(rows: list[dict[str, Any]]) -> str:

@@ -36,3 +36,14 @@ def spring_data(dim: int = 2, n: int = 4, train_graphs: int = 600, test_graphs: 
 def distill_planted(cfg: DistillConfig, out: Path, **data) -> DistillResult:
     """Distill the planted 2D spring model (MIX_2D, BIAS_2D) into out; `data` goes to `spring_data`."""
     return distill_network(planted_network(SPRING, 2, MIX_2D, BIAS_2D), spring_data(**data), cfg, out)
+
+
+# A small SR budget for the planted spring run that the analysis and report tests share.
+SMALL_SR = DistillConfig(population_size=60, generations=8, n_threads=2, n_edges=500, n_nodes=300,
+                         n_eval_graphs=20, n_ood_graphs=20)
+
+
+def small_planted_run(out: Path) -> Path:
+    """`distill_planted` under SMALL_SR into out (200 training, 100 test graphs); returns out."""
+    distill_planted(SMALL_SR, out, train_graphs=200, test_graphs=100)
+    return out

@@ -25,7 +25,7 @@ from matplotlib.colors import to_rgba
 from PIL import Image
 
 import run as run_py
-from _distill_helpers import SPRING, distill_planted, spring_data
+from _distill_helpers import SMALL_SR, SPRING, small_planted_run, spring_data
 from _report_helpers import legend_overlaps, scan_report
 from analysis import (build_tables, find_runs, load_run, make_figures, published, run_figures, summary_rows,
                       write_tables)
@@ -33,7 +33,6 @@ from analysis.figures import message_fit_figure, sparsity_figure
 from analysis.notation import write
 from analysis.report import RUN_SECTIONS, write_report
 from analysis.tables import to_markdown
-from distill import DistillConfig
 from distill.messages import significance, sparsity, top_components
 from distill.schema import load_result, read_front, save_result
 from gnn.config import ModelConfig, TrainConfig
@@ -44,8 +43,6 @@ from nbody.errors import InputError
 from nbody.io import save_figure, save_json
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-SMALL = DistillConfig(population_size=60, generations=8, n_threads=2, n_edges=500, n_nodes=300,
-                      n_eval_graphs=20, n_ood_graphs=20)
 
 
 # --------------------------------------------------------------------------- #
@@ -56,8 +53,7 @@ SMALL = DistillConfig(population_size=60, generations=8, n_threads=2, n_edges=50
 def planted_distill(tmp_path_factory) -> Path:
     """A distill folder written by the pipeline for the planted spring model."""
     out = tmp_path_factory.mktemp("planted") / "distill"
-    distill_planted(SMALL, out, train_graphs=200, test_graphs=100)
-    return out
+    return small_planted_run(out)
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +79,7 @@ def make_run(planted_distill, recorded_history):
         run.mkdir(parents=True)
         save_json(run / "config.json", {"preset": "tiny", "sim": SimConfig(law=law, dim=dim, seed=seed),
                                         "model": ModelConfig(strategy=strategy, dim=dim),
-                                        "train": TrainConfig(seed=seed), "distill": SMALL})
+                                        "train": TrainConfig(seed=seed), "distill": SMALL_SR})
         if "data" in stages:
             states = np.random.default_rng(seed).normal(size=(2, 30, 4, 2 * dim + 2)).astype(np.float32)
             states[..., -1] = 1.0  # mass

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from _cli_helpers import run_main
 import cluster
 import run
 from runconfig import PRESETS
@@ -35,19 +36,8 @@ SMALL = ["--n-sims", "12", "--nt", "20", "--integrator", "reference", "--epochs"
          "--max-time", "20", "--quiet"]
 
 
-def _main(args, capsys) -> tuple[int, str, str]:
-    """run.main on `args` (argparse's own exits included) -> (exit code, stdout, stderr)."""
-    capsys.readouterr()
-    try:
-        code = run.main([str(a) for a in args])
-    except SystemExit as exc:
-        code = exc.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
 def _refused(args, capsys, contains: str) -> None:
-    code, _, err = _main(args, capsys)
+    code, _, err = run_main(args, capsys)
     assert code == 2 and err.startswith("error: ") and err.count("\n") == 1, err
     assert contains in err, err
 
@@ -123,7 +113,7 @@ def test_a_tiny_sweep_through_submitits_local_executor(tmp_path, capsys, monkeyp
     def never(*args, **kwargs):
         raise AssertionError("the submitting process simulated a dataset")
     monkeypatch.setattr(run, "stage_simulate", never)             # the jobs' own processes still can
-    code, stdout, err = _main(command, capsys)
+    code, stdout, err = run_main(command, capsys)
     assert code == 0, err
     record = json.loads((out / "submitit" / "sweep.json").read_text())
     first = record["submissions"][0]
@@ -132,7 +122,7 @@ def test_a_tiny_sweep_through_submitits_local_executor(tmp_path, capsys, monkeyp
     states = {s.name: s for s in cluster.run_states(out)}
     assert states[good].state == "running", states          # submission did not wait for the jobs
 
-    code, stdout, _ = _main(command, capsys)                  # the same command while they run
+    code, stdout, _ = run_main(command, capsys)                  # the same command while they run
     assert code == 0 and "0 submitted" in stdout, stdout
     assert len(json.loads((out / "submitit" / "sweep.json").read_text())["submissions"]) == 1
 
@@ -141,19 +131,19 @@ def test_a_tiny_sweep_through_submitits_local_executor(tmp_path, capsys, monkeyp
     logs = [p.read_text() for p in (out / "submitit").glob("*_0_log.out")]
     assert sum("12 simulations x 20 steps" in log for log in logs) == 1, logs     # one job simulated
     assert "train" in states[bad].detail
-    code, stdout, _ = _main(["sweep", "--status", "--out", out], capsys)
+    code, stdout, _ = run_main(["sweep", "--status", "--out", out], capsys)
     assert code == 0
     bad_line = next(line for line in stdout.splitlines() if line.startswith(bad))
     assert "failed" in bad_line and f"log: {states[bad].log}" in bad_line
     assert "Error" in states[bad].log.read_text()
     assert "1 done, 1 failed" in stdout
 
-    assert _main(["analyse", "--run", out], capsys)[0] == 0          # what has finished so far
+    assert run_main(["analyse", "--run", out], capsys)[0] == 0          # what has finished so far
     summary = _summary(out)
     assert summary[good]["test_mae_network"] and not summary[bad]["test_mae_network"], summary
 
     (out / bad / "train").unlink()
-    code, stdout, err = _main(command, capsys)
+    code, stdout, err = run_main(command, capsys)
     assert code == 0, err
     assert "1 submitted" in stdout and "1 done" in stdout, stdout
     record = json.loads((out / "submitit" / "sweep.json").read_text())
@@ -161,7 +151,7 @@ def test_a_tiny_sweep_through_submitits_local_executor(tmp_path, capsys, monkeyp
     states = _wait_until_settled(out)
     assert {s.state for s in states.values()} == {"done"}, states
     assert states[bad].job_id == record["submissions"][1]["jobs"][bad]
-    assert _main(["analyse", "--run", out], capsys)[0] == 0
+    assert run_main(["analyse", "--run", out], capsys)[0] == 0
     assert all(row["test_mae_network"] for row in _summary(out).values())
 
 
@@ -193,7 +183,7 @@ def test_slurm_gets_the_resources_and_states_come_from_sacct(tmp_path, capsys, f
                "--strategies", "bottleneck,l1", "--seeds", "0", "--partition", "gpu", "--account", "proj",
                "--qos", "high", "--slurm", "constraint=a100", "--workers", "2", "--out", out]
     good, bad = "spring-2d-bottleneck-s0", "spring-2d-l1-s0"
-    code, stdout, err = _main(command, capsys)
+    code, stdout, err = run_main(command, capsys)
     assert code == 0, err
     script = (fake_slurm / "sbatch_0.sh").read_text()
     for line in ("--partition=gpu", "--gpus-per-node=1", "--cpus-per-task=8", "--mem=16GB", "--time=720",
@@ -204,11 +194,11 @@ def test_slurm_gets_the_resources_and_states_come_from_sacct(tmp_path, capsys, f
     assert jobs == {good: "4242_0", bad: "4242_1"}
 
     (fake_slurm / "sacct.txt").write_text("JobID|State|NodeList\n4242_0|RUNNING|n1\n4242_1|TIMEOUT|n2\n")
-    code, stdout, _ = _main(["sweep", "--status", "--out", out], capsys)
+    code, stdout, _ = run_main(["sweep", "--status", "--out", out], capsys)
     assert code == 0 and "1 running, 1 failed" in stdout, stdout
     assert f"log: {out / 'submitit' / '4242_1_0_log.err'}" in stdout and "(TIMEOUT)" in stdout
 
-    code, stdout, err = _main(command, capsys)                           # the same command again
+    code, stdout, err = run_main(command, capsys)                           # the same command again
     assert code == 0 and "1 submitted" in stdout and "1 running" in stdout, stdout
     assert "--array" not in (fake_slurm / "sbatch_1.sh").read_text()   # the failed run alone
     (fake_slurm / "sacct.txt").write_text("JobID|State|NodeList\n4242_0|COMPLETING|n1\n4243|PENDING|\n")

@@ -18,27 +18,23 @@ import numpy as np
 import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-from _distill_helpers import distill_planted
+from _distill_helpers import SMALL_SR, small_planted_run
 from _report_helpers import scan_report
 from analysis import load_run, make_figures, write_report
 from analysis.notation import force, write
 from analysis.training import history_figure
 from analysis.verdict import run_verdict
-from distill import DistillConfig
 from distill.schema import ConstantMatch, PhysicalLaw, load_result, save_result
 from gnn.config import ModelConfig, TrainConfig
 from nbody.config import SimConfig
 from nbody.io import save_json
 
-SMALL = DistillConfig(population_size=60, generations=8, n_threads=2, n_edges=500, n_nodes=300,
-                      n_eval_graphs=20, n_ood_graphs=20)
 
 
 @pytest.fixture(scope="module")
 def planted(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("planted") / "distill"
-    distill_planted(SMALL, out, train_graphs=200, test_graphs=100)
-    return out
+    return small_planted_run(out)
 
 
 @pytest.fixture
@@ -50,7 +46,7 @@ def make_run(planted, tmp_path):
         run.mkdir()
         save_json(run / "config.json", {"preset": "tiny", "sim": SimConfig(law="spring", dim=2),
                                         "model": ModelConfig(strategy="bottleneck", dim=2),
-                                        "train": TrainConfig(), "distill": SMALL})
+                                        "train": TrainConfig(), "distill": SMALL_SR})
         save_json(run / "train" / "metrics.json", {"test": {"mae_per_node": 0.02, "mae_per_node_std": 0.002},
                                                     "epochs": 14, "steps": 100})
         shutil.copytree(planted, run / "distill")
@@ -159,7 +155,7 @@ def test_hints_follow_the_rules(make_run):
         return dataclasses.replace(d, node=node, node_success=False)
     v = run_verdict(load_run(make_run(nonlinear_node, name="nonlinear")))
     assert any(f.endswith("not linear in the summed messages") for f in v.failures)
-    assert any("--generations" in h for h in v.hints)         # SMALL picks node equations by score already
+    assert any("--generations" in h for h in v.hints)         # SMALL_SR picks node equations by score already
 
     fine = run_verdict(load_run(make_run(_found, name="fine")))
     assert fine.found and fine.failures == () and fine.hints == ()

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from _cli_helpers import run_main
 import run
 from nbody.errors import InputError
 from nbody.io import MARKER, replace_dir, temp_dir_beside
@@ -33,19 +34,8 @@ COMMANDS = ("simulate", "train", "distill", "all", "analyse", "sweep", "halos")
 TARGETS = ("user folder", ".", "..", "~", "symlink")
 
 
-def _main(args, capsys) -> tuple[int, str, str]:
-    """run.main on `args` (argparse's own exits included) -> (exit code, stdout, stderr)."""
-    capsys.readouterr()
-    try:
-        code = run.main([str(a) for a in args])
-    except SystemExit as exc:
-        code = exc.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
 def _refused(args, capsys, contains: str = "") -> str:
-    code, _, err = _main(args, capsys)
+    code, _, err = run_main(args, capsys)
     assert code == 2, err
     assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, err
     assert contains.lower() in err.lower(), err
@@ -162,7 +152,7 @@ def test_a_folder_of_ours_from_before_the_marker_is_still_ours(inputs, tmp_path,
     shutil.copytree(inputs["train"], old)
     (old / MARKER).unlink()
     args = ["train", "--data", inputs["data"], "--strategy", "bottleneck", *SMALL_TRAIN, "--out", old]
-    code, out, err = _main(args, capsys)
+    code, out, err = run_main(args, capsys)
     assert code == 0 and "skipped" in out, err
     assert (old / MARKER).is_file()
     (old / MARKER).unlink()
@@ -176,9 +166,9 @@ def test_an_empty_folder_and_re_runs_into_our_own_folders_work(inputs, tmp_path,
     empty = tmp_path / "empty"
     empty.mkdir()
     args = ["train", "--data", inputs["data"], "--strategy", "bottleneck", *SMALL_TRAIN, "--out", empty]
-    assert _main(args, capsys)[0] == 0
+    assert run_main(args, capsys)[0] == 0
     assert (empty / MARKER).is_file() and (empty / "checkpoint.pt").is_file()
-    code, out, err = _main(args, capsys)
+    code, out, err = run_main(args, capsys)
     assert code == 0 and "skipped" in out, err
 
 
@@ -234,7 +224,7 @@ def test_sibling_datasets_never_clash(tmp_path, capsys, ours):
     fd = _hold(parent / "first", fcntl.LOCK_EX)
     fd_parent = _hold(parent, fcntl.LOCK_SH if ours else fcntl.LOCK_EX)
     try:
-        code, _, err = _main(["simulate", *SMALL_SIM, "--out", parent / "second"], capsys)
+        code, _, err = run_main(["simulate", *SMALL_SIM, "--out", parent / "second"], capsys)
         assert code == 0, err
     finally:
         os.close(fd)
@@ -257,7 +247,7 @@ def test_another_seeds_data_files_copied_in_are_refused(inputs, tmp_path, capsys
     data = _with_files_of(tmp_path / "data", inputs["data"], inputs["data1"])
     out = tmp_path / "t"
     args = ["train", "--strategy", "bottleneck", *SMALL_TRAIN[:-1], "--epochs", "2", "--quiet"]
-    assert _main([*args, "--data", inputs["data"], "--out", out], capsys)[0] == 0
+    assert run_main([*args, "--data", inputs["data"], "--out", out], capsys)[0] == 0
     (out / "metrics.json").unlink()                                  # as if killed before the end
     before = _snapshot(out)
     _refused([*args, "--data", data, "--out", out], capsys, contains="train_accel.npy")       # resume
@@ -361,7 +351,7 @@ def test_a_sweep_with_a_refused_job_finishes_the_others_then_exits_2_with_the_li
     monkeypatch.setattr(run, "execute", lambda fn, jobs, **pool: map(fn, jobs))
     monkeypatch.setattr(run, "_sweep_job", job)
     monkeypatch.setattr(run, "stage_analyse", analyse)
-    code, out, err = _main(["sweep", "--laws", "spring", "--dims", "2", "--strategies", "l1,bottleneck", *SMALL_SIM,
+    code, out, err = run_main(["sweep", "--laws", "spring", "--dims", "2", "--strategies", "l1,bottleneck", *SMALL_SIM,
                             "--out", tmp_path / "s"], capsys)
     assert code == 2 and err.count("\n") == 1 and "1 of 2 sweep jobs" in err, err
     assert ran == ["spring-2d-l1-s0", "spring-2d-bottleneck-s0"]               # the other one still ran

@@ -1,0 +1,16 @@
+"""Calling the command line in-process: `run_main(args, capsys)` runs `run.main` (argparse's
+own exits included) and returns (exit code, stdout, stderr)."""
+from __future__ import annotations
+
+import run
+
+
+def run_main(args, capsys) -> tuple[int, str, str]:
+    """run.main on `args` -> (exit code, stdout, stderr)."""
+    capsys.readouterr()
+    try:
+        code = run.main([str(a) for a in args])
+    except SystemExit as exc:
+        code = exc.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
