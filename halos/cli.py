@@ -25,6 +25,7 @@ import numpy as np
 from nbody import rundir
 from nbody.errors import InputError
 from nbody.io import load_json, save_json, save_npy, to_jsonable
+from nbody.resources import available_memory
 
 from .catalogue import Catalogue, fingerprint, load_catalogue, save_catalogue
 from .config import PRESETS, HaloConfig, preset
@@ -32,6 +33,9 @@ from .graph import HaloGraph, build_graph
 from .synthetic import SyntheticConfig, make_catalogue
 
 # A halos run folder from before folders carried the ownership marker (`nbody.rundir.Layout`).
+# Peak memory per mock halo: 200,000 halos (26.6M edges) peaked at 1.1 GB (benchmarks/RESULTS.md,
+# "Dark-matter halos"), ~5.5 kB a halo; rounded up.
+BYTES_PER_HALO = 6_000
 LAYOUT = rundir.Layout(("config.json",), ("catalogue.npz", "SYNTHETIC.txt", "graph", "train", "distill",
                                           "timings.json"))
 SYNTHETIC_NOTE = ("This run used a SYNTHETIC halo catalogue (halos.synthetic): clustered mock positions and\n"
@@ -81,6 +85,7 @@ def run_halos(args: argparse.Namespace) -> dict:
         cat = load_catalogue(args.catalogue, values.get("box"))
     else:
         synthetic = _with_flags(SyntheticConfig(), values)
+        _check_memory(synthetic.n_halos)
     out = rundir.output_path(args.out)
     with rundir.locked(out, layout=LAYOUT):
         wanted = {"halos": to_jsonable(cfg), "synthetic": to_jsonable(synthetic),
@@ -126,6 +131,15 @@ def _timed(timings: dict, out: Path, name: str, stage):
                      "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
     save_json(out / "timings.json", timings)
     return value
+
+
+def _check_memory(n_halos: int) -> None:
+    """InputError, before anything is written, when n_halos mock halos would not fit in the
+    memory this process may use (`nbody.resources.available_memory`) at BYTES_PER_HALO."""
+    need, have = n_halos * BYTES_PER_HALO, available_memory()
+    if have is not None and need > have:
+        raise InputError(f"{n_halos} mock halos need about {need / 2**30:.3g} GiB (graph, training and "
+                         f"distillation), more than the {have / 2**30:.3g} GiB available; use fewer --n-halos")
 
 
 def _synthetic(out: Path, synthetic: SyntheticConfig, timings: dict) -> Catalogue:

@@ -102,6 +102,13 @@ def test_cli_refuses_a_hostile_npz_catalogue_in_one_line(write, message, tmp_pat
     assert not (tmp_path / "out").exists()
 
 
+def test_cli_refuses_more_mock_halos_than_memory_holds_before_writing_anything(tmp_path, capsys):
+    code = run.main(["halos", "--n-halos", str(10**12), "--out", str(tmp_path / "out"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and err.count("\n") == 1, err
+    assert "mock halos need about" in err and not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("cols, box, synthetic, message", [
     (dict(_columns(), vz=_columns()["vz"].astype(complex)), 100.0, False, "column vz must hold real numbers"),
     (dict(_columns(), vz=_columns()["vz"].astype(object)), 100.0, False, "column vz must hold real numbers"),
