@@ -234,7 +234,10 @@ def _pair_force_values(edge_exprs, node_exprs, x: np.ndarray, data: DistillData,
         return "too few finite pair terms to read a force from"
     P, unit, X = P[keep], unit[keep], X[keep]
     along = np.sum(P * unit, axis=1)
-    share = float(np.sqrt(np.mean(np.sum((P - along[:, None] * unit) ** 2, axis=1)) / np.mean(along ** 2)))
+    size = float(np.mean(along ** 2))
+    if not size > 0:
+        return "its pair terms have no radial part"
+    share = float(np.sqrt(np.mean(np.sum((P - along[:, None] * unit) ** 2, axis=1)) / size))
     if not share <= NUMERIC_RADIAL_TOL:
         return f"its pair terms have a non-radial part {share:.3g} the size of their radial part"
     return X, state.mass(xr[keep], dim) * along, share
