@@ -96,6 +96,7 @@ def physical_law(edge_exprs: Sequence[sp.Expr], node_exprs: Sequence[sp.Expr], d
         force, receiver = _values_form(X, values, cfg), []
     fitted, names, train = _refit(force, None, x, a, data, cfg.precision)
     fitted[0] = _chop(fitted[0], x, data)
+    fitted[0], train = _fewer_terms(fitted[0], train, x, a, data, cfg)
     if any(r != 0 for r in receiver) and train > NEGLIGIBLE * float(np.mean(np.abs(a))):
         with_receiver = _refit(force, receiver, x, a, data, cfg.precision)
         if with_receiver[2] < RECEIVER_GAIN * train:
@@ -241,6 +242,31 @@ def _pair_force_values(edge_exprs, node_exprs, x: np.ndarray, data: DistillData,
     if not share <= NUMERIC_RADIAL_TOL:
         return f"its pair terms have a non-radial part {share:.3g} the size of their radial part"
     return X, state.mass(xr[keep], dim) * along, share
+
+
+def _fewer_terms(force: sp.Expr, train: float, x: np.ndarray, a: np.ndarray, data: DistillData,
+                 cfg: DistillConfig) -> tuple[sp.Expr, float]:
+    """Occam's pass on the truth: each additive term of the expanded f is dropped, one at a
+    time, when f without it, refitted on (x, a), fits the true accelerations within
+    (1 + cfg.simplify_tol) of the training MAE `train` (a product form (m1 - 6841)·(r' - 1)
+    cannot refit its m1 away; expanded, the m1 terms go). Returns (f, its training MAE)."""
+    if not cfg.simplify_tol > 0:
+        return force, train
+    budget = train * (1 + cfg.simplify_tol)
+    current, loss = sp.expand(force), train
+    changed = True
+    while changed:
+        changed = False
+        terms = sp.Add.make_args(current)
+        for i in range(len(terms)):
+            rest = sp.Add(*(terms[:i] + terms[i + 1:]))
+            if not rest.free_symbols:
+                continue
+            fitted, _, mae = _refit(rest, None, x, a, data, cfg.precision)
+            if mae <= budget:
+                current, loss, changed = fitted[0], mae, True
+                break
+    return (current, loss) if current != sp.expand(force) else (force, train)
 
 
 def _chop(force: sp.Expr, x: np.ndarray, data: DistillData) -> sp.Expr:
