@@ -30,7 +30,7 @@ from nbody.graph import edges, scatter_sum
 from nbody.laws import Law
 
 from . import schema
-from .candidate import round_floats, symbols_for
+from .candidate import lambdify, round_floats, symbols_for
 from .config import DistillConfig
 from .data import DistillData
 from .messages import edge_input_names, edge_inputs
@@ -136,8 +136,9 @@ def refit_jointly(exprs: Sequence[sp.Expr], names: Sequence[Sequence[str]],
     return (fitted, before, after) if after < before else (list(exprs), before, before)
 
 
-def _evaluator(fn, constants: Sequence[float] = ()) -> Callable[[np.ndarray], np.ndarray]:
-    """X [N, d] -> [N] float64 of a lambdified fn(column 1, ..., column d, *constants)."""
+def _evaluator(fn, constants: Sequence[float]) -> Callable[[np.ndarray], np.ndarray]:
+    """X [N, d] -> [N] float64 of a lambdified fn(column 1, ..., column d, *constants) (the
+    free-constant twin of `candidate.lambdify`)."""
     def evaluate(X: np.ndarray) -> np.ndarray:
         with np.errstate(all="ignore"):
             out = fn(*(X[:, c] for c in range(X.shape[1])), *constants)
@@ -147,8 +148,7 @@ def _evaluator(fn, constants: Sequence[float] = ()) -> Callable[[np.ndarray], np
 
 def _mae_of(exprs: Sequence[sp.Expr], names: Sequence[Sequence[str]], predict, target: np.ndarray) -> float:
     """MAE per node of predict on the evaluators of exprs (no free constants)."""
-    fns = [_evaluator(sp.lambdify(symbols_for(cols), e, modules="numpy")) for e, cols in zip(exprs, names)]
-    return mae_stats(predict(fns), target)[0]
+    return mae_stats(predict([lambdify(e, cols) for e, cols in zip(exprs, names)]), target)[0]
 
 
 def composed_predictor(x: np.ndarray, law: Law, dim: int, softening: float, k: int):

@@ -43,6 +43,7 @@ from .data import DistillData
 from .fitting import fit_target
 from .messages import edge_input_names, edge_inputs
 from .schema import ConstantMatch, PhysicalLaw
+from .simplify import prune
 from .symbolic import forward, node_input_names, symbolic_network
 
 RADIAL_TOL = 1e-2      # largest relative disagreement of h across axes, and non-radial share, of a radial law
@@ -246,27 +247,17 @@ def _pair_force_values(edge_exprs, node_exprs, x: np.ndarray, data: DistillData,
 
 def _fewer_terms(force: sp.Expr, train: float, x: np.ndarray, a: np.ndarray, data: DistillData,
                  cfg: DistillConfig) -> tuple[sp.Expr, float]:
-    """Occam's pass on the truth: each additive term of the expanded f is dropped, one at a
-    time, when f without it, refitted on (x, a), fits the true accelerations within
+    """Occam's pass on the truth (`simplify.prune` over the expanded f, each candidate refitted
+    on (x, a)): a term goes when f without it fits the true accelerations within
     (1 + cfg.simplify_tol) of the training MAE `train` (a product form (m1 - 6841)·(r' - 1)
     cannot refit its m1 away; expanded, the m1 terms go). Returns (f, its training MAE)."""
     if not cfg.simplify_tol > 0:
         return force, train
-    budget = train * (1 + cfg.simplify_tol)
-    current, loss = sp.expand(force), train
-    changed = True
-    while changed:
-        changed = False
-        terms = sp.Add.make_args(current)
-        for i in range(len(terms)):
-            rest = sp.Add(*(terms[:i] + terms[i + 1:]))
-            if not rest.free_symbols:
-                continue
-            fitted, _, mae = _refit(rest, None, x, a, data, cfg.precision)
-            if mae <= budget:
-                current, loss, changed = fitted[0], mae, True
-                break
-    return (current, loss) if current != sp.expand(force) else (force, train)
+    def fit(candidate: sp.Expr) -> tuple[sp.Expr, float]:
+        fitted, _, mae = _refit(candidate, None, x, a, data, cfg.precision)
+        return fitted[0], mae
+    pruned, loss = prune(sp.expand(force), train, fit, cfg.simplify_tol)
+    return (pruned, loss) if pruned != sp.expand(force) else (force, train)
 
 
 def _chop(force: sp.Expr, x: np.ndarray, data: DistillData) -> sp.Expr:

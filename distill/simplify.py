@@ -16,7 +16,7 @@ than the tolerance.
 """
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import sympy as sp
@@ -54,21 +54,29 @@ def simplify(expr: sp.Expr, X: np.ndarray, y: np.ndarray, names: Sequence[str], 
     Returns:
         (equation, its MAE on (X, y)); `expr` itself when no term can go.
     """
-    loss = mae(expr, X, y, names)
+    def fit(candidate: sp.Expr) -> tuple[sp.Expr, float]:
+        refitted, loss = refit_constants(candidate, X, y, names, digits)
+        return clean(refitted, X, y, names, digits), loss
+    pruned, _ = prune(expr, mae(expr, X, y, names), fit, tol)
+    return pruned, mae(pruned, X, y, names)
+
+
+def prune(expr: sp.Expr, loss: float, fit: Callable[[sp.Expr], tuple[sp.Expr, float]],
+          tol: float) -> tuple[sp.Expr, float]:
+    """The greedy pass behind `simplify`, for any loss: while some `deletions` of the current
+    equation, refitted by `fit` (candidate -> (refitted, its loss)), stays within (1 + tol) x
+    `loss` (the input's loss), take the least complex such one if it is less complex than the
+    current equation. Returns (equation, its loss); `expr` itself when no term can go."""
     if not np.isfinite(loss):
         return expr, loss
     budget = loss * (1 + tol)
     current, current_loss = expr, loss
     while True:
-        options = []
-        for candidate in deletions(current):
-            refitted, new_loss = refit_constants(candidate, X, y, names, digits)
-            if new_loss <= budget:
-                tidy = clean(refitted, X, y, names, digits)
-                options.append((complexity(tidy), new_loss, tidy))
+        options = [(complexity(e), new_loss, e) for e, new_loss in map(fit, deletions(current))
+                   if new_loss <= budget]
         if not options:
             return current, current_loss
         size, new_loss, best = min(options, key=lambda o: (o[0], o[1]))
         if size >= complexity(current):
             return current, current_loss
-        current, current_loss = best, mae(best, X, y, names)
+        current, current_loss = best, new_loss
