@@ -32,7 +32,7 @@ import sympy as sp
 
 from nbody import state
 from nbody.errors import InputError
-from nbody.expr import R, SYMBOLS
+from nbody.expr import M1, M2, Q1, Q2, R, SYMBOLS
 from nbody.graph import edges, scatter_sum
 from nbody.laws import Law, register_law
 
@@ -98,6 +98,7 @@ def physical_law(edge_exprs: Sequence[sp.Expr], node_exprs: Sequence[sp.Expr], d
     fitted, names, train = _refit(force, None, x, a, data, cfg.precision)
     fitted[0] = _chop(fitted[0], x, data)
     fitted[0], train = _fewer_terms(fitted[0], train, x, a, data, cfg)
+    fitted[0] = on_support(fitted[0], x, data.dim)
     if any(r != 0 for r in receiver) and train > NEGLIGIBLE * float(np.mean(np.abs(a))):
         with_receiver = _refit(force, receiver, x, a, data, cfg.precision)
         if with_receiver[2] < RECEIVER_GAIN * train:
@@ -269,6 +270,19 @@ def _chop(force: sp.Expr, x: np.ndarray, data: DistillData) -> sp.Expr:
     scale = float(np.sqrt(np.mean(lambdify(force, FORCE_NAMES)(X) ** 2)))
     kept = [t for t, size in zip(terms, sizes) if not size < NEGLIGIBLE * scale]
     return sp.Add(*kept) if len(kept) < len(terms) and kept else force
+
+
+def on_support(force: sp.Expr, x: np.ndarray, dim: int) -> sp.Expr:
+    """f with every integer power q^k of a particle constant whose values in x (graphs [..., F])
+    are all ±1 written q^(k mod 2): equal on the data, and the form a physicist writes (charges
+    of ±1 make q2/q1 and q1·q2 one law, and only the second is symmetric in the pair)."""
+    unit = [pair for pair, column in (((Q1, Q2), state.charge), ((M1, M2), state.mass))
+            if np.all(np.abs(column(x, dim)) == 1)]
+    if not unit:
+        return force
+    symbols = set(sum(unit, ()))
+    return sp.expand(force).replace(lambda e: e.is_Pow and e.base in symbols and e.exp.is_Integer,
+                                    lambda e: e.base ** (int(e.exp) % 2))
 
 
 def _force_columns(x: np.ndarray, law: Law, dim: int, softening: float):

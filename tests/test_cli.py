@@ -25,6 +25,7 @@ import pytest
 import run
 from gnn.config import model_for_data
 from nbody.errors import InputError
+from nbody.io import save_json
 from runconfig import STAGE_CLASSES, config_from_args, preset, settable_fields
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -345,9 +346,12 @@ def test_a_checkpoint_with_nan_weights_is_refused_and_leaves_no_output(trained, 
     assert torch.isnan(obj["model"][first]).all()
 
 
-def test_json_outputs_are_strict(trained):
-    text = (trained / "metrics.json").read_text()
-    json.loads(text, parse_constant=lambda name: pytest.fail(f"bare {name} in metrics.json"))
+def test_json_outputs_are_strict(trained, tmp_path):
+    def strict(text: str):
+        return json.loads(text, parse_constant=lambda name: pytest.fail(f"bare {name} in JSON output"))
+    strict((trained / "metrics.json").read_text())
+    save_json(tmp_path / "odd.json", {"nan": float("nan"), "inf": np.float32("inf"), "list": [np.nan, 1.5]})
+    assert strict((tmp_path / "odd.json").read_text()) == {"nan": None, "inf": None, "list": [None, 1.5]}
 
 
 # --------------------------------------------------------------------------- #

@@ -1,5 +1,7 @@
 """gnn.model: graph semantics of the GNN (style principle 6) for every strategy."""
 import dataclasses
+import importlib
+import pkgutil
 
 import pytest
 import torch
@@ -200,6 +202,15 @@ def test_kl_divergence_is_zero_at_the_prior_and_positive_elsewhere():
     assert (kl_divergence(torch.tensor([0.5, 0.0]), torch.tensor([0.0, 1.0])) > 0).all()
 
 
-def test_config_is_frozen():
+def test_every_config_class_of_the_project_is_frozen():
+    """Configs are saved next to every output: a mutable one could differ from what was saved."""
+    configs = []
+    for package in ("nbody", "gnn", "distill", "halos"):
+        for info in pkgutil.iter_modules(importlib.import_module(package).__path__, package + "."):
+            module = importlib.import_module(info.name)
+            configs += [obj for name, obj in vars(module).items() if name.endswith("Config")
+                        and dataclasses.is_dataclass(obj) and obj.__module__ == module.__name__]
+    assert len(configs) >= 6
+    assert [c.__qualname__ for c in configs if not c.__dataclass_params__.frozen] == []
     with pytest.raises(dataclasses.FrozenInstanceError):
         ModelConfig().dim = 3

@@ -13,6 +13,7 @@ from analysis.runs import Run
 from analysis.summary import summary_rows
 from distill import DistillConfig, distill_network, load_law, load_result, symbolic_model
 from distill.candidate import make_candidate
+from distill.physical import compare_constants, on_support
 from distill.planted import planted_network
 from distill.report import physical_lines
 from distill.rollout import POINTS, rollout
@@ -21,7 +22,8 @@ from nbody.config import SimConfig
 from nbody.errors import InputError
 from nbody.initial import initial_conditions
 from nbody.integrate import integrate
-from nbody.laws import accelerations
+from nbody.expr import M1, M2, Q1, Q2, R
+from nbody.laws import accelerations, get_law
 from nbody.state import charge, mass, pos, vel
 
 import run as run_cli
@@ -172,3 +174,15 @@ def test_a_network_one_percent_off_drifts_away_from_the_discovered_law():
     record, curves = rollout(SPRING, get_law("spring"), network, 2, 4, 0.01, 2.0, 0.01, np.random.default_rng(0))
     assert record.err_symbolic == 0 and record.err_network > 1e-3
     assert np.all(np.diff(curves.t) > 0) and curves.t[-1] == pytest.approx(20.0)
+
+
+def test_charges_of_plus_or_minus_one_turn_the_found_form_into_the_symmetric_law():
+    x = np.zeros((5, 4, 6))
+    x[..., 4] = np.array([1, -1, -1, 1])          # charges ±1 (the charge law's)
+    x[..., 5] = np.exp(np.linspace(-1, 1, 4))     # masses that are not
+    found = on_support(1.00002 * Q2 / (Q1 * R ** 2) + 0.3 * M1 / M2, x, 2)
+    assert found == 1.00002 * Q1 * Q2 / R ** 2 + 0.3 * M1 / M2
+    match = compare_constants(on_support(Q2 / (Q1 * R ** 2), x, 2), get_law("charge").force_expr)
+    assert [m.rel_error for m in match] == [0.0]
+    x[..., 4] = np.array([1, -1, 0.5, 1])         # one charge not ±1: the form stays as found
+    assert on_support(Q2 / (Q1 * R ** 2), x, 2) == Q2 / (Q1 * R ** 2)
