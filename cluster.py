@@ -36,9 +36,9 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from distill.schema import RESULT_FILE
-from nbody import rundir
-from nbody.errors import InputError, require_finite
-from nbody.io import load_json, save_json, to_jsonable
+from plumbing import rundir
+from plumbing.errors import InputError, require_finite
+from plumbing.io import load_json, save_json, to_jsonable
 from runconfig import field_help, flag_type
 from sweep import Job, with_threads
 

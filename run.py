@@ -38,12 +38,12 @@ from distill import sr_engines
 from distill.config import DistillConfig
 from gnn.config import DATA_FIELDS, ModelConfig, TrainConfig, model_for_data
 from halos import cli as halos_cli
-from nbody import rundir
 from nbody.config import SimConfig
-from nbody.errors import InputError
 from nbody.integrate import INTEGRATORS, warm_kernels
 from nbody.laws import get_law, law_names
-from nbody.io import config_from_dict, load_json, mark, remove_stale_temps, save_json, to_jsonable
+from plumbing import rundir
+from plumbing.errors import InputError
+from plumbing.io import config_from_dict, load_json, mark, remove_stale_temps, save_json, to_jsonable
 from runconfig import (PRESETS, STAGE_CLASSES, RunConfig, add_config_flags, add_threads_flag,
                        common_group, config_from_args, flag_type, short_usage)
 from sweep import EXECUTORS, dataset_lock, execute, grid_list, set_threads, sweep_jobs
@@ -51,7 +51,7 @@ from sweep import EXECUTORS, dataset_lock, execute, grid_list, set_threads, swee
 ROOT = Path(__file__).resolve().parent
 
 # What each kind of output folder holds, to recognise one written before folders carried
-# the ownership marker (`nbody.rundir.Layout`); any other existing folder that is not empty
+# the ownership marker (`plumbing.rundir.Layout`); any other existing folder that is not empty
 # is refused.
 RUN_LAYOUT = rundir.Layout(("config.json",), ("versions.json", "timings.json", "failed.json", "data", "train",
                                               "distill", "analysis"))

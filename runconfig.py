@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from distill.config import DistillConfig
 from gnn.config import DATA_FIELDS, ModelConfig, TrainConfig, model_for_data
 from nbody.config import SimConfig
-from nbody.errors import InputError
+from plumbing.errors import InputError
 
 PRESETS = ("tiny", "cpu", "paper")
 # RunConfig field (and flag prefix of a field several stages share) -> its config class.

@@ -15,7 +15,7 @@ import functools
 from pathlib import Path
 from typing import Callable, Iterator
 
-from nbody.errors import InputError
+from plumbing.errors import InputError
 from runconfig import DEFAULT_THREADS, RunConfig, config_from_values
 
 EXECUTORS = ("local", "submitit")

@@ -12,7 +12,7 @@ Out: `Run` records; comparison tables per "{law}-{dim}" row and strategy column,
      run or sweep (`analysis.report`).
 Assumes: nothing beyond the files present; a stage that has not run leaves its cells empty
      and its figures out. Bad paths and files that do not read raise
-     `nbody.errors.InputError` (run.py: exit 2).
+     `plumbing.errors.InputError` (run.py: exit 2).
 
 Notebook use:
     from analysis import load_run, find_runs, build_tables, write_tables, make_figures, write_report, published

@@ -26,8 +26,8 @@ from pathlib import Path
 from distill.schema import (RESULT_FILE, DistillResult, MessageArrays, Predictions, load_messages,
                             load_predictions, load_result)
 from gnn.history import HISTORY_FILE, MessageHistory, load_history
-from nbody.errors import InputError
-from nbody.io import load_json
+from plumbing.errors import InputError
+from plumbing.io import load_json
 
 from .published import sim_key
 

@@ -10,7 +10,7 @@ Out: OUT/config.json (both configs, the catalogue path), OUT/catalogue.npz (synt
      stage), and for a synthetic catalogue OUT/SYNTHETIC.txt. A finished stage is skipped on
      a re-run, an interrupted training resumes, and a folder made with another config or
      catalogue is refused, and so is an existing OUT that this project did not make
-     (`nbody.rundir.check_ours`). Bad input: `InputError`, which run.py prints as one line (exit 2).
+     (`plumbing.rundir.check_ours`). Bad input: `InputError`, which run.py prints as one line (exit 2).
 """
 from __future__ import annotations
 
@@ -22,17 +22,17 @@ from pathlib import Path
 
 import numpy as np
 
-from nbody import rundir
-from nbody.errors import InputError
-from nbody.io import load_json, save_json, save_npy, to_jsonable
-from nbody.resources import available_memory
+from plumbing import rundir
+from plumbing.errors import InputError
+from plumbing.io import load_json, save_json, save_npy, to_jsonable
+from plumbing.resources import available_memory
 
 from .catalogue import Catalogue, fingerprint, load_catalogue, save_catalogue
 from .config import PRESETS, HaloConfig, preset
 from .graph import HaloGraph, build_graph
 from .synthetic import SyntheticConfig, make_catalogue
 
-# A halos run folder from before folders carried the ownership marker (`nbody.rundir.Layout`).
+# A halos run folder from before folders carried the ownership marker (`plumbing.rundir.Layout`).
 # Peak memory per mock halo: 200,000 halos (26.6M edges) peaked at 1.1 GB (benchmarks/RESULTS.md,
 # "Dark-matter halos"), ~5.5 kB a halo; rounded up.
 BYTES_PER_HALO = 6_000
@@ -135,7 +135,7 @@ def _timed(timings: dict, out: Path, name: str, stage):
 
 def _check_memory(n_halos: int) -> None:
     """InputError, before anything is written, when n_halos mock halos would not fit in the
-    memory this process may use (`nbody.resources.available_memory`) at BYTES_PER_HALO."""
+    memory this process may use (`plumbing.resources.available_memory`) at BYTES_PER_HALO."""
     need, have = n_halos * BYTES_PER_HALO, available_memory()
     if have is not None and need > have:
         raise InputError(f"{n_halos} mock halos need about {need / 2**30:.3g} GiB (graph, training and "

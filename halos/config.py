@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from distill.config import DistillConfig
-from nbody.errors import InputError, require_finite, require_types
+from plumbing.errors import InputError, require_finite, require_types
 
 PRESETS = ("small", "paper")
 

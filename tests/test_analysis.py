@@ -39,8 +39,8 @@ from gnn.config import ModelConfig, TrainConfig
 from gnn.history import HISTORY_FILE, load_history
 from gnn.train import train
 from nbody.config import SimConfig
-from nbody.errors import InputError
-from nbody.io import save_figure, save_json
+from plumbing.errors import InputError
+from plumbing.io import save_figure, save_json
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

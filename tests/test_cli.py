@@ -24,7 +24,7 @@ import pytest
 
 import run
 from gnn.config import model_for_data
-from nbody.errors import InputError
+from plumbing.errors import InputError
 from runconfig import STAGE_CLASSES, config_from_args, preset, settable_fields
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,7 +13,7 @@ from halos.catalogue import COLUMNS, from_columns, load_catalogue, save_catalogu
 from halos.formulas import PAPER, PAPER_POSITION_STD
 from halos.graph import brute_force_graph, build_graph, edges_of, interior
 from halos.synthetic import PLANT_CUTOFF, SyntheticConfig, make_catalogue, planted_delta, planted_e, planted_pair
-from nbody.errors import InputError
+from plumbing.errors import InputError
 
 
 def _columns(n=20, seed=0, box=100.0):
@@ -231,7 +231,7 @@ def test_cleaning_an_equation_with_symbolic_powers_is_quick_and_keeps_its_values
 @pytest.mark.slow
 def test_default_job_recovers_the_planted_form_and_beats_the_network_out_of_distribution(tmp_path):
     # The default `run.py halos` (about 7 minutes on 2 cores; benchmarks/RESULTS.md).
-    from nbody.io import load_json
+    from plumbing.io import load_json
     assert run.main(["halos", "--out", str(tmp_path / "run"), "--quiet"]) == 0
     result = load_json(tmp_path / "run" / "distill" / "halos_distill.json")
     assert result["synthetic"] and result["top_share"] > 0.99

@@ -18,11 +18,11 @@ from distill.report import physical_lines
 from distill.rollout import POINTS, rollout
 from distill.schema import load_rollout
 from nbody.config import SimConfig
-from nbody.errors import InputError
 from nbody.initial import initial_conditions
 from nbody.integrate import integrate
 from nbody.laws import accelerations
 from nbody.state import charge, mass, pos, vel
+from plumbing.errors import InputError
 
 import run as run_cli
 

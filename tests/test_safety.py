@@ -24,8 +24,8 @@ import pytest
 
 from _cli_helpers import run_main
 import run
-from nbody.errors import InputError
-from nbody.io import MARKER, replace_dir, temp_dir_beside
+from plumbing.errors import InputError
+from plumbing.io import MARKER, replace_dir, temp_dir_beside
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL_SIM = ["--n-sims", "12", "--nt", "20", "--integrator", "reference", "--quiet"]
@@ -203,7 +203,7 @@ def test_a_stage_folder_inside_a_locked_run_is_refused(inputs, tmp_path, capsys)
 
 
 def test_a_run_is_refused_while_a_command_writes_in_one_of_its_stage_folders(tmp_path, capsys):
-    from nbody import rundir
+    from plumbing import rundir
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     (run_dir / MARKER).write_text("{}")
@@ -259,7 +259,7 @@ def test_another_seeds_data_files_copied_in_are_refused(inputs, tmp_path, capsys
 
 
 def test_a_dataset_records_the_digest_of_every_array_file(inputs):
-    from nbody.rundir import file_sha256
+    from plumbing.rundir import file_sha256
     digests = json.loads((inputs["data"] / "meta.json").read_text())["sha256"]
     assert digests == {p.name: file_sha256(p) for p in inputs["data"].glob("*.npy")}
     assert len(digests) == 6
@@ -304,7 +304,7 @@ def test_an_absurd_model_width_is_refused_from_a_memory_estimate(inputs, tmp_pat
 
 
 def test_the_memory_pre_check_reads_the_address_space_limit(monkeypatch):
-    from nbody import resources
+    from plumbing import resources
     mapped = resources._proc_field("/proc/self/status", "VmSize:")
     monkeypatch.setattr(resources.resource, "getrlimit", lambda which: (mapped + (1 << 30), resource.RLIM_INFINITY))
     assert 0 < resources.available_memory() <= 1 << 30

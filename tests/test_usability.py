@@ -19,7 +19,7 @@ from distill.config import DistillConfig
 from distill.fitting import fit_target
 from halos import cli as halos_cli
 from halos.distill import table_markdown
-from nbody.progress import progress_bar
+from plumbing.progress import progress_bar
 from runconfig import DEFAULT_THREADS, config_from_args
 
 SMALL_SIM = ["--n-sims", "12", "--nt", "20", "--integrator", "reference", "--quiet"]
