@@ -146,7 +146,7 @@ def check_model_size(cfg: ModelConfig, batch_size: int = 1) -> None:
 
 
 def trained_preset_keys(path: str | os.PathLike) -> dict[str, str]:
-    """What picks a preset's per-strategy and per-law settings (`runconfig.preset`) for the model
+    """What picks a preset's per-strategy and per-law settings (`pipeline.presets.preset`) for the model
     in checkpoint.pt (or a training folder holding one), read without building the model:
     {"strategy": its message strategy, "law": the law of the dataset it was trained on, when it
     was trained on a dataset}. InputError as `load_model`."""
