@@ -40,6 +40,7 @@ from distill.messages import variance_shares
 from distill.report import component_label
 from distill.schema import FrontRow, RolloutCurves, load_rollout, read_front
 from nbody.config import SPLIT_NAMES
+from nbody.plot import trajectories_figure
 from plumbing.errors import InputError
 from plumbing.io import save_figure
 
@@ -276,7 +277,6 @@ def run_figures(run: Run) -> dict[str, Figure]:
     figures: dict[str, Figure] = {}
     split = _trajectory_split(run)
     if split is not None:
-        from nbody.plot import trajectories_figure
         states = np.load(run.data_dir / f"{split}_states.npy", mmap_mode="r")
         figures["trajectories.png"] = trajectories_figure(states, run.dim, title=f"{run.label}: {split} trajectories")
     if run.history is not None:
