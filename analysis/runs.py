@@ -1,4 +1,5 @@
-"""Read run directories (and sweeps of them) written by run.py into `Run` records.
+"""Read run directories (and sweeps of them) written by `pipeline` (run.py or `pipeline.run`)
+into `Run` records.
 
 In:  RUN/ with config.json (the run's frozen configs: {"preset", "sim": {"law", "dim", ...},
      "model": {"strategy", ...}, "train": {"seed", ...}, "distill": {...}}) and any of

@@ -14,6 +14,7 @@ from halos.graph import brute_force_graph, build_graph, edges_of, interior
 from halos.synthetic import PLANT_CUTOFF, SyntheticConfig, make_catalogue, planted_delta, planted_e, planted_pair
 from pipeline import cli
 from plumbing.errors import InputError
+from plumbing.io import load_json
 
 
 def _columns(n=20, seed=0, box=100.0):
@@ -198,6 +199,9 @@ def test_small_end_to_end_cli_run_writes_a_labelled_table_and_resumes(tmp_path, 
     for name in ("catalogue.npz", "graph/graph.json", "train/checkpoint.pt", "distill/halos_distill.json",
                  "timings.json", "config.json"):
         assert (out / name).exists(), name
+    timings = load_json(out / "timings.json")                   # one run-folder protocol: a run's shape
+    assert set(timings) == {"catalogue", "graph", "train", "distill"} and (out / "versions.json").is_file()
+    assert all(set(entry) == {"seconds", "peak_rss_mb"} for entry in timings.values()), timings
     capsys.readouterr()
     assert cli.main(args) == 0                                  # everything done: skipped
     assert "skipped" in capsys.readouterr().out
@@ -231,7 +235,6 @@ def test_cleaning_an_equation_with_symbolic_powers_is_quick_and_keeps_its_values
 @pytest.mark.slow
 def test_default_job_recovers_the_planted_form_and_beats_the_network_out_of_distribution(tmp_path):
     # The default `run.py halos` (about 7 minutes on 2 cores; benchmarks/RESULTS.md).
-    from plumbing.io import load_json
     assert cli.main(["halos", "--out", str(tmp_path / "run"), "--quiet"]) == 0
     result = load_json(tmp_path / "run" / "distill" / "halos_distill.json")
     assert result["synthetic"] and result["top_share"] > 0.99
