@@ -11,7 +11,7 @@ In:  a `Run` (see `analysis.runs`); each `*_figure` function also takes plain ar
        train/message_history.npz  the messages recorded during training (`analysis.training`)
        data/{split}_states.npy  [S, T, n, 2*dim+2] (pos, vel, q, m)
 Out: `run_figures(run)` -> {file name: Figure}; `make_figures` writes them as PNGs at DPI
-     (each atomically, `nbody.io.save_figure`) plus message_evolution.gif:
+     (each atomically, `plumbing.io.save_figure`) plus message_evolution.gif:
        message_fit.png     paper Fig. 3: each significant message component against the
                            linear combination of true forces, and of accelerations, fitted to it
        sparsity.png        each component's share of the message variance; the top `dim`
@@ -40,8 +40,9 @@ from distill.messages import variance_shares
 from distill.report import component_label
 from distill.schema import FrontRow, RolloutCurves, load_rollout, read_front
 from nbody.config import SPLIT_NAMES
-from nbody.errors import InputError
-from nbody.io import save_figure
+from nbody.plot import trajectories_figure
+from plumbing.errors import InputError
+from plumbing.io import save_figure
 
 from .notation import write
 from .runs import Run
@@ -276,7 +277,6 @@ def run_figures(run: Run) -> dict[str, Figure]:
     figures: dict[str, Figure] = {}
     split = _trajectory_split(run)
     if split is not None:
-        from nbody.plot import trajectories_figure
         states = np.load(run.data_dir / f"{split}_states.npy", mmap_mode="r")
         figures["trajectories.png"] = trajectories_figure(states, run.dim, title=f"{run.label}: {split} trajectories")
     if run.history is not None:

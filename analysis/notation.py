@@ -23,8 +23,8 @@ from sympy.printing.latex import LatexPrinter
 from sympy.printing.str import StrPrinter
 
 from distill.physical import display_form
-from nbody.errors import InputError
 from nbody.expr import FUNCTIONS, parse_text
+from plumbing.errors import InputError
 
 DIGITS = 4
 PRIME = "rp"   # what r' is called while the text is parsed

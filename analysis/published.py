@@ -22,7 +22,7 @@ import json
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from nbody.errors import InputError
+from plumbing.errors import InputError
 
 # Beside this module rather than via importlib.resources, which fails when an editable
 # install registered `analysis` as a namespace package.

@@ -32,7 +32,7 @@ from typing import Any, Iterable
 
 from distill.report import component_label, verdict
 from distill.schema import EdgeEquation, Equation, NodeEquation
-from nbody.io import atomic_write_text
+from plumbing.io import atomic_write_text
 
 from . import published
 from .notation import Written, force, number, write

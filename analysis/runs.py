@@ -1,15 +1,16 @@
-"""Read run directories (and sweeps of them) written by run.py into `Run` records.
+"""Read run directories (and sweeps of them) written by `pipeline` (run.py or `pipeline.run`)
+into `Run` records.
 
 In:  RUN/ with config.json (the run's frozen configs: {"preset", "sim": {"law", "dim", ...},
      "model": {"strategy", ...}, "train": {"seed", ...}, "distill": {...}}) and any of
-       timings.json            {stage: wall seconds}
+       timings.json            {stage: {seconds, peak_rss_mb}} (`plumbing.rundir.Timings`)
        data/{split}_states.npy [S, T, n, 2*dim+2] (pos, vel, q, m); a sweep keeps its
                                datasets outside the run directories, so sweep runs have none
        train/metrics.json      `gnn.train.train`'s metrics
        train/message_history.npz  messages recorded during training (`gnn.history`)
        distill/                the distill stage's files, read only through `distill.schema`
        failed.json             {"error": message}: a sweep job's stage refused the run (e.g. a
-                               model whose messages cannot be aligned); written by run.py
+                               model whose messages cannot be aligned); written by `pipeline.sweep`
      A sweep directory holds one such run directory per job (any depth up to 2).
 Out: `Run` (frozen): the run's identity from config.json, the train metrics, the
      `DistillResult` and lazily loaded message arrays, predictions and message history. A path that is not a
@@ -26,8 +27,9 @@ from pathlib import Path
 from distill.schema import (RESULT_FILE, DistillResult, MessageArrays, Predictions, load_messages,
                             load_predictions, load_result)
 from gnn.history import HISTORY_FILE, MessageHistory, load_history
-from nbody.errors import InputError
-from nbody.io import load_json
+from plumbing.errors import InputError
+from plumbing.io import load_json
+from plumbing.rundir import stage_seconds
 
 from .published import sim_key
 
@@ -127,11 +129,11 @@ def load_run(path: str | os.PathLike) -> Run:
     except (KeyError, TypeError, ValueError):
         raise InputError(f"{path / CONFIG_FILE} is not a run config (sim.law, sim.dim, model.strategy, "
                          "train.seed)") from None
-    metrics, timings, failed = path / "train" / "metrics.json", path / "timings.json", path / FAILED_FILE
+    metrics, failed = path / "train" / "metrics.json", path / FAILED_FILE
     distill = load_result(path / "distill") if (path / "distill" / RESULT_FILE).is_file() else None
     return Run(path=path, law=law, dim=dim, strategy=strategy, seed=seed,
                metrics=load_json(metrics) if metrics.is_file() else None, distill=distill,
-               timings=load_json(timings) if timings.is_file() else {},
+               timings=stage_seconds(path),
                failure=str(load_json(failed).get("error")) if failed.is_file() and distill is None else None)
 
 

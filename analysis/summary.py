@@ -3,7 +3,7 @@
 In:  `Run`s (see `analysis.runs`). Read: distill.json (`distill.schema.DistillResult`)
      edge_success, node_success, r2_force_mean, r2_accel_mean, mae.network, mae.symbolic,
      edge[].judgement.target (a Hamiltonian run: its pair energy's, and r2_potential as
-     r2_force); RUN/timings.json (wall seconds per stage, written by run.py).
+     r2_force); RUN/timings.json (wall seconds per stage, `plumbing.rundir.stage_seconds`).
 Out: `summary_rows` (dicts with SUMMARY_FIELDS) and `to_summary_csv` (booleans as
      true/false, missing values empty). `test_mae_network` is the network's MAE on the
      distillation's evaluation graphs (the same graphs as `test_mae_symbolic`); `wall_s` is the

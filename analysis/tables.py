@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from distill.schema import DistillResult, judged_equations
-from nbody.io import atomic_write_text
+from plumbing.io import atomic_write_text
 
 from . import published as pub
 from .runs import Run

@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import EngFormatter, MaxNLocator
 
 from gnn.history import MessageHistory
-from nbody.io import atomic_write_bytes
+from plumbing.io import atomic_write_bytes
 
 MAX_FRAMES = 40
 FRAMES_PER_SECOND = 4

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from distill.config import DistillConfig
 from distill.report import component_label
 from distill.schema import DistillResult, EdgeEquation, EnergyEquation, Equation
-from nbody.io import config_from_dict, load_json
+from plumbing.io import config_from_dict, load_json
 
 from .notation import number, write
 from .runs import Run

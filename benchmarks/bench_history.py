@@ -29,7 +29,7 @@ from gnn.config import TrainConfig
 from gnn.history import load_history
 from gnn.train import train
 from nbody.laws import get_law
-from runconfig import preset
+from pipeline.presets import preset
 
 STEPS = 3000
 ROUNDS = 3

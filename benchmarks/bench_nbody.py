@@ -162,7 +162,7 @@ def test_kernel_start_in_a_new_process(benchmark, tmp_path):
     the time from the call to the kernel ready to integrate (Numba's first-use initialisation
     and the kernel compiled or loaded), `seconds` the whole call (plot and files included);
     imports (numpy, numba, nbody) are outside both."""
-    env = {**os.environ, "SYMDISTILL_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(Path(__file__).parents[1])}
+    env = {**os.environ, "SYMDISTILL_CACHE_DIR": str(tmp_path / "cache")}
     env.pop("NUMBA_ENABLE_CUDASIM", None)
     runs = []
     for k in range(4):

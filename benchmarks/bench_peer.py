@@ -45,11 +45,10 @@ CASES = [("r2", 4, 2, 1000, 1000), ("spring", 4, 2, 1000, 1000), ("r2", 8, 3, 50
 
 _OFFICIAL = """
 import json, sys, time
-sys.path.insert(0, sys.argv[1])
 import jax
 jax.config.update("jax_enable_x64", True)
 import simulate as official
-law, n, dim, n_sims, nt, dt = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), float(sys.argv[7])
+law, n, dim, n_sims, nt, dt = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), float(sys.argv[6])
 marks = []
 def timed(keys):
     for key in keys:
@@ -101,8 +100,10 @@ _NOT_READY = _peer_ready()
 pytestmark = pytest.mark.skipif(_NOT_READY is not None, reason=str(_NOT_READY))
 
 
-def _run(args: list[str], env: dict | None = None) -> dict:
-    proc = subprocess.run(args, capture_output=True, text=True, env=env, cwd=ROOT, timeout=1800)
+def _run(args: list[str], env: dict | None = None, cwd: str | Path = ROOT) -> dict:
+    """`args` run in `cwd` (the official simulator's `import simulate` finds its repository
+    there) -> the JSON of its last line."""
+    proc = subprocess.run(args, capture_output=True, text=True, env=env, cwd=cwd, timeout=1800)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -113,10 +114,10 @@ def _compare(law: str, n: int, dim: int, n_sims: int, nt: int) -> dict:
     dt = get_law(law).dt
     runs = {"official": [], "ours_cold": [], "ours_warm": []}
     for _ in range(ROUNDS):
-        runs["official"].append(_run([PEER_PYTHON, "-c", _OFFICIAL, REPO, law, str(n), str(dim), str(n_sims),
-                                      str(nt), str(dt)]))
+        runs["official"].append(_run([PEER_PYTHON, "-c", _OFFICIAL, law, str(n), str(dim), str(n_sims), str(nt),
+                                      str(dt)], cwd=REPO))
         with tempfile.TemporaryDirectory(prefix="symdistill-peer-cache-") as cache:
-            env = {**os.environ, "SYMDISTILL_CACHE_DIR": cache, "PYTHONPATH": str(ROOT)}
+            env = {**os.environ, "SYMDISTILL_CACHE_DIR": cache}
             env.pop("NUMBA_ENABLE_CUDASIM", None)
             for name in ("ours_cold", "ours_warm"):
                 runs[name].append(_run([sys.executable, "-c", _OURS, law, str(n), str(dim), str(n_sims), str(nt)], env))

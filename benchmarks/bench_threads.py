@@ -1,6 +1,6 @@
 """Training steps/s against torch's CPU thread count, on a quiet CPU and on a shared one.
 
-What `--threads` defaults to (`runconfig.DEFAULT_THREADS`) was chosen from these figures
+What `--threads` defaults to (`pipeline.config.DEFAULT_THREADS`) was chosen from these figures
 (benchmarks/RESULTS.md, "CPU threads"). A case trains the GNN step of `gnn.train` (batch
 draw, translation augmentation, forward, loss, backward, fused Adam) at 1, 2 and all CPU
 threads (`torch.set_num_threads`), for the tiny preset's network (bottleneck, 128 wide, 2

@@ -22,15 +22,15 @@ import numpy as np
 from distill import schema
 from distill.candidate import Candidate, parse
 from distill.config import DistillConfig
+from distill.data import distill_data
 from distill.energy import (_pair_rows, _self_rows, energy_callables, heldout_rows, kinetic, potential,
                             self_input_names)
 from distill.judge import judge_energy
 from distill.messages import edge_input_names
-from distill.data import distill_data
 from distill.select import heldout_loss, select
 from gnn.checkpoint import load_model
 from nbody.dataset import load_dataset
-from nbody.io import config_from_dict, load_json
+from plumbing.io import config_from_dict, load_json
 
 RULES = ("score", "best", "score_heldout", "best_heldout")
 

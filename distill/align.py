@@ -51,7 +51,7 @@ from typing import Callable
 import numpy as np
 
 from nbody import state
-from nbody.errors import InputError
+from plumbing.errors import InputError
 
 REL_STEP = 1e-3    # central-difference step, as a fraction of each component's std
 MAX_CLASSES = 4    # distinct values of a receiver property that classes accept (the paper's charges: ±1)

@@ -17,8 +17,8 @@ from typing import Callable, Sequence
 import numpy as np
 import sympy as sp
 
-from nbody.errors import InputError
 from nbody.expr import parse_text
+from plumbing.errors import InputError
 
 # Additive terms whose RMS contribution on the data is below this fraction of std(y) are
 # dropped by `clean` (e.g. Operon's linear-scaling intercept 1e-7).

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from nbody.errors import InputError, require_finite
+from plumbing.errors import InputError, require_finite
 
 SR_ENGINES = ("operon", "pysr")
 SELECTIONS = ("score", "best", "score_heldout", "best_heldout")

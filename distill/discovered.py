@@ -20,9 +20,9 @@ from typing import Callable, Sequence
 import numpy as np
 import sympy as sp
 
-from nbody.errors import InputError
-from nbody.io import load_json
 from nbody.laws import Law, get_law, law_from_dict
+from plumbing.errors import InputError
+from plumbing.io import load_json
 
 from . import schema
 from .candidate import parse_untrusted

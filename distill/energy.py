@@ -39,8 +39,8 @@ import sympy as sp
 
 from nbody import state
 from nbody.graph import edges, scatter_sum
-from nbody.io import save_json
 from nbody.laws import R, Law
+from plumbing.io import save_json
 
 from . import report, schema
 from .candidate import lambdify, symbols_for

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from nbody.errors import InputError
-from nbody.io import replace_dir, temp_dir_beside
-from nbody.rundir import check_ours
+from plumbing.errors import InputError
+from plumbing.io import replace_dir, temp_dir_beside
+from plumbing.rundir import check_ours
 
 from . import sr_engines
 from .candidate import Candidate, complexity
@@ -109,7 +109,7 @@ def build_replacing(out_dir: str | Path, build) -> object:
     """`build(tmp)` into a temporary sibling of out_dir that replaces out_dir only when it
     succeeded: a failed or interrupted run leaves no partial folder behind. An existing
     out_dir that this project did not make is refused before anything is built, and only
-    the files of an earlier distillation are ever replaced (`nbody.io.replace_dir`)."""
+    the files of an earlier distillation are ever replaced (`plumbing.io.replace_dir`)."""
     out = Path(out_dir)
     check_ours(out)
     tmp = temp_dir_beside(out)

@@ -26,8 +26,8 @@ import numpy as np
 import scipy.optimize
 
 from nbody import state
-from nbody.errors import InputError
 from nbody.laws import Law, pair_force, pair_list
+from plumbing.errors import InputError
 
 from .schema import MessageArrays
 

@@ -26,7 +26,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from nbody.errors import InputError
+from plumbing.errors import InputError
 
 from .candidate import Candidate, make_candidate
 from .config import DistillConfig

@@ -31,10 +31,10 @@ import numpy as np
 import sympy as sp
 
 from nbody import state
-from nbody.errors import InputError
 from nbody.expr import M1, M2, Q1, Q2, R, SYMBOLS
 from nbody.graph import edges, scatter_sum
 from nbody.laws import Law, register_law
+from plumbing.errors import InputError
 
 from .candidate import complexity, lambdify, round_floats, symbols_for
 from .compose import EvalSets, refit_graphs, refit_jointly

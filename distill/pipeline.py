@@ -28,10 +28,10 @@ import numpy as np
 import sympy as sp
 
 from nbody import state
-from nbody.errors import InputError
-from nbody.io import load_json, save_json
 from nbody.laws import R, Law
-from nbody.rundir import dataset_identity, file_sha256
+from plumbing.errors import InputError
+from plumbing.io import load_json, save_json
+from plumbing.rundir import dataset_identity, file_sha256
 
 from . import align, report, schema
 from .align import Alignment

@@ -15,7 +15,7 @@ from urllib.error import URLError
 
 import numpy as np
 
-from nbody.errors import InputError
+from plumbing.errors import InputError
 
 from .candidate import Candidate, make_candidate
 from .config import DistillConfig

@@ -11,7 +11,7 @@ from typing import Any
 
 import sympy as sp
 
-from nbody.io import atomic_write_text
+from plumbing.io import atomic_write_text
 
 from .candidate import round_floats
 from .schema import DistillResult, EdgeEquation, EnergyEquation, Equation, FrontRow, Judgement

@@ -47,8 +47,8 @@ from pathlib import Path
 
 import numpy as np
 
-from nbody.errors import InputError
-from nbody.io import atomic_write_text, config_from_dict, load_json, load_npz, save_json, save_npz
+from plumbing.errors import InputError
+from plumbing.io import atomic_write_text, config_from_dict, load_json, load_npz, save_json, save_npz
 
 SCHEMA_VERSION = 6
 RESULT_FILE = "distill.json"

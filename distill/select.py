@@ -29,7 +29,7 @@ from typing import Sequence
 import numpy as np
 import sympy as sp
 
-from nbody.errors import InputError
+from plumbing.errors import InputError
 
 from .candidate import Candidate, lambdify
 

@@ -8,7 +8,7 @@ An SR engine is a callable `fit(X, y, names, cfg) -> list[Candidate]`. Built-in:
 (pyoperon, embedded) and "pysr" (optional, needs Julia); `register_sr_engine` adds more.
 
 Progress: each fit shows a bar over its generation budget ("distill edge 1/2: 40% 20/50
-[8 s, 2.5 gen/s, ETA 12 s]"; plain lines in a log, `nbody.progress`), with a line as it
+[8 s, 2.5 gen/s, ETA 12 s]"; plain lines in a log, `plumbing.progress`), with a line as it
 starts. An engine registered with `reports_rounds` advances it after each round of
 generations (operon: each `stall_generations` round, so a fit run in one round, k = 0, shows
 its start and its end); the line says the fit stops by `max_time`, and an early stop ends
@@ -24,8 +24,8 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from nbody.errors import InputError
-from nbody.progress import progress_bar
+from plumbing.errors import InputError
+from plumbing.progress import progress_bar
 
 from .candidate import Candidate
 from .config import DistillConfig

@@ -25,9 +25,9 @@ from typing import Any
 
 import torch
 
-from nbody.errors import InputError
-from nbody.io import atomic_write_bytes, config_from_dict
-from nbody.resources import available_memory
+from plumbing.errors import InputError
+from plumbing.io import atomic_write_bytes, config_from_dict
+from plumbing.resources import available_memory
 
 from .config import ModelConfig
 from .build import build_model
@@ -134,7 +134,7 @@ def parameter_count(cfg: ModelConfig) -> int:
 def check_model_size(cfg: ModelConfig, batch_size: int = 1) -> None:
     """InputError when the model `cfg`, with its gradients and Adam's two moments (4 float32
     copies of every weight) and one batch of hidden activations, would not fit in the memory
-    available now (`nbody.resources.available_memory`)."""
+    available now (`plumbing.resources.available_memory`)."""
     params = parameter_count(cfg)
     n_edges = 8 * 7                       # activations: priced for a small graph; weights dominate
     need = 16 * params + 4 * batch_size * n_edges * cfg.hidden * max(cfg.n_hidden_layers, 1) * 3
@@ -146,7 +146,7 @@ def check_model_size(cfg: ModelConfig, batch_size: int = 1) -> None:
 
 
 def trained_preset_keys(path: str | os.PathLike) -> dict[str, str]:
-    """What picks a preset's per-strategy and per-law settings (`runconfig.preset`) for the model
+    """What picks a preset's per-strategy and per-law settings (`pipeline.presets.preset`) for the model
     in checkpoint.pt (or a training folder holding one), read without building the model:
     {"strategy": its message strategy, "law": the law of the dataset it was trained on, when it
     was trained on a dataset}. InputError as `load_model`."""

@@ -1,11 +1,11 @@
 """`ModelConfig` and `TrainConfig`: the frozen configs of the GNN stage.
 
 In:  field values (from run.py flags, a preset, or a saved model_config.json /
-     train_config.json via `nbody.io.config_from_dict`).
+     train_config.json via `plumbing.io.config_from_dict`).
 Out: validated, frozen dataclasses; both are saved next to every checkpoint.
      `model_for_data` is the one place the model's DATA_FIELDS (dim, n_features, topology)
      are derived from the dataset's `SimConfig`.
-Bad values raise `nbody.errors.InputError` with a one-line message. Imports no torch.
+Bad values raise `plumbing.errors.InputError` with a one-line message. Imports no torch.
 """
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ import dataclasses
 from dataclasses import dataclass
 
 from nbody.config import SimConfig
-from nbody.errors import InputError, require_finite
 from nbody.graph import TOPOLOGIES
 from nbody.laws import get_law
 from nbody.state import n_features as layout_width
+from plumbing.errors import InputError, require_finite
 
 STRATEGIES = ("standard", "bottleneck", "l1", "kl", "hamiltonian")
 DEVICES = ("auto", "cpu", "cuda")

@@ -38,8 +38,8 @@ import torch
 from torch import Tensor, nn
 
 from nbody import state
-from nbody.errors import InputError
 from nbody.graph import scatter_sum
+from plumbing.errors import InputError
 
 from .config import ModelConfig
 from .graph import edges

@@ -29,9 +29,9 @@ from typing import Callable
 import numpy as np
 
 from distill.messages import analyse_messages, pair_targets, sample_edges
-from nbody.errors import InputError
-from nbody.io import load_npz, save_npz
 from nbody.laws import Law
+from plumbing.errors import InputError
+from plumbing.io import load_npz, save_npz
 
 HISTORY_FILE = "message_history.npz"
 HISTORY_VERSION = 1

@@ -33,8 +33,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from nbody.errors import InputError
 from nbody.graph import scatter_sum
+from plumbing.errors import InputError
 
 from .config import ModelConfig
 from .graph import edges

@@ -54,11 +54,11 @@ import torch
 from torch import Tensor
 
 from nbody.config import SPLIT_NAMES, SimConfig
-from nbody.errors import InputError
-from nbody.io import config_from_dict, save_json, to_jsonable
 from nbody.laws import Law, get_law, law_from_dict
-from nbody.progress import progress_bar
-from nbody.rundir import meta_fingerprint
+from plumbing.errors import InputError
+from plumbing.io import config_from_dict, save_json, to_jsonable
+from plumbing.progress import progress_bar
+from plumbing.rundir import meta_fingerprint
 
 from .checkpoint import RESUME_KIND, check_model_size, check_resume_state, load_torch, save_model, save_torch
 from .config import ModelConfig, TrainConfig

@@ -3,7 +3,8 @@
 A graph network predicts each halo's smoothed overdensity δ from the halos within `cutoff`
 (50 Mpc/h) in a periodic box; its one informative message component and its node model are
 distilled into formulas and compared with the paper's formula shapes, refit on the training
-halos, in distribution and out of distribution (halos with δ > 1 held out).
+halos, in distribution and out of distribution (halos with δ > 1 held out). `run.py halos`
+runs it into one folder (`pipeline.halos`; presets: `pipeline.presets.halo_preset`).
 
     catalogue.py  read / validate / write a catalogue (columns x y z vx vy vz M14 delta)
     synthetic.py  a clearly labelled synthetic catalogue with a planted δ law
@@ -13,5 +14,4 @@ halos, in distribution and out of distribution (halos with δ > 1 held out).
     model.py      the L1 graph network (gnn.model.mlp, nbody.graph.scatter_sum)
     train.py      masked-MAE training on batches of receiver halos, resumable
     distill.py    sparsity, SR of the message and node model, refits, the table
-    cli.py        `run.py halos`
 """

@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from nbody.errors import InputError
-from nbody.io import atomic_write_text, load_npz, save_npz
+from plumbing.errors import InputError
+from plumbing.io import atomic_write_text, load_npz, save_npz
 
 COLUMNS = ("x", "y", "z", "vx", "vy", "vz", "M14", "delta")
 DEFAULT_BOX = 1000.0  # Mpc/h, the Quijote box
@@ -132,7 +132,7 @@ def load_catalogue(path: str | os.PathLike, box: float | None = None) -> Catalog
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
-    """The arrays of an .npz (`nbody.io.load_npz`), read only after every member's header was
+    """The arrays of an .npz (`plumbing.io.load_npz`), read only after every member's header was
     found to describe no more values than the member holds: a header claiming 10^12 rows is
     refused before numpy allocates them."""
     try:

@@ -1,20 +1,17 @@
 """`HaloConfig`: the graph, model, training and distillation settings of `run.py halos`.
 
-In:  field values (run.py flags, a preset of `PRESETS`, or a saved halo_config.json).
+In:  field values (run.py flags, a preset of `pipeline.presets.HALO_PRESETS`, or a saved
+     halo_config.json).
 Out: a frozen, validated config saved next to every output; `distill_config()` the
      `distill.config.DistillConfig` the shared SR engine, selection and refit read.
 Bad values raise `InputError` with one line. Imports no torch.
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 from distill.config import DistillConfig
-from nbody.errors import InputError, require_finite, require_types
-
-PRESETS = ("small", "paper")
-
+from plumbing.errors import InputError, require_finite, require_types
 
 @dataclass(frozen=True)
 class HaloConfig:
@@ -105,17 +102,3 @@ class HaloConfig:
                              operators=self.sr_operators, population_size=self.sr_population_size,
                              generations=self.sr_generations, max_length=self.sr_max_length,
                              max_time=self.sr_max_time, n_threads=self.sr_threads)
-
-
-def preset(name: str) -> HaloConfig:
-    """"paper": the paper's settings (the L1 GN with 500 hidden units; 100 epochs x 1500 steps
-    of 32 receiver halos; benchmarks/RESULTS.md has what one epoch costs on 2 CPU cores);
-    "small": the default `run.py halos` job, minutes on a laptop CPU: a 128-wide network with 2
-    hidden layers, peak lr 3e-3, 3 epochs of 7000 steps (6000 steps did not recover the
-    planted law's form, benchmarks/RESULTS.md), the SR budget of the paper preset."""
-    if name == "paper":
-        return HaloConfig()
-    if name == "small":
-        return dataclasses.replace(HaloConfig(), hidden=128, n_hidden_layers=2, lr=3e-3, epochs=3,
-                                   steps_per_epoch=7000, eval_halos=3000)
-    raise InputError(f"unknown halo preset {name!r}; choose one of {', '.join(PRESETS)}")

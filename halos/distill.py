@@ -32,11 +32,11 @@ import numpy as np
 import sympy as sp
 
 from distill.candidate import lambdify, round_floats
-from distill.messages import variance_shares
 from distill.fitting import fit_target
+from distill.messages import variance_shares
 from distill.report import front_rows
 from distill.schema import write_front
-from nbody.io import atomic_write_text, replace_dir, save_json, temp_dir_beside
+from plumbing.io import atomic_write_text, replace_dir, save_json, temp_dir_beside
 
 from .catalogue import Catalogue
 from .config import HaloConfig

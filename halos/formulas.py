@@ -24,7 +24,7 @@ from typing import Callable
 import numpy as np
 import scipy.optimize
 
-from nbody.errors import InputError
+from plumbing.errors import InputError
 
 PAPER_POSITION_STD = 1000.0 / np.sqrt(12.0)   # std of a uniform position in the 1000 Mpc/h box
 HAND_RADIUS = 20.0                           # Mpc/h, the hand-designed formula's sum radius

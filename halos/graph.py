@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
-from nbody.errors import InputError
+from plumbing.errors import InputError
 
 
 @dataclass(frozen=True, eq=False)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
-from nbody.errors import InputError, require_finite, require_types
+from plumbing.errors import InputError, require_finite, require_types
 
 from .catalogue import Catalogue
 from .features import formula_inputs

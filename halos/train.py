@@ -30,9 +30,9 @@ import torch
 
 from gnn.checkpoint import load_torch, save_torch
 from gnn.train import resolve_device
-from nbody.errors import InputError
-from nbody.io import config_from_dict, load_json, load_npz, save_json, save_npz, to_jsonable
-from nbody.progress import progress_bar
+from plumbing.errors import InputError
+from plumbing.io import config_from_dict, load_json, load_npz, save_json, save_npz, to_jsonable
+from plumbing.progress import progress_bar
 
 from .catalogue import Catalogue, fingerprint
 from .config import HaloConfig

@@ -11,7 +11,6 @@ by the NumPy reference integrator, the Numba CPU and CUDA kernels, the tests and
 analysis of learned messages; the edge template of n interacting particles and the
 scatter-sum over it live in `nbody.graph`, shared with the graph network.
 """
-from .errors import InputError
 from .laws import Law, get_law, law_names, register_law
 
-__all__ = ["InputError", "Law", "get_law", "law_names", "register_law"]
+__all__ = ["Law", "get_law", "law_names", "register_law"]

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import InputError, require_finite, require_types
+from plumbing.errors import InputError, require_finite, require_types
+
 from .laws import get_law
 
 # The integrators `SimConfig.integrator` names (`nbody.integrate`, which runs them).

@@ -51,17 +51,18 @@ from pathlib import Path
 import numpy as np
 from numpy.lib.format import open_memmap
 
+from plumbing.errors import InputError
+from plumbing.io import (config_from_dict, load_json, remove_stale_temps, replace_dir, save_json, save_npy,
+                         temp_dir_beside)
+from plumbing.progress import progress_bar
+from plumbing.rundir import file_sha256
+
 from .config import SPLIT_NAMES, SimConfig
-from .errors import InputError
 from .initial import initial_conditions
 from .integrate import integrate_into, resolve_integrator
-from .io import (config_from_dict, load_json, remove_stale_temps, replace_dir, save_json, save_npy,
-                 temp_dir_beside)
 from .laws import Law, get_law, law_from_dict
 from .plot import plot_trajectories
-from .progress import progress_bar
 from .resources import check_resources, chunk_sims
-from .rundir import file_sha256
 from .state import feature_names, n_features
 
 FORMAT_VERSION = 1
@@ -379,7 +380,7 @@ def generate_dataset(cfg: SimConfig, out_dir: str | Path, *, progress: bool = Tr
     Args:
         cfg: the dataset description.
         out_dir: directory to create; must not exist yet.
-        progress: show a progress bar over simulations (`nbody.progress`).
+        progress: show a progress bar over simulations (`plumbing.progress`).
     Returns:
         The dataset directory (`out_dir`).
     Raises:

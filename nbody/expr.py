@@ -19,7 +19,7 @@ import math
 
 import sympy as sp
 
-from .errors import InputError
+from plumbing.errors import InputError
 
 R, Q1, Q2, M1, M2 = SYMBOLS = sp.symbols("r q1 q2 m1 m2", real=True)
 NAMES = {s.name: s for s in SYMBOLS} | {"pi": sp.pi, "E": sp.E}

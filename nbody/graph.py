@@ -20,8 +20,8 @@ template, so messages, forces and pairs are indexed alike everywhere.
 from __future__ import annotations
 
 import numpy as np
+from plumbing.errors import InputError
 
-from .errors import InputError
 
 TOPOLOGIES = ("full", "chain")
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import InputError
+from plumbing.errors import InputError
+
 from .laws import Law
 
 

@@ -23,9 +23,10 @@ from typing import Callable
 
 import numpy as np
 
+from plumbing.errors import InputError
+
 from . import state
 from .config import INTEGRATORS, SimConfig
-from .errors import InputError
 from .initial import initial_conditions
 from .laws import Law, external_weights, get_law, pair_list
 

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 from typing import Callable
 
-from .errors import InputError
+from plumbing.errors import InputError
+
 from .kernel_build import KernelTarget, compiled_kernel
 from .laws import Law
 

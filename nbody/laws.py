@@ -40,7 +40,8 @@ import numpy as np
 import sympy as sp
 from sympy.printing.pycode import PythonCodePrinter
 
-from .errors import InputError
+from plumbing.errors import InputError
+
 from .expr import R, SYMBOLS, parse_text, require_finite_expr
 from .graph import TOPOLOGIES, edges, scatter_sum
 

@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from plumbing.io import save_figure
+
 from . import state
-from .io import save_figure
 
 
 def trajectories_figure(states: np.ndarray, dim: int, title: str = "", max_systems: int = 4,

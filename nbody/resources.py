@@ -8,7 +8,7 @@ Out: `estimate(cfg)`: bytes on disk of the stored dataset (plus the temporary co
      integrator one float64 chunk; the compiled kernels write straight into the
      memory-mapped files); `check_resources` refuses
      (InputError, one line stating the estimate) a dataset that cannot fit in the memory
-     available now (`available_memory`: the machine's, a cgroup's and an address-space
+     available now (`plumbing.resources.available_memory`: the machine's, a cgroup's and an address-space
      limit's) or on the free disk at the output. `chunk_sims` is the chunk size that
      `nbody.dataset` integrates at once.
 
@@ -16,14 +16,13 @@ Pure integer arithmetic: an absurd size (n=100000, n_sims=10**9) is priced, not 
 """
 from __future__ import annotations
 
-import os
-import resource
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from plumbing.errors import InputError
+from plumbing.resources import available_memory, free_disk, gib
+
 from .config import SimConfig
-from .errors import InputError
 from .laws import get_law
 
 # float64 bytes of reference-integrator output per chunk (bounds its peak memory whatever
@@ -78,74 +77,17 @@ def estimate(cfg: SimConfig) -> Estimate:
     return Estimate(disk=disk, memory=sum(parts.values()), parts=parts)
 
 
-def available_memory() -> int | None:
-    """Bytes of memory this process can still allocate now, or None when nothing says.
-
-    The least of: MemAvailable (/proc/meminfo); the cgroup's limit less its usage (v2
-    memory.max / memory.current, v1 memory.limit_in_bytes / memory.usage_in_bytes); and the
-    address-space limit (RLIMIT_AS, `ulimit -v`) less the address space already mapped
-    (VmSize), since under such a limit an allocation fails long before memory runs out.
-    """
-    found = []
-    meminfo = _proc_field("/proc/meminfo", "MemAvailable:")
-    if meminfo is not None:
-        found.append(meminfo)
-    else:
-        try:
-            found.append(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-        except (OSError, ValueError, AttributeError):
-            pass
-    for limit, usage in (("memory.max", "memory.current"), ("memory/memory.limit_in_bytes",
-                                                             "memory/memory.usage_in_bytes")):
-        try:
-            limit_text = Path("/sys/fs/cgroup", limit).read_text().strip()
-            used_text = Path("/sys/fs/cgroup", usage).read_text().strip()
-        except OSError:
-            continue
-        if limit_text.isdigit() and used_text.isdigit() and int(limit_text) < 1 << 60:   # v1: "no limit" is ~2**63
-            found.append(int(limit_text) - int(used_text))
-    address_space = resource.getrlimit(resource.RLIMIT_AS)[0]
-    mapped = _proc_field("/proc/self/status", "VmSize:")
-    if address_space != resource.RLIM_INFINITY:
-        found.append(address_space - (mapped or 0))
-    return max(0, min(found)) if found else None
-
-
-def _proc_field(path: str, name: str) -> int | None:
-    """A `NAME: value kB` line of a /proc file, in bytes (None when absent or unreadable)."""
-    try:
-        with open(path, encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith(name):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-def free_disk(path: Path) -> int:
-    """Free bytes on the file system that will hold `path` (its nearest existing ancestor)."""
-    path = Path(path).absolute()
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    return shutil.disk_usage(path).free
-
-
 def check_resources(cfg: SimConfig, out_dir: Path) -> Estimate:
     """Refuse (InputError) a dataset whose estimate exceeds available memory or free disk."""
     est = estimate(cfg)
     memory = available_memory()
     if memory is not None and est.memory > memory:
-        biggest = ", ".join(f"{name} {_gib(size)}" for name, size in
+        biggest = ", ".join(f"{name} {gib(size)}" for name, size in
                             sorted(est.parts.items(), key=lambda item: -item[1])[:2])
-        raise InputError(f"this dataset needs about {_gib(est.memory)} of memory ({biggest}) but only "
-                         f"{_gib(memory)} is available; lower n, n_sims or nt")
+        raise InputError(f"this dataset needs about {gib(est.memory)} of memory ({biggest}) but only "
+                         f"{gib(memory)} is available; lower n, n_sims or nt")
     disk = free_disk(out_dir)
     if est.disk > disk:
-        raise InputError(f"this dataset needs about {_gib(est.disk)} of disk but only {_gib(disk)} is free "
+        raise InputError(f"this dataset needs about {gib(est.disk)} of disk but only {gib(disk)} is free "
                          f"at {Path(out_dir).absolute().parent}; lower n_sims, nt or raise keep_every")
     return est
-
-
-def _gib(size: int) -> str:
-    return f"{min(size, 10 ** 300) / GIB:.3g} GiB"          # capped: a float cannot hold more

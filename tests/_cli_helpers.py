@@ -1,15 +1,15 @@
-"""Calling the command line in-process: `run_main(args, capsys)` runs `run.main` (argparse's
+"""Calling the command line in-process: `run_main(args, capsys)` runs `pipeline.cli.main` (argparse's
 own exits included) and returns (exit code, stdout, stderr)."""
 from __future__ import annotations
 
-import run
+from pipeline import cli
 
 
 def run_main(args, capsys) -> tuple[int, str, str]:
-    """run.main on `args` -> (exit code, stdout, stderr)."""
+    """cli.main on `args` -> (exit code, stdout, stderr)."""
     capsys.readouterr()
     try:
-        code = run.main([str(a) for a in args])
+        code = cli.main([str(a) for a in args])
     except SystemExit as exc:
         code = exc.code
     captured = capsys.readouterr()

@@ -17,8 +17,8 @@ from distill.planted import planted_network
 from distill.schema import load_result
 from distill.symbolic import aggregate
 from nbody import state
-from nbody.errors import InputError
 from nbody.laws import get_law
+from plumbing.errors import InputError
 
 R2 = get_law("r2")
 MIX_3D = np.array([[0.6, -0.5, 0.3], [0.2, 0.7, -0.4], [-0.3, 0.1, 0.8]])

@@ -24,7 +24,6 @@ import pytest
 from matplotlib.colors import to_rgba
 from PIL import Image
 
-import run as run_py
 from _distill_helpers import SMALL_SR, SPRING, small_planted_run, spring_data
 from _report_helpers import legend_overlaps, scan_report
 from analysis import (build_tables, find_runs, load_run, make_figures, published, run_figures, summary_rows,
@@ -39,8 +38,9 @@ from gnn.config import ModelConfig, TrainConfig
 from gnn.history import HISTORY_FILE, load_history
 from gnn.train import train
 from nbody.config import SimConfig
-from nbody.errors import InputError
-from nbody.io import save_figure, save_json
+from pipeline import cli
+from plumbing.errors import InputError
+from plumbing.io import save_figure, save_json
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -514,7 +514,7 @@ def test_sweep_report_grid_marks_and_links_every_run(tmp_path, make_run):
     found = make_run(sweep, "r1-3d-bottleneck-s0", law="r1", dim=3, strategy="bottleneck", stages=ALL_STAGES)
     result = load_result(found / "distill")
     save_result(found / "distill", dataclasses.replace(result, edge_success=True, node_success=True))
-    assert run_py.main(["analyse", "--run", str(sweep)]) == 0
+    assert cli.main(["analyse", "--run", str(sweep)]) == 0
     scan = scan_report(sweep / "analysis" / "report.html")
     assert not scan.problems, scan.problems
     runs = find_runs(sweep)

@@ -2,7 +2,7 @@
 exit 2 and one line on stderr, nothing is written or left behind, and re-runs never mix
 configs or datasets.
 
-Most cases call `run.main` in-process (one torch import for the module); a few go through
+Most cases call `pipeline.cli.main` in-process (one torch import for the module); a few go through
 a subprocess where the process boundary is the point (stderr bytes, progress output).
 The shared fixtures are a tiny spring and a tiny r2 dataset from the NumPy reference
 integrator and a one-epoch model on the spring data.
@@ -22,11 +22,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import run
 from gnn.config import model_for_data
-from nbody.errors import InputError
-from nbody.io import save_json
-from runconfig import STAGE_CLASSES, config_from_args, preset, settable_fields
+from pipeline import cli
+from pipeline.config import STAGE_CLASSES, settable_fields
+from pipeline.flags import config_from_args
+from pipeline.parser import build_parser
+from pipeline.presets import preset
+from pipeline.runfolder import prepare_run_dir
+from plumbing.errors import InputError
+from plumbing.io import save_json
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL_SIM = ["--n-sims", "12", "--nt", "20", "--integrator", "reference", "--quiet"]
@@ -37,10 +41,10 @@ PAYLOAD = "__import__('os').system('touch {marker}')"
 
 
 def _main(args, capsys) -> tuple[int, str]:
-    """run.main on `args` (argparse's own exits included) -> (exit code, stderr)."""
+    """cli.main on `args` (argparse's own exits included) -> (exit code, stderr)."""
     capsys.readouterr()
     try:
-        code = run.main([str(a) for a in args])
+        code = cli.main([str(a) for a in args])
     except SystemExit as exc:
         code = exc.code
     return code, capsys.readouterr().err
@@ -64,14 +68,14 @@ def datasets(tmp_path_factory) -> dict[str, Path]:
     out = {}
     for law in ("spring", "r2"):
         out[law] = root / law
-        assert run.main(["simulate", "--law", law, *SMALL_SIM, "--out", str(out[law])]) == 0
+        assert cli.main(["simulate", "--law", law, *SMALL_SIM, "--out", str(out[law])]) == 0
     return out
 
 
 @pytest.fixture(scope="module")
 def trained(datasets, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("train") / "spring"
-    assert run.main(["train", "--data", str(datasets["spring"]), "--strategy", "bottleneck",
+    assert cli.main(["train", "--data", str(datasets["spring"]), "--strategy", "bottleneck",
                      *SMALL_TRAIN, "--out", str(out)]) == 0
     return out
 
@@ -156,7 +160,7 @@ COMMAND_STAGES = {"simulate": ("sim",), "train": ("model", "train"), "distill": 
 
 @pytest.mark.parametrize("command", list(COMMAND_STAGES))
 def test_every_field_of_every_stage_has_its_own_working_flag(command):
-    parser = run.build_parser()
+    parser = build_parser()
     base = {"train": ["--data", "d"], "distill": ["--model", "m"]}.get(command, [])
     dests = {a.dest for a in parser._subparsers._group_actions[0].choices[command]._actions}
     default = preset("tiny")
@@ -178,7 +182,7 @@ def test_every_field_of_every_stage_has_its_own_working_flag(command):
 
 
 def test_the_shared_seed_flag_sets_every_stage_and_a_stage_flag_wins():
-    args = run.build_parser().parse_args(["all", "--out", "x", "--seed", "4", "--train-seed", "9"])
+    args = build_parser().parse_args(["all", "--out", "x", "--seed", "4", "--train-seed", "9"])
     cfg = config_from_args(args)
     assert (cfg.sim.seed, cfg.train.seed, cfg.distill.seed) == (4, 9, 4)
 
@@ -224,7 +228,7 @@ def test_an_interrupted_training_run_does_not_resume_on_another_dataset(datasets
     from gnn.train import train
     out = tmp_path / "t"
     args = ["train", "--strategy", "bottleneck", *SMALL_TRAIN[:-1], "--epochs", "3", "--out", str(out)]
-    parsed = config_from_args(run.build_parser().parse_args([*args, "--data", str(datasets["spring"])]))
+    parsed = config_from_args(build_parser().parse_args([*args, "--data", str(datasets["spring"])]))
     model = model_for_data(parsed.model, parsed.sim)
     assert _main([*args, "--data", datasets["spring"], "--quiet"], capsys)[0] == 0
     (out / "metrics.json").unlink()                      # as if killed before the end
@@ -254,14 +258,14 @@ def test_distill_refuses_a_changed_config_and_data_of_another_law(datasets, trai
 
 def test_a_run_directory_from_before_a_new_config_field_still_matches(tmp_path):
     cfg = preset("tiny")
-    run.prepare_run_dir(tmp_path, cfg)
+    prepare_run_dir(tmp_path, cfg)
     held = json.loads((tmp_path / "config.json").read_text())
     del held["distill"]["simplify_tol"]
     (tmp_path / "config.json").write_text(json.dumps(held))
-    run.prepare_run_dir(tmp_path, cfg)                   # the missing field takes its default
+    prepare_run_dir(tmp_path, cfg)                   # the missing field takes its default
     other = dataclasses.replace(cfg, distill=dataclasses.replace(cfg.distill, simplify_tol=0.5))
     with pytest.raises(InputError, match="distill.simplify_tol"):
-        run.prepare_run_dir(tmp_path, other)
+        prepare_run_dir(tmp_path, other)
 
 
 def test_a_locked_run_directory_is_refused_at_once(tmp_path, capsys):

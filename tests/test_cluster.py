@@ -22,9 +22,10 @@ from pathlib import Path
 import pytest
 
 from _cli_helpers import run_main
-import cluster
-import run
-from runconfig import PRESETS
+from pipeline import cluster, stages
+from pipeline.config import Resources
+from pipeline.parser import build_parser
+from pipeline.presets import PRESET_RESOURCES, PRESETS
 
 needs_submitit = pytest.mark.skipif(importlib.util.find_spec("submitit") is None,
                                     reason="submitit is not installed (pip install -e '.[test]')")
@@ -60,14 +61,14 @@ def _summary(out: Path) -> dict[str, dict]:
 
 
 def test_every_preset_has_resources_and_flags_override_them():
-    assert set(cluster.PRESET_RESOURCES) == set(PRESETS)
+    assert set(PRESET_RESOURCES) == set(PRESETS)
     assert cluster.resources("paper", {}).gpus_per_job == 1
     assert cluster.resources("tiny", {}).gpus_per_job == cluster.resources("cpu", {}).gpus_per_job == 0
-    args = vars(run.build_parser().parse_args(
+    args = vars(build_parser().parse_args(
         ["sweep", "--out", "x", "--preset", "paper", "--partition", "gpu", "--gpus-per-job", "2", "--mem-gb", "40",
          "--timeout-min", "90", "--account", "proj", "--qos", "high", "--cpus-per-task", "4", "--workers", "6",
          "--slurm", "constraint=a100", "--slurm", "exclude=node1,node2"]))
-    assert cluster.resources("paper", args) == cluster.Resources(
+    assert cluster.resources("paper", args) == Resources(
         partition="gpu", gpus_per_job=2, cpus_per_task=4, mem_gb=40.0, timeout_min=90, account="proj", qos="high",
         slurm=(("constraint", "a100"), ("exclude", "node1,node2")), array_parallelism=6)
 
@@ -112,7 +113,7 @@ def test_a_tiny_sweep_through_submitits_local_executor(tmp_path, capsys, monkeyp
 
     def never(*args, **kwargs):
         raise AssertionError("the submitting process simulated a dataset")
-    monkeypatch.setattr(run, "stage_simulate", never)             # the jobs' own processes still can
+    monkeypatch.setattr(stages, "stage_simulate", never)             # the jobs' own processes still can
     code, stdout, err = run_main(command, capsys)
     assert code == 0, err
     record = json.loads((out / "submitit" / "sweep.json").read_text())

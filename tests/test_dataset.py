@@ -7,9 +7,9 @@ import pytest
 from nbody import laws
 from nbody.config import SimConfig
 from nbody.dataset import generate_dataset, load_dataset
-from nbody.errors import InputError
 from nbody.integrate import integrate_into
 from nbody.laws import Law, accelerations, register_law
+from plumbing.errors import InputError
 
 TINY = dict(law="spring", n=4, dim=2, n_sims=10, n_test_sims=4, nt=30, keep_every=3, integrator="cpu")
 

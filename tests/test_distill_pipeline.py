@@ -15,13 +15,13 @@ from distill import DistillConfig, distill_checkpoint, distill_model, load_resul
 from distill.candidate import Candidate, parse
 from distill.messages import edge_input_names
 from distill.pipeline import network_from_model
+from distill.schema import SCHEMA_VERSION, load_messages, load_predictions, read_front
 from distill.select import select
 from distill.symbolic import forward, node_input_names
-from distill.schema import SCHEMA_VERSION, load_messages, load_predictions, read_front
 from gnn.config import ModelConfig
 from gnn.model import GNN
-from nbody.errors import InputError
-from nbody.io import config_from_dict
+from plumbing.errors import InputError
+from plumbing.io import config_from_dict
 
 FAST = dict(population_size=300, generations=30, n_threads=2, n_edges=1500, n_nodes=1000,
             n_eval_graphs=200, n_ood_graphs=100)

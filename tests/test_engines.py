@@ -12,17 +12,17 @@ import pytest
 import sympy as sp
 
 from _distill_helpers import states
+from distill import operon
 from distill import sr_engines
 from distill.candidate import lambdify
 from distill.config import DistillConfig
+from distill.fitting import fit_target
 from distill.judge import judge_edge, judge_node
 from distill.messages import edge_input_names, edge_inputs, pair_targets, sample_edges
-from distill import operon
 from distill.operon import allowed_symbols, front_curve, improved
-from distill.fitting import fit_target
 from distill.symbolic import node_input_names
-from nbody.errors import InputError
 from nbody.laws import get_law
+from plumbing.errors import InputError
 
 SMALL = DistillConfig(population_size=400, generations=40, n_threads=2, seed=0)
 SPRING = get_law("spring")

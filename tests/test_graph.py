@@ -5,8 +5,8 @@ import torch
 
 from gnn.graph import edges
 from nbody import graph
-from nbody.errors import InputError
 from nbody.graph import scatter_sum
+from plumbing.errors import InputError
 
 
 @pytest.mark.parametrize("n", [2, 4, 7])

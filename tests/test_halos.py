@@ -8,12 +8,13 @@ import re
 import numpy as np
 import pytest
 
-import run
 from halos.catalogue import COLUMNS, from_columns, load_catalogue, save_catalogue
 from halos.formulas import PAPER, PAPER_POSITION_STD
 from halos.graph import brute_force_graph, build_graph, edges_of, interior
 from halos.synthetic import PLANT_CUTOFF, SyntheticConfig, make_catalogue, planted_delta, planted_e, planted_pair
-from nbody.errors import InputError
+from pipeline import cli
+from plumbing.errors import InputError
+from plumbing.io import load_json
 
 
 def _columns(n=20, seed=0, box=100.0):
@@ -51,7 +52,7 @@ def test_catalogue_round_trips_in_every_format(tmp_path, suffix):
 def test_cli_refuses_a_bad_catalogue_with_exit_2(tmp_path, capsys):
     path = tmp_path / "bad.csv"
     path.write_text("x,y,z,vx,vy,vz,M14\n1,2,3,0,0,0,1\n4,5,6,0,0,0,1\n")
-    code = run.main(["halos", "--catalogue", str(path), "--out", str(tmp_path / "out"), "--quiet"])
+    code = cli.main(["halos", "--catalogue", str(path), "--out", str(tmp_path / "out"), "--quiet"])
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("error: ") and err.count("\n") == 1 and "delta" in err
     assert not (tmp_path / "out").exists()
@@ -95,7 +96,7 @@ def _column(name, convert):
 def test_cli_refuses_a_hostile_npz_catalogue_in_one_line(write, message, tmp_path, capsys):
     path = tmp_path / "cat.npz"
     write(path, _columns())
-    code = run.main(["halos", "--catalogue", str(path), "--out", str(tmp_path / "out"), "--quiet"])
+    code = cli.main(["halos", "--catalogue", str(path), "--out", str(tmp_path / "out"), "--quiet"])
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("error: ") and err.count("\n") == 1, err
     assert re.search(message, err) and "Traceback" not in err
@@ -103,7 +104,7 @@ def test_cli_refuses_a_hostile_npz_catalogue_in_one_line(write, message, tmp_pat
 
 
 def test_cli_refuses_more_mock_halos_than_memory_holds_before_writing_anything(tmp_path, capsys):
-    code = run.main(["halos", "--n-halos", str(10**12), "--out", str(tmp_path / "out"), "--quiet"])
+    code = cli.main(["halos", "--n-halos", str(10**12), "--out", str(tmp_path / "out"), "--quiet"])
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("error: ") and err.count("\n") == 1, err
     assert "mock halos need about" in err and not (tmp_path / "out").exists()
@@ -191,17 +192,20 @@ def test_small_end_to_end_cli_run_writes_a_labelled_table_and_resumes(tmp_path, 
             "--hidden", "16", "--n-hidden-layers", "1", "--msg-dim", "8", "--sr-generations", "3",
             "--sr-population-size", "20", "--sr-edges", "300", "--sr-nodes", "200", "--refit-halos", "200",
             "--eval-halos", "200", "--sr-max-time", "20", "--no-face-mask"]
-    assert run.main(args) == 0
+    assert cli.main(args) == 0
     table = (out / "distill" / "table.md").read_text()
     assert "SYNTHETIC" in table and "best_with_mass" in table and "network" in table
     assert (out / "SYNTHETIC.txt").exists()
     for name in ("catalogue.npz", "graph/graph.json", "train/checkpoint.pt", "distill/halos_distill.json",
                  "timings.json", "config.json"):
         assert (out / name).exists(), name
+    timings = load_json(out / "timings.json")                   # one run-folder protocol: a run's shape
+    assert set(timings) == {"catalogue", "graph", "train", "distill"} and (out / "versions.json").is_file()
+    assert all(set(entry) == {"seconds", "peak_rss_mb"} for entry in timings.values()), timings
     capsys.readouterr()
-    assert run.main(args) == 0                                  # everything done: skipped
+    assert cli.main(args) == 0                                  # everything done: skipped
     assert "skipped" in capsys.readouterr().out
-    assert run.main(args[:-1] + ["--face-mask"]) == 2           # another config into the same folder
+    assert cli.main(args[:-1] + ["--face-mask"]) == 2           # another config into the same folder
 
 
 def test_refitting_the_planted_shape_recovers_a_noiseless_planted_catalogue():
@@ -231,8 +235,7 @@ def test_cleaning_an_equation_with_symbolic_powers_is_quick_and_keeps_its_values
 @pytest.mark.slow
 def test_default_job_recovers_the_planted_form_and_beats_the_network_out_of_distribution(tmp_path):
     # The default `run.py halos` (about 7 minutes on 2 cores; benchmarks/RESULTS.md).
-    from nbody.io import load_json
-    assert run.main(["halos", "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    assert cli.main(["halos", "--out", str(tmp_path / "run"), "--quiet"]) == 0
     result = load_json(tmp_path / "run" / "distill" / "halos_distill.json")
     assert result["synthetic"] and result["top_share"] > 0.99
     assert result["planted"]["e_r2_distilled"] >= 0.99

@@ -18,7 +18,6 @@ import sympy as sp
 import torch
 from torch import nn
 
-import run
 from distill.candidate import parse
 from distill.config import DistillConfig
 from distill.schema import SCHEMA_VERSION
@@ -36,6 +35,7 @@ from nbody import state
 from nbody.expr import SYMBOLS
 from nbody.initial import initial_conditions
 from nbody.laws import accelerations, get_law
+from pipeline import cli
 
 EPS = 0.01
 LAWS = ("spring", "r1", "r2", "charge")
@@ -213,12 +213,12 @@ def test_run_all_with_the_hamiltonian_strategy_runs_end_to_end(tmp_path):
             "--n-hidden-layers", "1", "--generations", "2", "--population-size", "16", "--n-edges", "200",
             "--n-nodes", "200", "--n-eval-graphs", "10", "--n-ood-graphs", "10", "--max-time", "5",
             "--n-threads", "1", "--quiet", "--out", str(out)]
-    assert run.main(args) == 0
+    assert cli.main(args) == 0
     result = json.loads((out / "distill" / "distill.json").read_text())
     assert result["strategy"] == "hamiltonian" and [e["part"] for e in result["energy"]] == ["pair", "self"]
     assert result["version"] == SCHEMA_VERSION and result["r2_potential"] is not None
     assert (out / "distill" / "pareto_pair_energy.csv").is_file()
-    assert run.main(["analyse", "--run", str(out)]) == 0
+    assert cli.main(["analyse", "--run", str(out)]) == 0
     tables = (out / "analysis" / "test_mae.md").read_text()
     assert "Hamiltonian (FlatHGN)" in tables and "paper 0.016" in tables      # Table 3, Spring-2 FlatHGN
     assert "H_pair" in (out / "analysis" / "report.html").read_text()

@@ -21,7 +21,7 @@ from gnn.config import ModelConfig, TrainConfig
 from gnn.history import HISTORY_FILE, load_history, save_history
 from gnn.model import GNN
 from gnn.train import train
-from nbody.errors import InputError
+from plumbing.errors import InputError
 from test_train import SPRING, spring_data
 
 MODEL = ModelConfig(strategy="bottleneck", hidden=16, n_hidden_layers=1)

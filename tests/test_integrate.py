@@ -10,10 +10,10 @@ import pytest
 from scipy.integrate import solve_ivp
 
 from nbody.config import SimConfig
-from nbody.errors import InputError
 from nbody.initial import initial_conditions
 from nbody.integrate import integrate
 from nbody.laws import Law, accelerations, energy, get_law
+from plumbing.errors import InputError
 
 EPS = 0.01
 N_SIMS = 200

@@ -52,7 +52,7 @@ def _key_folder(tmp_path_factory):
 
 
 def _env(cache: Path) -> dict:
-    env = {**os.environ, "SYMDISTILL_CACHE_DIR": str(cache), "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "SYMDISTILL_CACHE_DIR": str(cache)}
     env.pop("NUMBA_ENABLE_CUDASIM", None)
     return env
 

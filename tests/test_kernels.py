@@ -13,10 +13,10 @@ import pytest
 
 from nbody import kernels_cuda
 from nbody.config import SimConfig
-from nbody.errors import InputError
 from nbody.initial import initial_conditions
 from nbody.integrate import integrate, integrate_into, resolve_integrator
 from nbody.laws import accelerations, get_law
+from plumbing.errors import InputError
 
 # (law, n, dim, official_quirks): damping with the official node weights, and the string
 # chain whose last node feels no gravity under the quirks, cover the non-pairwise terms.

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 from nbody.config import SimConfig
-from nbody.errors import InputError
 from nbody.initial import initial_conditions
 from nbody.integrate import integrate
 from nbody.laws import Law, accelerations, energy, get_law, law_names, pair_force, pair_list, register_law
+from plumbing.errors import InputError
 
 EPS = 0.01
 BUILT_IN = ["spring", "r1", "r2", "charge", "superposition", "damped", "discontinuous", "string"]

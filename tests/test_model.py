@@ -10,7 +10,7 @@ from gnn.config import STRATEGIES, ModelConfig, TrainConfig
 from gnn.graph import edges
 from gnn.model import GNN, kl_divergence, mlp
 from gnn.train import batch_loss
-from nbody.errors import InputError
+from plumbing.errors import InputError
 
 SMALL = dict(hidden=16, n_hidden_layers=2)
 

@@ -18,12 +18,12 @@ import sympy as sp
 from nbody import laws
 from nbody.config import SimConfig
 from nbody.dataset import generate_dataset, load_dataset
-from nbody.errors import InputError
 from nbody.expr import M1, M2, MAX_NODES, Q1, Q2, R
-from nbody.io import atomic_write_bytes, config_from_dict, remove_stale_temps, save_json
 from nbody.laws import Law, get_law, law_from_dict, parse_expression, register_law
-from nbody.progress import LineProgress, progress_bar
 from nbody.resources import estimate
+from plumbing.errors import InputError
+from plumbing.io import atomic_write_bytes, config_from_dict, remove_stale_temps, save_json
+from plumbing.progress import LineProgress, progress_bar
 
 TINY = dict(law="spring", n=4, dim=2, n_sims=10, n_test_sims=4, nt=30, keep_every=3, integrator="cpu")
 

@@ -19,14 +19,14 @@ from distill.report import physical_lines
 from distill.rollout import POINTS, rollout
 from distill.schema import load_rollout
 from nbody.config import SimConfig
-from nbody.errors import InputError
 from nbody.initial import initial_conditions
 from nbody.integrate import integrate
 from nbody.expr import M1, M2, Q1, Q2, R
 from nbody.laws import accelerations, get_law
 from nbody.state import charge, mass, pos, vel
+from pipeline import cli
+from plumbing.errors import InputError
 
-import run as run_cli
 
 CFG = DistillConfig(selection="best", refit=False, simplify_tol=0, n_edges=500, n_nodes=400, n_eval_graphs=100,
                     n_ood_graphs=50)
@@ -92,7 +92,7 @@ def test_a_model_whose_axes_disagree_is_read_numerically(tmp_path):
 
 def test_run_prints_the_law_before_the_verdicts(planted, capsys):
     result, _ = planted
-    run_cli.print_equations(result)
+    cli.print_equations(result)
     text = capsys.readouterr().out
     assert text.index("Discovered law") < text.index("force law FOUND")
 
@@ -106,16 +106,16 @@ def test_the_discovered_law_simulates_the_same_trajectories_as_the_built_in_law(
     found = integrate(SimConfig(law=law.name, n=4, nt=50, integrator="cpu"), *ics)
     np.testing.assert_allclose(found.pos, truth.pos, rtol=1e-9, atol=1e-9)
     args = ["simulate", "--n-sims", "4", "--nt", "20", "--n", "4", "--integrator", "cpu", "--quiet"]
-    assert run_cli.main(args + ["--law-from", str(out), "--out", str(tmp_path / "found")]) == 0
-    assert run_cli.main(args + ["--law", "spring", "--out", str(tmp_path / "true")]) == 0
+    assert cli.main(args + ["--law-from", str(out), "--out", str(tmp_path / "found")]) == 0
+    assert cli.main(args + ["--law", "spring", "--out", str(tmp_path / "true")]) == 0
     assert json.loads((tmp_path / "found" / "meta.json").read_text())["law"]["name"] == "discovered_spring"
     np.testing.assert_allclose(np.load(tmp_path / "found" / "test_states.npy"),
                                np.load(tmp_path / "true" / "test_states.npy"), rtol=1e-6, atol=1e-6)
 
 
 def test_law_from_refuses_a_folder_without_a_law_and_clashing_flags(tmp_path, capsys):
-    assert run_cli.main(["simulate", "--law-from", str(tmp_path), "--out", str(tmp_path / "d")]) == 2
-    assert run_cli.main(["simulate", "--law-from", str(tmp_path), "--force", "r", "--out", str(tmp_path / "d")]) == 2
+    assert cli.main(["simulate", "--law-from", str(tmp_path), "--out", str(tmp_path / "d")]) == 2
+    assert cli.main(["simulate", "--law-from", str(tmp_path), "--force", "r", "--out", str(tmp_path / "d")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and all(line.startswith("error: ") for line in err)
     assert not (tmp_path / "d").exists()

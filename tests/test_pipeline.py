@@ -18,10 +18,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import run
-import runconfig
-import sweep
 from nbody.laws import Law, register_law
+from pipeline import cli, presets, stages, sweep
+from pipeline.flags import config_from_args
+from pipeline.parser import build_parser
+from plumbing.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -153,7 +154,7 @@ def test_bad_input_gives_one_line_and_exit_code_2(tmp_path, capsys, args, messag
     (tmp_path / "meta.json").write_text("{}")
     (tmp_path / "garbage.pt").write_bytes(b"not a checkpoint")
     before = sorted(p.name for p in tmp_path.iterdir())
-    code = run.main([a.replace("{tmp}", str(tmp_path)) for a in args])
+    code = cli.main([a.replace("{tmp}", str(tmp_path)) for a in args])
     assert code == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and message in err, err
@@ -168,29 +169,29 @@ def test_bad_input_message_is_a_single_line(tmp_path):
 
 
 def test_every_config_field_is_a_flag_and_overrides_the_preset():
-    parser = run.build_parser()
+    parser = build_parser()
     args = parser.parse_args(["all", "--out", "x", "--law", "r2", "--dim", "3", "--strategy", "kl",
                               "--epochs", "3", "--generations", "7", "--no-refit", "--n", "none"])
-    cfg = run.config_from_args(args)
+    cfg = config_from_args(args)
     assert (cfg.sim.law, cfg.sim.dim, cfg.sim.n) == ("r2", 3, None)
     assert (cfg.model.strategy, cfg.train.epochs, cfg.distill.generations) == ("kl", 3, 7)
     assert cfg.distill.refit is False
     assert cfg.train.seed == cfg.sim.seed == cfg.distill.seed == 0
 
 
-@pytest.mark.parametrize("preset", runconfig.PRESETS)
+@pytest.mark.parametrize("preset", presets.PRESETS)
 @pytest.mark.parametrize("strategy", ["bottleneck", "l1", "hamiltonian"])
 def test_no_preset_setting_depends_on_the_laws_name(preset, strategy):
     """Two laws differ in a preset only by their name: every other setting is the recipe's,
     whose rules read the data (and a flag still beats them)."""
     register_law(Law("mirror_of_charge", potential="q1*q2/r", dt=1e-3, charges="sign"), overwrite=True)
-    configs = [runconfig.preset(preset, law, strategy) for law in ("spring", "r2", "charge", "mirror_of_charge")]
+    configs = [presets.preset(preset, law, strategy) for law in ("spring", "r2", "charge", "mirror_of_charge")]
     assert [c.sim.law for c in configs] == ["spring", "r2", "charge", "mirror_of_charge"]
     unnamed = [dataclasses.replace(c, sim=dataclasses.replace(c.sim, law="spring")) for c in configs]
     assert all(c == unnamed[0] for c in unnamed), [c.distill for c in configs]
-    assert not hasattr(runconfig, "CPU_LAW_SETTINGS")
-    parser = run.build_parser()
-    given = run.config_from_args(parser.parse_args(
+    assert not hasattr(presets, "CPU_LAW_SETTINGS")
+    parser = build_parser()
+    given = config_from_args(parser.parse_args(
         ["all", "--out", "x", "--preset", preset, "--law", "charge", "--prune-tail", "none", "--align", "node"]))
     assert given.sim.prune_tail is None and given.distill.align == "node"
 
@@ -212,19 +213,19 @@ def test_the_pruning_percentile_is_read_off_the_data_not_the_law():
 
 
 def test_cpu_preset_applies_its_per_strategy_settings_to_that_strategy_only(tmp_path):
-    parser = run.build_parser()
+    parser = build_parser()
 
     def cfg(*flags):
-        return run.config_from_args(parser.parse_args(["all", "--out", "x", "--preset", "cpu", "--law", "r1", *flags]))
+        return config_from_args(parser.parse_args(["all", "--out", "x", "--preset", "cpu", "--law", "r1", *flags]))
     ham = cfg("--strategy", "hamiltonian").distill
-    for field, value in runconfig.CPU_STRATEGY_SETTINGS["hamiltonian"].items():
+    for field, value in presets.CPU_STRATEGY_SETTINGS["hamiltonian"].items():
         assert getattr(ham, field) == value, field
     for strategy in ("standard", "bottleneck", "l1", "kl"):       # what results/cpu was measured with
         other = cfg("--strategy", strategy).distill
         assert (other.selection, other.node_selection, other.operators) == ("best", "score", ("+", "-", "*", "/"))
     assert cfg("--strategy", "hamiltonian", "--selection", "score").distill.selection == "score"
-    tiny = run.config_from_args(parser.parse_args(["all", "--out", "x", "--strategy", "hamiltonian"]))
-    assert tiny.distill == runconfig.preset("tiny").distill
+    tiny = config_from_args(parser.parse_args(["all", "--out", "x", "--strategy", "hamiltonian"]))
+    assert tiny.distill == presets.preset("tiny").distill
 
 
 def test_run_py_distill_takes_the_preset_settings_of_the_checkpoints_model_and_law(tmp_path, monkeypatch):
@@ -236,7 +237,7 @@ def test_run_py_distill_takes_the_preset_settings_of_the_checkpoints_model_and_l
     save_model(tmp_path / "checkpoint.pt", HamiltonianGNN(model_cfg), {"model_config": vars(model_cfg)})
     assert trained_preset_keys(tmp_path) == trained_preset_keys(tmp_path / "checkpoint.pt") == {
         "strategy": "hamiltonian"}
-    with pytest.raises(run.InputError, match="missing checkpoint"):
+    with pytest.raises(InputError, match="missing checkpoint"):
         trained_preset_keys(tmp_path / "none.pt")
     charge = tmp_path / "charge"
     bottleneck = ModelConfig(strategy="bottleneck", dim=2, hidden=8, n_hidden_layers=1)
@@ -252,17 +253,17 @@ def test_run_py_distill_takes_the_preset_settings_of_the_checkpoints_model_and_l
 
     def stage_distill(out, checkpoint, data_dir, cfg):
         raise Reached(cfg)
-    monkeypatch.setattr(run, "stage_distill", stage_distill)
+    monkeypatch.setattr(stages, "stage_distill", stage_distill)
 
     def distill_config(preset, folder):
         with pytest.raises(Reached) as reached:
-            run.main(["distill", "--preset", preset, "--model", str(folder / "checkpoint.pt"),
+            cli.main(["distill", "--preset", preset, "--model", str(folder / "checkpoint.pt"),
                       "--out", str(tmp_path / "d")])
         return reached.value.args[0]
-    assert distill_config("cpu", tmp_path).selection == runconfig.CPU_STRATEGY_SETTINGS["hamiltonian"]["selection"]
-    assert distill_config("tiny", tmp_path).selection == runconfig.preset("tiny").distill.selection
+    assert distill_config("cpu", tmp_path).selection == presets.CPU_STRATEGY_SETTINGS["hamiltonian"]["selection"]
+    assert distill_config("tiny", tmp_path).selection == presets.preset("tiny").distill.selection
     assert distill_config("cpu", charge) == distill_config("cpu", custom)
-    assert distill_config("cpu", custom).align == runconfig.preset("cpu").distill.align == "auto"
+    assert distill_config("cpu", custom).align == presets.preset("cpu").distill.align == "auto"
 
 
 def test_a_cpu_sweep_gains_the_hamiltonian_column_beside_the_published_flathgn(tmp_path):
@@ -271,7 +272,7 @@ def test_a_cpu_sweep_gains_the_hamiltonian_column_beside_the_published_flathgn(t
              "--hidden", "8", "--n-hidden-layers", "1", "--generations", "2", "--population-size", "16",
              "--n-edges", "200", "--n-nodes", "200", "--n-eval-graphs", "10", "--n-ood-graphs", "10",
              "--max-time", "20", "--n-threads", "1", "--quiet"]
-    assert run.main(["sweep", "--preset", "cpu", "--laws", "r1", "--dims", "2", "--strategies",
+    assert cli.main(["sweep", "--preset", "cpu", "--laws", "r1", "--dims", "2", "--strategies",
                      "bottleneck,hamiltonian", "--seeds", "0", *small, "--out", str(out)]) == 0
     ham, other = (json.loads((out / f"r1-2d-{s}-s0" / "distill" / "distill_config.json").read_text())
                   for s in ("hamiltonian", "bottleneck"))
@@ -303,7 +304,7 @@ def test_sweep_jobs_cover_the_grid_and_share_datasets(tmp_path):
 
 
 def test_cpu_sweep_jobs_carry_each_laws_preset_settings_and_the_flags(tmp_path):
-    values = vars(run.build_parser().parse_args(["sweep", "--out", "x", "--preset", "cpu", "--epochs", "3"]))
+    values = vars(build_parser().parse_args(["sweep", "--out", "x", "--preset", "cpu", "--epochs", "3"]))
     jobs = sweep.sweep_jobs("cpu", values, ["spring", "r2"], [2], ["l1"], [0, 1], tmp_path)
     by_law = {(c.sim.law, c.sim.seed): c for _, c, _ in jobs}
     assert by_law[("r2", 0)].sim.prune_tail == by_law[("spring", 0)].sim.prune_tail == 300.0
@@ -317,17 +318,17 @@ def test_a_refused_run_is_recorded_and_the_local_sweep_goes_on(tmp_path, monkeyp
     exception, and a later success clears the record."""
     (job,) = sweep.sweep_jobs("tiny", {}, ["spring"], [2], ["kl"], [0], tmp_path)
     run_dir = job[0]
-    monkeypatch.setattr(run, "stage_simulate", lambda *args, **kw: None)
+    monkeypatch.setattr(stages, "stage_simulate", lambda *args, **kw: None)
 
-    def refuse(run_dir, *args, **kw):
+    def refuse(cfg, run_dir, *args, **kw):
         run_dir.mkdir(parents=True, exist_ok=True)
-        raise run.InputError("the node model reads the aligned message components through a singular map")
+        raise InputError("the node model reads the aligned message components through a singular map")
 
-    monkeypatch.setattr(run, "run_all", refuse)
-    assert run._local_sweep_job(job) == f"{run_dir} (refused: the node model reads the aligned message " \
+    monkeypatch.setattr(stages, "run", refuse)
+    assert sweep.local_sweep_job(job) == f"{run_dir} (refused: the node model reads the aligned message " \
                                         "components through a singular map)"
     assert "singular map" in json.loads((run_dir / "failed.json").read_text())["error"]
-    with pytest.raises(run.InputError):
-        run._sweep_job(job)                              # a cluster job fails visibly
-    monkeypatch.setattr(run, "run_all", lambda *args, **kw: None)
-    assert run._local_sweep_job(job) == str(run_dir) and not (run_dir / "failed.json").exists()
+    with pytest.raises(InputError):
+        sweep.sweep_job(job)                              # a cluster job fails visibly
+    monkeypatch.setattr(stages, "run", lambda *args, **kw: None)
+    assert sweep.local_sweep_job(job) == str(run_dir) and not (run_dir / "failed.json").exists()

@@ -27,7 +27,7 @@ from analysis.verdict import run_verdict
 from distill.schema import ConstantMatch, PhysicalLaw, load_result, save_result
 from gnn.config import ModelConfig, TrainConfig
 from nbody.config import SimConfig
-from nbody.io import save_json
+from plumbing.io import save_json
 
 
 

@@ -4,7 +4,7 @@ a dataset's identity is its content, and hostile input is one line, never a trac
 Every subcommand is walked with an output folder it did not make (a user folder, `.`,
 `..`, `~` with HOME set to a temporary folder, a symlink to a user folder) and with a few
 other hostile inputs; each must exit 2 with exactly one `error:` line and leave every
-file, the inputs' included, byte for byte as it was. Most cases call `run.main`
+file, the inputs' included, byte for byte as it was. Most cases call `pipeline.cli.main`
 in-process (a traceback would surface as an exception); the memory limit is tried in a
 child process, where `ulimit -v` belongs. The shared fixtures are two tiny spring datasets
 (seeds 0 and 1) and a one-epoch model.
@@ -23,9 +23,9 @@ from pathlib import Path
 import pytest
 
 from _cli_helpers import run_main
-import run
-from nbody.errors import InputError
-from nbody.io import MARKER, replace_dir, temp_dir_beside
+from pipeline import cli, stages, sweep
+from plumbing.errors import InputError
+from plumbing.io import MARKER, replace_dir, temp_dir_beside
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL_SIM = ["--n-sims", "12", "--nt", "20", "--integrator", "reference", "--quiet"]
@@ -61,8 +61,8 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("inputs")
     out = {"data": root / "data", "data1": root / "data1", "train": root / "train"}
     for name, seed in (("data", "0"), ("data1", "1")):
-        assert run.main(["simulate", *SMALL_SIM, "--seed", seed, "--out", str(out[name])]) == 0
-    assert run.main(["train", "--data", str(out["data"]), "--strategy", "bottleneck", *SMALL_TRAIN,
+        assert cli.main(["simulate", *SMALL_SIM, "--seed", seed, "--out", str(out[name])]) == 0
+    assert cli.main(["train", "--data", str(out["data"]), "--strategy", "bottleneck", *SMALL_TRAIN,
                      "--out", str(out["train"])]) == 0
     (root / "fake-run").mkdir()             # never read: an analysis into it is refused first
     out["root"] = root
@@ -203,7 +203,7 @@ def test_a_stage_folder_inside_a_locked_run_is_refused(inputs, tmp_path, capsys)
 
 
 def test_a_run_is_refused_while_a_command_writes_in_one_of_its_stage_folders(tmp_path, capsys):
-    from nbody import rundir
+    from plumbing import rundir
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     (run_dir / MARKER).write_text("{}")
@@ -259,7 +259,7 @@ def test_another_seeds_data_files_copied_in_are_refused(inputs, tmp_path, capsys
 
 
 def test_a_dataset_records_the_digest_of_every_array_file(inputs):
-    from nbody.rundir import file_sha256
+    from plumbing.rundir import file_sha256
     digests = json.loads((inputs["data"] / "meta.json").read_text())["sha256"]
     assert digests == {p.name: file_sha256(p) for p in inputs["data"].glob("*.npy")}
     assert len(digests) == 6
@@ -304,7 +304,7 @@ def test_an_absurd_model_width_is_refused_from_a_memory_estimate(inputs, tmp_pat
 
 
 def test_the_memory_pre_check_reads_the_address_space_limit(monkeypatch):
-    from nbody import resources
+    from plumbing import resources
     mapped = resources._proc_field("/proc/self/status", "VmSize:")
     monkeypatch.setattr(resources.resource, "getrlimit", lambda which: (mapped + (1 << 30), resource.RLIM_INFINITY))
     assert 0 < resources.available_memory() <= 1 << 30
@@ -315,12 +315,11 @@ def test_simulate_under_ulimit_v_is_one_line(tmp_path):
     process cannot is refused by the pre-check, in one line; nothing is written."""
     limit = """
 import resource, sys
-sys.path.insert(0, {root!r})
-import run
+from pipeline.cli import main
 size = int(open('/proc/self/status').read().split('VmSize:')[1].split()[0]) * 1024
 resource.setrlimit(resource.RLIMIT_AS, (size + (700 << 20), resource.RLIM_INFINITY))
-sys.exit(run.main(sys.argv[1:]))
-""".format(root=str(ROOT))
+sys.exit(main(sys.argv[1:]))
+"""
     proc = subprocess.run([sys.executable, "-c", limit, "simulate", "--n-sims", "5000000", "--nt", "50", "--quiet",
                            "--out", str(tmp_path / "d")], capture_output=True, text=True, timeout=120,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
@@ -348,9 +347,9 @@ def test_a_sweep_with_a_refused_job_finishes_the_others_then_exits_2_with_the_li
             (target / "analysis").mkdir(exist_ok=True)
             (target / "analysis" / f"{table}.md").write_text(f"| {table} |\n")
 
-    monkeypatch.setattr(run, "execute", lambda fn, jobs, **pool: map(fn, jobs))
-    monkeypatch.setattr(run, "_sweep_job", job)
-    monkeypatch.setattr(run, "stage_analyse", analyse)
+    monkeypatch.setattr(sweep, "execute", lambda fn, jobs, **pool: map(fn, jobs))
+    monkeypatch.setattr(sweep, "sweep_job", job)
+    monkeypatch.setattr(stages, "stage_analyse", analyse)
     code, out, err = run_main(["sweep", "--laws", "spring", "--dims", "2", "--strategies", "l1,bottleneck", *SMALL_SIM,
                             "--out", tmp_path / "s"], capsys)
     assert code == 2 and err.count("\n") == 1 and "1 of 2 sweep jobs" in err, err
@@ -362,12 +361,11 @@ def test_a_sweep_with_a_refused_job_finishes_the_others_then_exits_2_with_the_li
 
 
 def test_a_sweep_job_refused_in_a_foreign_folder_writes_nothing_there(tmp_path, monkeypatch):
-    import sweep
     (job,) = sweep.sweep_jobs("tiny", {}, ["spring"], [2], ["l1"], [0], tmp_path)
     job[0].mkdir(parents=True)
     (job[0] / "thesis.txt").write_text("mine")
-    monkeypatch.setattr(run, "stage_simulate", lambda *args, **kw: None)
-    assert "symdistill did not write" in run._local_sweep_job(job)
+    monkeypatch.setattr(stages, "stage_simulate", lambda *args, **kw: None)
+    assert "symdistill did not write" in sweep.local_sweep_job(job)
     assert sorted(p.name for p in job[0].iterdir()) == ["thesis.txt"]
 
 

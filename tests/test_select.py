@@ -93,7 +93,7 @@ def test_refit_never_worsens_and_leaves_constant_free_expressions():
 
 
 def test_select_rejects_empty_front():
-    from nbody.errors import InputError
+    from plumbing.errors import InputError
     with pytest.raises(InputError):
         select([], "score")
 
@@ -168,7 +168,7 @@ def test_a_held_out_rule_reads_only_entries_that_beat_every_simpler_one_there():
 
 def test_held_out_rows_come_from_graphs_without_fit_rows_or_fail_in_one_line():
     from distill.fitting import unused_graphs
-    from nbody.errors import InputError
+    from plumbing.errors import InputError
     assert list(unused_graphs(6, np.array([4, 0, 4, 2]))) == [1, 3, 5]
     with pytest.raises(InputError, match="none is left for held-out rows"):
         unused_graphs(3, np.array([0, 1, 2, 1]))

@@ -18,9 +18,9 @@ from gnn.graph import edges
 from gnn.history import load_history
 from gnn.model import GNN, ModelOutput
 from gnn.train import acceleration_scale, augment, batch_loss, evaluate, train
-from nbody.errors import InputError
 from nbody.laws import accelerations, get_law, pair_force
 from nbody.state import pack
+from plumbing.errors import InputError
 
 SPRING = get_law("spring")
 SOFTENING = 0.01

@@ -12,15 +12,16 @@ import numpy as np
 import pytest
 import torch
 
-import run
-import sweep
 from distill import operon, sr_engines
 from distill.config import DistillConfig
 from distill.fitting import fit_target
-from halos import cli as halos_cli
 from halos.distill import table_markdown
-from nbody.progress import progress_bar
-from runconfig import DEFAULT_THREADS, config_from_args
+from pipeline import cli, sweep
+from pipeline.config import DEFAULT_THREADS
+from pipeline.flags import config_from_args
+from pipeline.halos import summary_lines
+from pipeline.parser import build_parser
+from plumbing.progress import progress_bar
 
 SMALL_SIM = ["--n-sims", "12", "--nt", "20", "--integrator", "reference", "--quiet"]
 SMALL_TRAIN = ["--epochs", "1", "--batch-size", "16", "--hidden", "8", "--n-hidden-layers", "1", "--quiet"]
@@ -40,7 +41,7 @@ def torch_threads():
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("data") / "spring"
-    assert run.main(["simulate", "--law", "spring", *SMALL_SIM, "--out", str(out)]) == 0
+    assert cli.main(["simulate", "--law", "spring", *SMALL_SIM, "--out", str(out)]) == 0
     return out
 
 
@@ -58,14 +59,14 @@ def _spring_rows(n: int = 300) -> tuple[np.ndarray, np.ndarray]:
 def test_training_runs_on_the_threads_given_and_records_them(dataset, tmp_path, torch_threads, flag, threads):
     torch.set_num_threads(3)                      # whatever the process had before
     out = tmp_path / "train"
-    assert run.main(["train", "--data", str(dataset), *SMALL_TRAIN, *flag, "--out", str(out)]) == 0
+    assert cli.main(["train", "--data", str(dataset), *SMALL_TRAIN, *flag, "--out", str(out)]) == 0
     assert torch.get_num_threads() == threads
     assert json.loads((out / "metrics.json").read_text())["threads"] == threads
 
 
 def test_threads_given_is_also_the_sr_searchs_unless_n_threads_is():
     def cfg(*flags):
-        return config_from_args(run.build_parser().parse_args(["all", "--out", "x", *flags]))
+        return config_from_args(build_parser().parse_args(["all", "--out", "x", *flags]))
 
     assert cfg().distill.n_threads == DistillConfig().n_threads        # not given: the SR default
     assert cfg("--threads", "3").distill.n_threads == 3
@@ -74,7 +75,7 @@ def test_threads_given_is_also_the_sr_searchs_unless_n_threads_is():
 
 def test_a_bad_thread_count_is_one_line_and_exit_2(capsys):
     with pytest.raises(SystemExit) as exc:
-        run.build_parser().parse_args(["train", "--data", "d", "--out", "o", "--threads", "0"])
+        build_parser().parse_args(["train", "--data", "d", "--out", "o", "--threads", "0"])
     assert exc.value.code == 2 and capsys.readouterr().err.startswith("error: ")
 
 
@@ -89,7 +90,7 @@ def test_a_sweep_job_runs_on_the_sweeps_threads(torch_threads, given, threads):
 
 def _help(capsys, *args) -> list[str]:
     with pytest.raises(SystemExit):
-        run.build_parser().parse_args([*args, "--help"])
+        build_parser().parse_args([*args, "--help"])
     return capsys.readouterr().out.splitlines()
 
 
@@ -152,7 +153,7 @@ def test_a_log_line_has_an_eta_until_the_end():
 # --------------------------------------------------------------------------- #
 
 def test_halos_spells_the_sr_budget_as_the_other_commands(capsys):
-    parse = run.build_parser().parse_args
+    parse = build_parser().parse_args
     assert vars(parse(["halos", "--generations", "7", "--max-time", "5"]))["sr_generations"] == 7
     assert vars(parse(["halos", "--sr-generations", "7"]))["sr_generations"] == 7   # the old spelling
     text = "\n".join(_help(capsys, "halos"))
@@ -172,7 +173,7 @@ RESULT = {"synthetic": True, "n_halos": 500, "sets": {"train": 400, "test": 50, 
 
 
 def test_halos_prints_a_summary_not_a_python_dict():
-    lines = halos_cli.summary_lines(RESULT, Path("runs/halos/distill/table.md"))
+    lines = summary_lines(RESULT, Path("runs/halos/distill/table.md"))
     text = "\n".join(lines) + table_markdown(RESULT)
     assert "{" not in text and "'" not in text
     assert "planted form FOUND" in lines[3] and "beats the network out of distribution" in lines[3]

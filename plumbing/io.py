@@ -33,7 +33,7 @@ import numpy as np
 from .errors import InputError, matches_type, type_name
 
 # The file this project writes into every output folder it creates: a folder without it is
-# not ours, and no command writes into it unless it is empty (`nbody.rundir.claim`).
+# not ours, and no command writes into it unless it is empty (`plumbing.rundir.claim`).
 MARKER = ".symdistill"
 
 

@@ -1,7 +1,8 @@
 """The sweep on a cluster through submitit: what each job asks for, submission that returns
 at once, the state of every run, and re-submission of what has not finished.
 
-In:  the sweep's jobs (`sweep.sweep_jobs`), a job function importable by name (run.py's),
+In:  the sweep's jobs (`pipeline.sweep.sweep_jobs`), a job function importable by name
+     (`pipeline.sweep.sweep_job`, from the installed package),
      the `Resources` each job asks for (the preset's defaults, then flags) and the cluster:
      "slurm" (sbatch, one job array per submission) or "local" (submitit's local executor:
      every job a process on this machine, all started at once; for tests and workstations).
@@ -13,7 +14,7 @@ Out: OUT/submitit/ holds submitit's pickles and the logs of each job
      without waiting for anything.
 
 Datasets are never simulated by the submitting process: each job creates the dataset it
-shares with other runs under a lock (run.py `_sweep_job`, `sweep.dataset_lock`), so the first
+shares with other runs under a lock (`pipeline.sweep.sweep_job`, `dataset_lock`), so the first
 job of a dataset simulates it while the others wait (seconds at paper size), then all train.
 The sweep folder must be on a file system that every node sees and that honours flock
 (NFS, or Lustre mounted with -o flock).
@@ -24,23 +25,23 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import functools
 import io
 import os
-import re
 import shutil
 import time
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 from distill.schema import RESULT_FILE
-from nbody import rundir
-from nbody.errors import InputError, require_finite
-from nbody.io import load_json, save_json, to_jsonable
-from runconfig import field_help, flag_type
-from sweep import Job, with_threads
+from plumbing import rundir
+from plumbing.errors import InputError
+from plumbing.io import load_json, save_json, to_jsonable
+
+from .config import Job, Resources
+from .flags import field_help, flag_type
+from .presets import PRESET_RESOURCES
 
 CLUSTERS = ("slurm", "local")
 FOLDER = "submitit"                 # OUT/FOLDER: submitit's files and the sweep record
@@ -49,77 +50,8 @@ RECORD = "sweep.json"
 # what a re-run of the same sweep command submits again.
 STATES = ("done", "running", "pending", "failed", "unknown", "not submitted")
 RESUBMIT = ("failed", "not submitted")
-ROOT = Path(__file__).resolve().parent
 
 
-@dataclass(frozen=True)
-class Resources:
-    """What each job of a sweep asks the cluster for; saved with its submission in sweep.json.
-
-    Attributes:
-        partition: Slurm partition (None: the cluster's default).
-        gpus_per_job: GPUs per job (0: CPUs only).
-        cpus_per_task: CPU cores per job; torch uses this many threads in the job.
-        mem_gb: memory per job in GB.
-        timeout_min: wall-clock limit per job in minutes.
-        account: Slurm account charged for the jobs (None: your default).
-        qos: Slurm quality of service (None: the default).
-        slurm: further sbatch options as (name, value) pairs, e.g. (("constraint", "a100"),),
-            from `--slurm NAME=VALUE`.
-        array_parallelism: jobs running at once (the sweep's --workers; Slurm only).
-    """
-
-    partition: str | None = None
-    gpus_per_job: int = 0
-    cpus_per_task: int = 2
-    mem_gb: float = 8.0
-    timeout_min: int = 60
-    account: str | None = None
-    qos: str | None = None
-    slurm: tuple[tuple[str, str], ...] = ()
-    array_parallelism: int = 1
-
-    def __post_init__(self):
-        require_finite(self)
-        if self.gpus_per_job < 0:
-            raise InputError(f"gpus_per_job must be >= 0, got {self.gpus_per_job}")
-        for name in ("cpus_per_task", "timeout_min", "array_parallelism"):
-            if getattr(self, name) < 1:
-                raise InputError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if not self.mem_gb > 0:
-            raise InputError(f"mem_gb must be > 0, got {self.mem_gb}")
-        for name in ("partition", "account", "qos"):
-            value = getattr(self, name)
-            if value is not None and not _SLURM_VALUE.fullmatch(value):
-                raise InputError(f"{name} must be a non-empty name without spaces, got {value!r}")
-        for name, value in self.slurm:
-            if not _SLURM_NAME.fullmatch(name):
-                raise InputError(f"--slurm {name!r}: not an sbatch option name (e.g. constraint, mail-type)")
-            if name.replace("_", "-") in _SET_HERE:
-                raise InputError(f"--slurm {name}: set by the sweep itself; use its own flag "
-                                 f"({', '.join(sorted(_SET_HERE))} are taken)")
-            if not value or any(c in value for c in "\n\r\0"):
-                raise InputError(f"--slurm {name}: the value must be one non-empty line")
-
-
-_SLURM_NAME = re.compile(r"[a-z][a-z0-9_-]*")
-_SLURM_VALUE = re.compile(r"\S+")
-# sbatch options that a Resources field or submitit itself sets (the logs must stay where
-# `run_states` looks for them).
-_SET_HERE = frozenset({"partition", "gpus-per-node", "cpus-per-task", "mem", "time", "account", "qos",
-                       "array", "output", "error", "job-name", "signal", "open-mode", "nodes",
-                       "ntasks-per-node"})
-
-# Per-preset defaults. tiny and cpu: one run took 4-15 minutes on 2 CPU cores (benchmarks/
-# RESULTS.md; results/cpu/summary.csv wall_s), so an hour is ample. paper: one GPU; a run is
-# estimated at ~5 h on 2 CPU cores and has not been timed on a GPU (README, "The paper's
-# sweep on Slurm"), hence 12 h; its dataset is 0.16 GB (2D) to 0.22 GB (3D), and 16 GB of
-# memory leaves room for torch and the SR engine.
-PRESET_RESOURCES: dict[str, Resources] = {
-    "tiny": Resources(),
-    "cpu": Resources(),
-    "paper": Resources(gpus_per_job=1, cpus_per_task=8, mem_gb=16.0, timeout_min=12 * 60),
-}
 # Resources fields set by a flag of their own name (array_parallelism comes from --workers).
 _FLAG_FIELDS = [f for f in dataclasses.fields(Resources) if f.name not in ("slurm", "array_parallelism")]
 
@@ -171,7 +103,7 @@ def resources(preset: str, values: dict) -> Resources:
     """The preset's `PRESET_RESOURCES` with every resource flag given in `values` applied.
 
     Args:
-        preset: a preset name (runconfig.PRESETS).
+        preset: a preset name (`pipeline.presets.PRESETS`).
         values: the parsed flags (vars(args)): a `Resources` field name -> value or None
             (not given), "slurm" -> ["NAME=VALUE", ...] or None, "workers" -> jobs at once.
     Returns:
@@ -204,9 +136,9 @@ def submit(fn: Callable[[Job], str], jobs: list[Job], out: Path, res: Resources,
     """Submit the jobs whose run is failed or not submitted yet; return without waiting.
 
     Args:
-        fn: the job function, a module-level function of a module in this folder
-            (pickled by name; the jobs find it through PYTHONPATH).
-        jobs: from `sweep.sweep_jobs` for the sweep folder `out`.
+        fn: the job function, pickled by reference: a module-level function of an installed
+            module (or a functools.partial of one), which the jobs import as this process does.
+        jobs: from `pipeline.sweep.sweep_jobs` for the sweep folder `out`.
         out: the sweep folder (OUT/submitit/ is created in it).
         res: what each job asks for.
         cluster: "slurm" or "local".
@@ -232,9 +164,9 @@ def submit(fn: Callable[[Job], str], jobs: list[Job], out: Path, res: Resources,
         first = not (out / FOLDER).exists()
         executor = _executor(submitit, out / FOLDER, res, cluster)
         # submitit prints sbatch's complaint to stderr itself; it goes into the one-line error instead.
-        with _importable_by_jobs(), contextlib.redirect_stderr(io.StringIO()):
+        with contextlib.redirect_stderr(io.StringIO()):
             try:
-                started = executor.map_array(functools.partial(with_threads, fn, res.cpus_per_task), todo)
+                started = executor.map_array(fn, todo)
             except submitit.core.utils.FailedJobError as exc:
                 if first:
                     shutil.rmtree(out / FOLDER, ignore_errors=True)
@@ -267,22 +199,6 @@ def _executor(submitit, folder: Path, res: Resources, cluster: str):
         slurm_partition=res.partition, slurm_account=res.account, slurm_qos=res.qos,
         slurm_array_parallelism=res.array_parallelism, slurm_additional_parameters=dict(res.slurm))
     return executor
-
-
-@contextlib.contextmanager
-def _importable_by_jobs() -> Iterator[None]:
-    """This folder put first on PYTHONPATH while jobs are submitted: a job inherits the
-    environment (Slurm's default --export=ALL; the local executor) and must import run,
-    runconfig and sweep from here to unpickle its function and config."""
-    old = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), old] if old else [str(ROOT)])
-    try:
-        yield
-    finally:
-        if old is None:
-            del os.environ["PYTHONPATH"]
-        else:
-            os.environ["PYTHONPATH"] = old
 
 
 # --------------------------------------------------------------------------- #

@@ -9,7 +9,7 @@ Out: the check that an output folder is ours (`check_ours`: absent, empty, carry
      whether an input is the same one (`dataset_identity`, `meta_fingerprint`,
      `file_sha256`), and the check
      that a re-run with another config or other inputs is refused instead of skipped or
-     silently resumed (`check_record`).
+     silently resumed (`check_record`); a folder's timings.json (`Timings`, `stage_seconds`).
 
 A record is a JSON object {"config": ..., "inputs": ...}; a stage compares the record of
 what an output folder holds with the one it wants before it skips or resumes.
@@ -22,12 +22,14 @@ import fnmatch
 import hashlib
 import json
 import os
+import resource
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator, TypeVar
 
 from .errors import InputError
-from .io import MARKER, is_ours, mark, to_jsonable
+from .io import MARKER, is_ours, load_json, mark, save_json, to_jsonable
 
 
 # Folders whose locks this process, or the process that started it (a sweep's pool workers),
@@ -36,6 +38,8 @@ LOCKS_ENV = "SYMDISTILL_HELD_LOCKS"
 # Entries every folder of ours may hold besides its own: the marker, temporaries of atomic
 # writes (`.NAME.PID.XXXX.tmp`) and lock folders (`.NAME.lock`).
 ALWAYS_OURS = (MARKER, ".*.tmp", ".*.lock")
+TIMINGS_FILE = "timings.json"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -221,3 +225,32 @@ def _differences(held, wanted, prefix: str = "") -> Iterator[str]:
             yield from _differences(held.get(key), wanted.get(key), f"{prefix}{key}.")
     elif held != wanted:
         yield prefix.rstrip(".")
+
+
+class Timings:
+    """A run folder's timings.json: {stage: {"seconds": wall seconds, "peak_rss_mb": this
+    process's peak resident memory after the stage}} for each stage the folder ran itself;
+    written (atomically) after every stage, so an interrupted run keeps what it finished."""
+
+    def __init__(self, folder: Path):
+        self.path = Path(folder) / TIMINGS_FILE
+        self.stages = load_json(self.path) if self.path.exists() else {}
+
+    def time(self, name: str | None, done: Path, stage: Callable[..., T], *args, **kwargs) -> T:
+        """stage(*args, **kwargs), recorded as `name` unless `done` (the file a finished stage
+        leaves) existed before: a skipped stage keeps its earlier figure; `name` None: not recorded."""
+        start, skipped = time.perf_counter(), Path(done).exists()
+        out = stage(*args, **kwargs)
+        if name and not skipped:
+            self.stages[name] = {"seconds": round(time.perf_counter() - start, 2),
+                                 "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+            save_json(self.path, self.stages)
+        return out
+
+
+def stage_seconds(folder: Path) -> dict[str, float]:
+    """{stage: wall seconds} of `folder`'s timings.json ({} if absent); a file from before the
+    entries carried peak memory holds the seconds themselves."""
+    path = Path(folder) / TIMINGS_FILE
+    held = load_json(path) if path.is_file() else {}
+    return {name: entry["seconds"] if isinstance(entry, dict) else entry for name, entry in held.items()}
