@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import sympy as sp
 
+from gnn.messages import sample_edges
 from nbody import state
 from nbody.graph import edges, scatter_sum
 from nbody.io import save_json
@@ -46,7 +47,7 @@ from . import report, schema
 from .candidate import lambdify, symbols_for
 from .config import DistillConfig
 from .judge import grouped_slope_fit, judge_energy
-from .messages import edge_input_names, edge_inputs, sample_edges
+from .messages import edge_input_names, edge_inputs
 from .compose import compare, eval_sets
 from .data import DistillData
 from .fitting import Holdout, build_replacing, fit_target, heldout_rng, numpy_callable

@@ -32,6 +32,7 @@ from nbody.resources import available_memory
 from .config import ModelConfig
 from .build import build_model
 from .model import GNN
+from .strategies import get_strategy
 
 MODEL_KIND = "symdistill.gnn.model"
 RESUME_KIND = "symdistill.gnn.resume"
@@ -123,7 +124,7 @@ def parameter_count(cfg: ModelConfig) -> int:
     counted from the widths without allocating anything; an upper bound for the Hamiltonian
     model, whose two MLPs have one output each."""
     msg_dim = cfg.resolved_msg_dim
-    edge_out = 2 * msg_dim if cfg.strategy == "kl" else msg_dim
+    edge_out = get_strategy(cfg.strategy).edge_outputs(msg_dim)
     total = 0
     for in_dim, out_dim in ((2 * cfg.n_features, edge_out), (cfg.n_features + msg_dim, cfg.dim)):
         widths = [in_dim, *[cfg.hidden] * cfg.n_hidden_layers, out_dim]

@@ -17,9 +17,10 @@ Out: in `out_dir`:
 Loss per batch of B graphs with n particles (paper App. A; docs/facts.md §2.2):
 
     loss = (1/B) [ sum_{nodes, dims} |a_true - a_pred| + reg ]
+reg is the strategy's penalty (`gnn.strategies`, `Strategy.penalise`):
     l1:  reg = l1_weight * sum_{edges of the batch} ||m||_1 / n
-    kl:  reg = kl_weight * sum_{edges of the batch} sum_k KL_k / n     (model.kl_divergence)
-    hamiltonian: reg = energy_weight * gnn.hamiltonian.energy_penalty (paper App. A.4)
+    kl:  reg = kl_weight * sum_{edges of the batch} sum_k KL_k / n     (strategies.kl_divergence)
+    hamiltonian: reg = energy_weight * strategies.energy_penalty (paper App. A.4)
                  + velocity_weight * sum_{nodes, dims} |dH/dp - v|  (0 in the paper)
     standard, bottleneck: reg = 0
 
@@ -64,9 +65,9 @@ from .checkpoint import RESUME_KIND, check_model_size, check_resume_state, load_
 from .config import ModelConfig, TrainConfig
 from .history import HISTORY_FILE, HistoryRecorder, load_history, save_history
 from .metrics import mae_per_node
-from .hamiltonian import energy_penalty
 from .build import build_model
-from .model import GNN, ModelOutput, kl_divergence
+from .model import GNN, ModelOutput
+from .strategies import get_strategy
 
 
 @dataclass
@@ -172,7 +173,7 @@ def batch_loss(out: ModelOutput, a: Tensor, strategy: str, cfg: TrainConfig, a_s
     Args:
         out: the model's output on the batch.
         a: [B, n, dim] true accelerations.
-        strategy: ModelConfig.strategy (selects the regulariser).
+        strategy: ModelConfig.strategy (its `Strategy.penalise` adds the regulariser).
         cfg: supplies l1_weight, kl_weight and relative_loss_floor.
         a_scale: s of the relative loss, the median |a| of the training nodes
             (`acceleration_scale`); unused when cfg.relative_loss_floor is None.
@@ -184,15 +185,7 @@ def batch_loss(out: ModelOutput, a: Tensor, strategy: str, cfg: TrainConfig, a_s
     if cfg.relative_loss_floor is not None:
         floor = cfg.relative_loss_floor * a_scale
         error = error * ((a_scale + floor) / (a.norm(dim=-1) + floor))
-    loss = error.sum()
-    if strategy == "l1":
-        loss = loss + cfg.l1_weight * out.messages.float().abs().sum() / n
-    elif strategy == "kl":
-        loss = loss + cfg.kl_weight * kl_divergence(out.mu.float(), out.logvar.float()).sum() / n
-    elif strategy == "hamiltonian":
-        loss = loss + cfg.energy_weight * energy_penalty(out)
-        if cfg.velocity_weight:
-            loss = loss + cfg.velocity_weight * out.velocity_residual.abs().sum()
+    loss = get_strategy(strategy).penalise(error.sum(), out, cfg, n)
     return loss / n_graphs
 
 

@@ -16,7 +16,8 @@ from distill import sr_engines
 from distill.candidate import lambdify
 from distill.config import DistillConfig
 from distill.judge import judge_edge, judge_node
-from distill.messages import edge_input_names, edge_inputs, pair_targets, sample_edges
+from distill.messages import edge_input_names, edge_inputs
+from gnn.messages import pair_targets, sample_edges
 from distill import operon
 from distill.operon import allowed_symbols, front_curve, improved
 from distill.fitting import fit_target

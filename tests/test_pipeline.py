@@ -21,6 +21,7 @@ import pytest
 import run
 import runconfig
 import sweep
+from gnn.strategies import get_strategy
 from nbody.laws import Law, register_law
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -217,7 +218,7 @@ def test_cpu_preset_applies_its_per_strategy_settings_to_that_strategy_only(tmp_
     def cfg(*flags):
         return run.config_from_args(parser.parse_args(["all", "--out", "x", "--preset", "cpu", "--law", "r1", *flags]))
     ham = cfg("--strategy", "hamiltonian").distill
-    for field, value in runconfig.CPU_STRATEGY_SETTINGS["hamiltonian"].items():
+    for field, value in get_strategy("hamiltonian").recipe.items():
         assert getattr(ham, field) == value, field
     for strategy in ("standard", "bottleneck", "l1", "kl"):       # what results/cpu was measured with
         other = cfg("--strategy", strategy).distill
@@ -259,7 +260,7 @@ def test_run_py_distill_takes_the_preset_settings_of_the_checkpoints_model_and_l
             run.main(["distill", "--preset", preset, "--model", str(folder / "checkpoint.pt"),
                       "--out", str(tmp_path / "d")])
         return reached.value.args[0]
-    assert distill_config("cpu", tmp_path).selection == runconfig.CPU_STRATEGY_SETTINGS["hamiltonian"]["selection"]
+    assert distill_config("cpu", tmp_path).selection == get_strategy("hamiltonian").recipe["selection"]
     assert distill_config("tiny", tmp_path).selection == runconfig.preset("tiny").distill.selection
     assert distill_config("cpu", charge) == distill_config("cpu", custom)
     assert distill_config("cpu", custom).align == runconfig.preset("cpu").distill.align == "auto"
