@@ -41,7 +41,8 @@ from halos import cli as halos_cli
 from nbody import rundir
 from nbody.config import SimConfig
 from nbody.errors import InputError
-from nbody.integrate import INTEGRATORS, warm_kernels
+from nbody.integrate import warm_kernels
+from nbody.integrators import integrator_names
 from nbody.laws import get_law, law_names
 from nbody.io import config_from_dict, load_json, mark, remove_stale_temps, save_json, to_jsonable
 from runconfig import (PRESETS, STAGE_CLASSES, RunConfig, add_config_flags, add_threads_flag,
@@ -440,7 +441,7 @@ def build_parser(prog: str = "run.py") -> argparse.ArgumentParser:
                                    "(nbody.kernel_build; cache folder: $SYMDISTILL_CACHE_DIR).")
     p.add_argument("--laws", default=",".join(law_names()), help="laws to warm (default: every built-in law)")
     p.add_argument("--dims", default="2,3")
-    p.add_argument("--integrator", default="auto", choices=INTEGRATORS)
+    p.add_argument("--integrator", default="auto", choices=integrator_names())
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="compiling processes (default: one per core)")
 
     halos_cli.add_parser(sub)
