@@ -8,12 +8,12 @@ Out: two kinds of torch files, each a dict with a "kind" tag and plain tensors/n
                        "model_config": dict, "train_config": dict,
                        "dataset": {"path", "meta"}, "step": int, "metrics": dict}}
     last.pt        kind "symdistill.gnn.resume": {"model", "optimizer", "scheduler",
-                       "rng": {"cpu", "cuda"}, "step", "history", "train_seconds",
-                       "model_config", "train_config"}
+                       "rng": {"cpu", "cuda"}, "step", "history", "train_seconds", "epoch_loss",
+                       "model_config", "train_config", "dataset"} (`gnn.loop`)
 
 A missing, corrupt or wrong-kind file is an `InputError`, and so is one whose meta is not
-laid out as above (`check_meta`, `check_resume_state`: a list or a string where a mapping
-goes, a recorded dataset meta without its law) or whose model would not fit in memory
+laid out as above (`check_meta`: a list or a string where a mapping goes, a recorded dataset
+meta without its law; a resume point's fields: `gnn.loop.TrainingLoop.resume`) or whose model would not fit in memory
 (`check_model_size`, priced from the config before anything is allocated).
 """
 from __future__ import annotations
@@ -106,17 +106,6 @@ def check_meta(meta: Any, path: Path, *, complete: bool = True) -> dict:
         need(isinstance(trained_on.get("dim"), int), "dataset.meta.dim is not an integer")
         need(isinstance(trained_on.get("config"), dict), "dataset.meta.config is not a mapping")
     return meta
-
-
-def check_resume_state(state: dict, path: Path) -> dict:
-    """A resume point (last.pt) checked to hold the fields `gnn.train.train` reads, of their
-    types (InputError otherwise); returns it."""
-    kinds = {"model": dict, "optimizer": dict, "scheduler": dict, "rng": dict, "step": int, "history": list,
-             "train_seconds": (int, float), "epoch_loss": list, "model_config": dict, "train_config": dict}
-    bad = next((k for k, kind in kinds.items() if not isinstance(state.get(k), kind)), None)
-    if bad is not None:
-        raise InputError(f"{path}: malformed resume point ({bad} is missing or of the wrong type)")
-    return state
 
 
 def parameter_count(cfg: ModelConfig) -> int:
