@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from nbody.errors import InputError
+from nbody.registry import Registry
 
 SREngine = Callable[..., list]
 
@@ -32,35 +33,28 @@ class _Entry:
     reports_rounds: bool
 
 
-_SR_ENGINES: dict[str, _Entry] = {}
+_SR_ENGINES: Registry[_Entry] = Registry("SR engine")
 
 
 def register_sr_engine(name: str, fit: SREngine, reports_rounds: bool = False) -> None:
     """Make `fit(X, y, names, cfg)` available as SR engine `name`; with `reports_rounds` it
     also takes a keyword `on_round`, to call with the generations run so far after each round."""
-    _SR_ENGINES[name] = _Entry(fit, None, reports_rounds)
+    _SR_ENGINES.register(name, _Entry(fit, None, reports_rounds))
 
 
 def _register_module(name: str, module: str, reports_rounds: bool = False) -> None:
     """Register the `fit` of `module` as SR engine `name`, imported when the engine is first used."""
-    _SR_ENGINES[name] = _Entry(None, module, reports_rounds)
+    _SR_ENGINES.register(name, _Entry(None, module, reports_rounds))
 
 
 def sr_engine_names() -> tuple[str, ...]:
     """The registered SR engines' names, in registration order."""
-    return tuple(_SR_ENGINES)
-
-
-def _entry(name: str) -> _Entry:
-    try:
-        return _SR_ENGINES[name]
-    except (KeyError, TypeError):
-        raise InputError(f"unknown SR engine {name!r}; choose one of {', '.join(_SR_ENGINES)}") from None
+    return _SR_ENGINES.names()
 
 
 def reports_rounds(name: str) -> bool:
     """Whether engine `name`'s fit takes `on_round` (InputError for an unknown name)."""
-    return _entry(name).reports_rounds
+    return _SR_ENGINES.get(name).reports_rounds
 
 
 def get_sr_engine(name: str) -> SREngine:
@@ -69,7 +63,7 @@ def get_sr_engine(name: str) -> SREngine:
     Raises:
         InputError: unknown name, or an engine module that cannot be imported (one line).
     """
-    entry = _entry(name)
+    entry = _SR_ENGINES.get(name)
     if entry.fit is not None:
         return entry.fit
     try:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 from nbody.errors import InputError
+from nbody.registry import Registry
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -133,32 +134,28 @@ class Strategy:
         return 2 * msg_dim if self.variational else msg_dim
 
 
-_STRATEGIES: dict[str, Strategy] = {}
+_STRATEGIES: Registry[Strategy] = Registry("strategy")
 
 
 def register_strategy(strategy: Strategy) -> Strategy:
     """Make `strategy` selectable under its name (replacing one of that name); returns it."""
-    _STRATEGIES[strategy.name] = strategy
-    return strategy
+    return _STRATEGIES.register(strategy.name, strategy)
 
 
 def strategy_names() -> tuple[str, ...]:
     """The registered strategies' names, in registration order."""
-    return tuple(_STRATEGIES)
+    return _STRATEGIES.names()
 
 
 def get_strategy(name: str) -> Strategy:
     """The strategy called `name`; InputError listing the registered ones otherwise."""
-    try:
-        return _STRATEGIES[name]
-    except (KeyError, TypeError):
-        raise InputError(f"unknown strategy {name!r}; choose one of {', '.join(_STRATEGIES)}") from None
+    return _STRATEGIES.get(name)
 
 
 def find_strategy(name: str) -> Strategy | None:
     """The strategy called `name`, None for a name that is no strategy (a planted or
     symbolic model's results, an unregistered strategy's run)."""
-    return _STRATEGIES.get(name)
+    return _STRATEGIES.find(name)
 
 
 # Messages that are not sparse after the cpu preset's training: the aligned basis combines all

@@ -22,9 +22,9 @@ from typing import Callable
 import numpy as np
 
 from . import state
-from .errors import InputError
 from .laws import Law, external_weights, pair_list
 from .reference import integrate_reference
+from .registry import Registry
 
 # (law, initial, outputs, settings, official_quirks, on_done) -> None, outputs filled in place
 Runner = Callable[[Law, tuple, tuple, tuple, bool, "Callable[[int], None] | None"], None]
@@ -92,26 +92,22 @@ def _run_cuda(*args) -> None:
     _run_kernels(kernels_cuda, *args)
 
 
-_INTEGRATORS: dict[str, Integrator] = {}
+_INTEGRATORS: Registry[Integrator] = Registry("integrator")
 
 
 def register_integrator(integrator: Integrator) -> Integrator:
     """Make `integrator` selectable under its name (replacing one of that name); returns it."""
-    _INTEGRATORS[integrator.name] = integrator
-    return integrator
+    return _INTEGRATORS.register(integrator.name, integrator)
 
 
 def integrator_names() -> tuple[str, ...]:
     """The registered integrators' names, in registration order."""
-    return tuple(_INTEGRATORS)
+    return _INTEGRATORS.names()
 
 
 def get_integrator(name: str) -> Integrator:
     """The integrator called `name`; InputError listing the registered ones otherwise."""
-    try:
-        return _INTEGRATORS[name]
-    except (KeyError, TypeError):
-        raise InputError(f"integrator must be one of {integrator_names()}, got {name!r}") from None
+    return _INTEGRATORS.get(name)
 
 
 register_integrator(Integrator("auto", None))

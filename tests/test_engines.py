@@ -132,7 +132,7 @@ def test_allowed_symbols_follow_the_operator_config():
 
 
 def test_every_registered_engine_is_accepted_by_the_config(monkeypatch):
-    monkeypatch.setattr(sr_registry, "_SR_ENGINES", dict(sr_registry._SR_ENGINES))
+    monkeypatch.setattr(sr_registry._SR_ENGINES, "_entries", dict(sr_registry._SR_ENGINES._entries))
     sr_registry.register_sr_engine("planted", lambda X, y, names, cfg: [])
     sr_registry._register_module("absent", "distill.no_such_engine")
     assert sr_registry.sr_engine_names()[:2] == ("operon", "pysr") and DistillConfig().sr_engine == "operon"

@@ -28,7 +28,7 @@ def _l2_penalty(loss, out, cfg, n):
 @pytest.fixture
 def l2(monkeypatch):
     """The registry with a fifth strategy "l2" added (removed again after the test)."""
-    monkeypatch.setattr(strategies, "_STRATEGIES", dict(strategies._STRATEGIES))
+    monkeypatch.setattr(strategies._STRATEGIES, "_entries", dict(strategies._STRATEGIES._entries))
     return register_strategy(Strategy("l2", "L2", _l2_penalty, msg_dim=7, recipe={"align_components": "all"}))
 
 
