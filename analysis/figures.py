@@ -16,7 +16,7 @@ Out: `run_figures(run)` -> {file name: Figure}; `make_figures` writes them as PN
                            linear combination of true forces, and of accelerations, fitted to it
        sparsity.png        each component's share of the message variance; the top `dim`
                            shares sum to distill.json's `sparsity` (the one definition,
-                           `distill.messages.variance_shares`)
+                           `gnn.messages.variance_shares`)
        trajectories.png    `nbody.plot.trajectories_figure`
        predictions.png     network and symbolic model against the truth
        pareto_edge_{k}.png / pareto_node_{axis}.png   loss against complexity, log y, the
@@ -36,9 +36,9 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from distill.messages import variance_shares
 from distill.report import component_label
 from distill.schema import FrontRow, RolloutCurves, load_rollout, read_front
+from gnn.messages import variance_shares
 from nbody.config import SPLIT_NAMES
 from nbody.plot import trajectories_figure
 from plumbing.errors import InputError

@@ -29,17 +29,18 @@ from pathlib import Path
 from typing import Any, Callable
 
 from distill.schema import DistillResult, judged_equations
+from gnn.strategies import find_strategy, get_strategy, strategy_names
 from plumbing.io import atomic_write_text
 
 from . import published as pub
 from .runs import Run
 from .summary import summary_rows, to_summary_csv
 
-STRATEGIES = ("standard", "bottleneck", "l1", "kl")
-STRATEGY_TITLES = {"standard": "Standard", "bottleneck": "Bottleneck", "l1": "L1", "kl": "KL", "flathgn": "FlatHGN",
-                   "hamiltonian": "Hamiltonian (FlatHGN)"}
-# Our strategy name -> its key in the published tables (the paper's FlatHGN column).
-PUBLISHED_STRATEGY = {"hamiltonian": "flathgn"}
+# The columns every table has: the message strategies (the paper's four), in registration order
+# (`gnn.strategies`); any other strategy the runs use follows them.
+STRATEGIES = tuple(name for name in strategy_names() if get_strategy(name).network == "message")
+# Column titles: each registered strategy's, and the published FlatHGN column's.
+STRATEGY_TITLES = {**{name: get_strategy(name).title for name in strategy_names()}, "flathgn": "FlatHGN"}
 LAW_ORDER = ("spring", "r1", "r2", "charge")
 MISSING = "–"
 
@@ -204,6 +205,12 @@ def found_parts(d: DistillResult) -> tuple[tuple[str, bool], tuple[str, bool]]:
     return (names[0], bool(d.edge_success)), (names[1], bool(d.node_success))
 
 
+def _network(strategy: str) -> str | None:
+    """The network kind of a registered strategy (`Strategy.network`), None for other names."""
+    found_strategy = find_strategy(strategy)
+    return None if found_strategy is None else found_strategy.network
+
+
 def _success_rate(runs: list[Run]):
     """Runs (seeds) that succeeded (`found`) out of the distilled runs and those a stage
     refused (`Run.failure`, found nothing), and each of the two verdicts counted apart (force
@@ -214,7 +221,7 @@ def _success_rate(runs: list[Run]):
         return None
     n, ok = len(done) + refused, sum(found(d) for d in done)
     # An energy cell, from its results, or from its strategy when every run was refused.
-    energy = any(d.energy for d in done) if done else any(r.strategy == "hamiltonian" for r in runs)
+    energy = any(d.energy for d in done) if done else any(_network(r.strategy) == "energy" for r in runs)
     counts = dict.fromkeys(VERDICT_NAMES[energy], 0)
     for d in done:
         for name, success in found_parts(d):
@@ -263,12 +270,19 @@ def _ood(runs: list[Run]):
 # Published values                                                             #
 # --------------------------------------------------------------------------- #
 
+def _published_key(strategy: str) -> str:
+    """A strategy's key in the published tables (`Strategy.published_key`; the name itself for
+    a name that is no registered strategy)."""
+    found_strategy = find_strategy(strategy)
+    return strategy if found_strategy is None else found_strategy.published_key
+
+
 def _published(*entries: tuple[str, str, Callable[[Any], str]]) -> Callable[[str, str], list]:
     """Published lookup over (source, table, formatter) entries; missing entries are skipped."""
     def lookup(sim: str, strategy: str) -> list[tuple[str, Any, str]]:
         out = []
         for source, name, fmt in entries:
-            raw = pub.value(source, name, sim, PUBLISHED_STRATEGY.get(strategy, strategy))
+            raw = pub.value(source, name, sim, _published_key(strategy))
             if raw is not None:
                 out.append((source, raw, f"{source} {fmt(raw)}"))
         return out

@@ -9,7 +9,8 @@ Out: `run_verdict(run)` -> `Verdict`: the two findings (`tables.found_parts`: fo
      that did not pass ("edge φ1 (component 0), 0.7·dx/r: R² 0.97 < 0.99 against the force"), and
      short rule-based hints naming run.py flags:
        messages not a linear map of the force or F/m1 (R² below the threshold)
-                                   -> train longer (--epochs); "standard": a sparse strategy
+                                   -> train longer (--epochs); a dense strategy
+                                      (not `Strategy.sparse`: standard): a sparse one
        messages fine, an edge or energy equation failed
                                    -> more SR generations (--generations), --selection
                                       best (when it was "score")
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from distill.config import DistillConfig
 from distill.report import component_label
 from distill.schema import DistillResult, EdgeEquation, EnergyEquation, Equation
+from gnn.strategies import find_strategy
 from plumbing.io import config_from_dict, load_json
 
 from .notation import number, write
@@ -87,7 +89,9 @@ def _hints(run: Run, d: DistillResult, cfg: DistillConfig) -> list[str]:
         epochs = (run.metrics or {}).get("epochs")
         hints = [f"train longer: --epochs (this run had {epochs or '–'}); the messages are not yet a linear "
                  f"map of the force (R² {number(messages)} < {cfg.success_r2:g})"]
-        return hints + (["a sparse strategy: --strategy bottleneck or l1"] if run.strategy == "standard" else [])
+        strategy = find_strategy(run.strategy)
+        dense = strategy is not None and not strategy.sparse
+        return hints + (["a sparse strategy: --strategy bottleneck or l1"] if dense else [])
     more = f"more SR generations: --generations (this run had {cfg.generations})"
     hints = []
     if not d.edge_success:

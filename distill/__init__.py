@@ -37,9 +37,9 @@ from .fitting import fit_target
 from .pipeline import distill_checkpoint, distill_model, distill_network
 from .report import summary_lines
 from .schema import DistillResult, load_result
-from .sr_engines import get_sr_engine, register_sr_engine
+from .sr_registry import get_sr_engine, register_sr_engine, sr_engine_names
 from .symbolic import Network
 
 __all__ = ["Candidate", "DistillConfig", "DistillData", "DistillResult", "JudgeConfig", "Network", "complexity",
            "distill_checkpoint", "distill_model", "distill_network", "fit_target", "get_sr_engine",
-           "load_law", "load_result", "register_sr_engine", "summary_lines", "symbolic_model"]
+           "load_law", "load_result", "register_sr_engine", "sr_engine_names", "summary_lines", "symbolic_model"]

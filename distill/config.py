@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 from plumbing.errors import InputError, require_finite
 
-SR_ENGINES = ("operon", "pysr")
+from .sr_registry import sr_engine_names
+
 SELECTIONS = ("score", "best", "score_heldout", "best_heldout")
 NODE_TARGETS = ("network", "true")
 ALIGNS = ("none", "node", "node_charge", "auto")
@@ -38,7 +39,8 @@ class DistillConfig:
     """One distillation run.
 
     Attributes:
-        sr_engine: symbolic-regression engine, "operon" (embedded default) or "pysr" (needs Julia).
+        sr_engine: a registered symbolic-regression engine (`distill.sr_registry`): "operon"
+            (embedded default) or "pysr" (needs Julia).
         n_edges: edges sampled for each SR fit, for the message analysis and for judging
             (paper: 5000).
         n_nodes: nodes sampled for each node-model SR fit and for judging it.
@@ -150,8 +152,8 @@ class DistillConfig:
 
     def __post_init__(self):
         require_finite(self)
-        if self.sr_engine not in SR_ENGINES:
-            raise InputError(f"unknown SR engine {self.sr_engine!r}; choose one of {', '.join(SR_ENGINES)}")
+        if self.sr_engine not in sr_engine_names():
+            raise InputError(f"unknown SR engine {self.sr_engine!r}; choose one of {', '.join(sr_engine_names())}")
         for name in ("selection", "node_selection"):
             value = getattr(self, name)
             if value not in SELECTIONS and (name == "selection" or value is not None):

@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import sympy as sp
 
+from gnn.messages import sample_edges
 from nbody import state
 from nbody.graph import edges, scatter_sum
 from nbody.laws import R, Law
@@ -46,7 +47,7 @@ from . import report, schema
 from .candidate import lambdify, symbols_for
 from .config import DistillConfig
 from .judge import grouped_slope_fit, judge_energy
-from .messages import edge_input_names, edge_inputs, sample_edges
+from .messages import edge_input_names, edge_inputs
 from .compose import compare, eval_sets
 from .data import DistillData
 from .fitting import Holdout, build_replacing, fit_target, heldout_rng, numpy_callable
@@ -206,14 +207,15 @@ def _distill_into(out: Path, model, data: DistillData, cfg: DistillConfig, info:
         fits[part] = fit
 
     # 4. Symbolic model (the distilled pair energy's forces) vs network.
-    net = Network(edge=pair, node=None, predict=numpy_callable(lambda x: model(x).acc), strategy="hamiltonian")
+    net = Network(edge=pair, node=None, predict=numpy_callable(lambda x: model(x).acc),
+                  strategy=model.cfg.strategy)
     sym = Network(edge=None, node=None, predict=symbolic_accelerations(fits["pair"].final.expr, law, dim, eps),
                   strategy="symbolic")
     mae = compare(net, sym, data, eval_sets(data, cfg, rng), out)
 
     std = float(np.std(energies))
     result = DistillResult(
-        strategy="hamiltonian", law=law.name, dim=dim, sr_engine=cfg.sr_engine,
+        strategy=model.cfg.strategy, law=law.name, dim=dim, sr_engine=cfg.sr_engine,
         seconds=time.perf_counter() - start, sparsity=None, component_std=(std,), component_score=(std,),
         top_components=(0,), r2_force=(), r2_force_mean=None, r2_accel=(), r2_accel_mean=None,
         r2_affine_force=(), r2_affine_accel=(), edge=(), node=(),

@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 import sympy as sp
 
+from gnn.messages import analyse_messages, directed_edges, pair_targets, sample_edges
+from gnn.strategies import find_strategy, get_strategy
 from nbody import state
 from nbody.laws import R, Law
 from plumbing.errors import InputError
@@ -43,8 +45,7 @@ from .discovered import discover
 from .energy import distill_hamiltonian
 from .fitting import FitResult, Holdout, build_replacing, fit_target, heldout_rng, numpy_callable, unused_graphs
 from .judge import edge_target, judge_edge, judge_node, receiver_factor, receiver_offset
-from .messages import analyse_messages, directed_edges, edge_input_names, edge_inputs, message_arrays, \
-    pair_targets, sample_edges
+from .messages import edge_input_names, edge_inputs, message_arrays
 from .schema import DistillResult, EdgeEquation, NodeEquation
 from .select import needs_heldout
 from .symbolic import Network, aggregate, node_input_names, node_inputs, symbolic_network
@@ -315,18 +316,19 @@ def network_from_model(model, batch: int = 8192) -> Network:
     if not all(hasattr(model, a) for a in ("edge", "node", "edge_stats", "cfg")):
         raise InputError(f"{type(model).__name__} is not a message-passing GNN")
     model.eval()
-    strategy = model.cfg.strategy
+    strategy = get_strategy(model.cfg.strategy)
     return Network(
         edge=numpy_callable(model.edge, batch),
         node=numpy_callable(model.node, batch),
         predict=numpy_callable(lambda x: model(x).acc, batch),
-        logvar=numpy_callable(lambda xr, xs: model.edge_stats(xr, xs)[1], batch) if strategy == "kl" else None,
-        strategy=strategy)
+        logvar=numpy_callable(lambda xr, xs: model.edge_stats(xr, xs)[1], batch) if strategy.variational else None,
+        strategy=strategy.name)
 
 
 def distill_model(model, dataset, cfg: DistillConfig, out_dir: str | Path,
                   info: dict | None = None) -> DistillResult:
-    """Distill a trained GNN on its dataset (a Hamiltonian model: `energy.distill_hamiltonian`).
+    """Distill a trained GNN on its dataset (a model whose strategy's network is "energy", the
+    Hamiltonian: `energy.distill_hamiltonian`).
 
     Args:
         model: a `gnn` model (see `network_from_model`).
@@ -339,7 +341,8 @@ def distill_model(model, dataset, cfg: DistillConfig, out_dir: str | Path,
     Raises:
         InputError: not a GNN, or model and dataset dimensions disagree.
     """
-    hamiltonian = getattr(getattr(model, "cfg", None), "strategy", None) == "hamiltonian"
+    strategy = find_strategy(getattr(getattr(model, "cfg", None), "strategy", None))
+    hamiltonian = strategy is not None and strategy.network == "energy"
     net = None if hamiltonian else network_from_model(model)
     data = distill_data(dataset)
     if int(model.cfg.dim) != data.dim:

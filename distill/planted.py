@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from gnn.messages import pair_targets
 from nbody import state
 from nbody.laws import Law
 
-from .messages import pair_targets
 from .symbolic import Network
 
 MIX_2D = np.array([[0.7, -0.3], [0.2, 0.5]])   # a rotated, scaled basis of the 2D force

@@ -1,11 +1,12 @@
-"""Symbolic-regression (SR) engines behind one interface, and their registry.
+"""Symbolic-regression (SR) fits behind one interface: the engine the config names, with a progress bar.
 
 In:  X [N, d] float64, y [N], column names, a `DistillConfig` (its `sr_engine` names the engine).
 Out: the SR engine's whole Pareto front as `Candidate`s (sympy expression, PySR-style
      complexity, MAE on (X, y)), so selection, refit and judgement are SR-engine-independent.
 
-An SR engine is a callable `fit(X, y, names, cfg) -> list[Candidate]`. Built-in: "operon"
-(pyoperon, embedded) and "pysr" (optional, needs Julia); `register_sr_engine` adds more.
+An SR engine is a callable `fit(X, y, names, cfg) -> list[Candidate]`, registered in
+`distill.sr_registry`: built-in "operon" (pyoperon, embedded) and "pysr" (optional, needs
+Julia); `register_sr_engine` adds more.
 
 Progress: each fit shows a bar over its generation budget ("distill edge 1/2: 40% 20/50
 [8 s, 2.5 gen/s, ETA 12 s]"; plain lines in a log, `plumbing.progress`), with a line as it
@@ -20,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -29,14 +30,7 @@ from plumbing.progress import progress_bar
 
 from .candidate import Candidate
 from .config import DistillConfig
-
-SREngine = Callable[..., list[Candidate]]
-
-
-@dataclass(frozen=True)
-class _Registered:
-    fit: SREngine
-    reports_rounds: bool
+from .sr_registry import get_sr_engine, reports_rounds
 
 
 @dataclass(frozen=True)
@@ -45,28 +39,9 @@ class _Progress:
     enabled: bool = True
 
 
-_SR_ENGINES: dict[str, _Registered] = {}
 # A context variable, not an argument: the fits sit under the stages' own functions
 # (fit_target, the distill pipelines), which pass a label but not whether bars show.
 _PROGRESS: contextvars.ContextVar[_Progress] = contextvars.ContextVar("sr_progress", default=_Progress())
-
-
-def register_sr_engine(name: str, fit: SREngine, reports_rounds: bool = False) -> None:
-    """Make `fit(X, y, names, cfg)` available as SR engine `name`; with `reports_rounds` it
-    also takes a keyword `on_round`, to call with the generations run so far after each round."""
-    _SR_ENGINES[name] = _Registered(fit, reports_rounds)
-
-
-def get_sr_engine(name: str) -> SREngine:
-    """The SR engine called `name`; InputError listing the known ones otherwise."""
-    return _registered(name).fit
-
-
-def _registered(name: str) -> _Registered:
-    try:
-        return _SR_ENGINES[name]
-    except KeyError:
-        raise InputError(f"unknown SR engine {name!r}; known: {', '.join(sorted(_SR_ENGINES))}") from None
 
 
 @contextlib.contextmanager
@@ -99,24 +74,14 @@ def fit(X: np.ndarray, y: np.ndarray, names: Sequence[str], cfg: DistillConfig) 
         raise InputError(f"SR data shapes disagree: X {X.shape}, y {y.shape}, {len(names)} names")
     if not (np.all(np.isfinite(X)) and np.all(np.isfinite(y))):
         raise InputError("SR data contain inf or nan")
-    engine, shown = _registered(cfg.sr_engine), _PROGRESS.get()
+    engine, shown = get_sr_engine(cfg.sr_engine), _PROGRESS.get()
     with progress_bar(cfg.generations, f"distill {shown.label}", enabled=shown.enabled, unit="gen") as bar:
         bar.set_postfix_str(f"stops by {cfg.max_time:.0f} s")
         bar.refresh()
-        if engine.reports_rounds:
-            front = engine.fit(X, y, names, cfg, on_round=lambda done: bar.update(done - bar.n))
+        if reports_rounds(cfg.sr_engine):
+            front = engine(X, y, names, cfg, on_round=lambda done: bar.update(done - bar.n))
         else:
-            front = engine.fit(X, y, names, cfg)
+            front = engine(X, y, names, cfg)
             bar.update(cfg.generations)
         bar.set_postfix_str(f"{len(front)} equations on the front")
     return front
-
-
-def _register_builtins() -> None:
-    from . import operon, pysr_engine
-
-    register_sr_engine("operon", operon.fit, reports_rounds=True)
-    register_sr_engine("pysr", pysr_engine.fit)
-
-
-_register_builtins()

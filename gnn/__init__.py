@@ -11,7 +11,8 @@ Out: a trained `GNN` whose `forward(x [B, n, F])` returns
      Training writes checkpoint.pt (model + configs, `load_model`), last.pt (resume
      point), metrics.json and the two config JSON files into its output folder.
 
-Modules: config (frozen configs, torch-free), graph (the edge template as tensors), model (GNN,
+Modules: strategies (the registry of message strategies: edge output, network, loss penalty,
+message reading, distillation defaults; torch-free), config (frozen configs, torch-free), graph (the edge template as tensors), model (GNN,
 one class for the four message strategies), build (`build_model`: a config's network), hamiltonian (HamiltonianGNN, the
 "hamiltonian" strategy: energies, accelerations by autograd), train (loss, loop, evaluation;
 `gnn.train.train` trains), checkpoint (atomic files).
@@ -21,13 +22,15 @@ imported on first use.
 """
 import importlib
 
-from .config import STRATEGIES, ModelConfig, TrainConfig
+from .config import ModelConfig, TrainConfig
+from .strategies import Strategy, get_strategy, kl_divergence, register_strategy, strategy_names
 
 # Torch-backed name -> its submodule, imported when the name is first read.
-_LAZY = {"GNN": "model", "ModelOutput": "model", "kl_divergence": "model", "mlp": "model", "edges": "graph",
+_LAZY = {"GNN": "model", "ModelOutput": "model", "mlp": "model", "edges": "graph",
          "build_model": "build", "load_model": "checkpoint", "TrainResult": "train", "evaluate": "train"}
 
-__all__ = ["STRATEGIES", "ModelConfig", "TrainConfig", *_LAZY]
+__all__ = ["ModelConfig", "Strategy", "TrainConfig", "get_strategy", "kl_divergence", "register_strategy",
+           "strategy_names", *_LAZY]
 
 
 def __getattr__(name: str):

@@ -8,12 +8,12 @@ Out: two kinds of torch files, each a dict with a "kind" tag and plain tensors/n
                        "model_config": dict, "train_config": dict,
                        "dataset": {"path", "meta"}, "step": int, "metrics": dict}}
     last.pt        kind "symdistill.gnn.resume": {"model", "optimizer", "scheduler",
-                       "rng": {"cpu", "cuda"}, "step", "history", "train_seconds",
-                       "model_config", "train_config"}
+                       "rng": {"cpu", "cuda"}, "step", "history", "train_seconds", "epoch_loss",
+                       "model_config", "train_config", "dataset"} (`gnn.loop`)
 
 A missing, corrupt or wrong-kind file is an `InputError`, and so is one whose meta is not
-laid out as above (`check_meta`, `check_resume_state`: a list or a string where a mapping
-goes, a recorded dataset meta without its law) or whose model would not fit in memory
+laid out as above (`check_meta`: a list or a string where a mapping goes, a recorded dataset
+meta without its law; a resume point's fields: `gnn.loop.TrainingLoop.resume`) or whose model would not fit in memory
 (`check_model_size`, priced from the config before anything is allocated).
 """
 from __future__ import annotations
@@ -32,6 +32,7 @@ from plumbing.resources import available_memory
 from .config import ModelConfig
 from .build import build_model
 from .model import GNN
+from .strategies import get_strategy
 
 MODEL_KIND = "symdistill.gnn.model"
 RESUME_KIND = "symdistill.gnn.resume"
@@ -107,23 +108,12 @@ def check_meta(meta: Any, path: Path, *, complete: bool = True) -> dict:
     return meta
 
 
-def check_resume_state(state: dict, path: Path) -> dict:
-    """A resume point (last.pt) checked to hold the fields `gnn.train.train` reads, of their
-    types (InputError otherwise); returns it."""
-    kinds = {"model": dict, "optimizer": dict, "scheduler": dict, "rng": dict, "step": int, "history": list,
-             "train_seconds": (int, float), "epoch_loss": list, "model_config": dict, "train_config": dict}
-    bad = next((k for k, kind in kinds.items() if not isinstance(state.get(k), kind)), None)
-    if bad is not None:
-        raise InputError(f"{path}: malformed resume point ({bad} is missing or of the wrong type)")
-    return state
-
-
 def parameter_count(cfg: ModelConfig) -> int:
     """Weights and biases of the `GNN` that `cfg` describes (its edge and node `mlp`),
     counted from the widths without allocating anything; an upper bound for the Hamiltonian
     model, whose two MLPs have one output each."""
     msg_dim = cfg.resolved_msg_dim
-    edge_out = 2 * msg_dim if cfg.strategy == "kl" else msg_dim
+    edge_out = get_strategy(cfg.strategy).edge_outputs(msg_dim)
     total = 0
     for in_dim, out_dim in ((2 * cfg.n_features, edge_out), (cfg.n_features + msg_dim, cfg.dim)):
         widths = [in_dim, *[cfg.hidden] * cfg.n_hidden_layers, out_dim]

@@ -18,13 +18,11 @@ from nbody.laws import get_law
 from nbody.state import n_features as layout_width
 from plumbing.errors import InputError, require_finite
 
-STRATEGIES = ("standard", "bottleneck", "l1", "kl", "hamiltonian")
+from .strategies import get_strategy
+
 DEVICES = ("auto", "cpu", "cuda")
 # ModelConfig fields that follow from the data (`model_for_data`), never set by hand.
 DATA_FIELDS = ("dim", "n_features", "topology")
-
-# Message width of every strategy except the bottleneck (paper App. A; official models.py).
-WIDE_MSG_DIM = 100
 
 
 @dataclass(frozen=True)
@@ -32,11 +30,11 @@ class ModelConfig:
     """Shape of the graph network (paper §2, App. A; docs/facts.md §2.1).
 
     Attributes:
-        strategy: "standard" (100-dim messages, no regulariser), "bottleneck" (messages of
-            size `dim`), "l1" (100-dim messages, L1 penalty in the loss) or "kl" (100-dim
-            variational messages, KL penalty in the loss) or "hamiltonian" (the paper's FlatHGN:
-            a pair energy per edge and a self energy per node, accelerations from Hamilton's
-            equations by autograd; `gnn.hamiltonian`).
+        strategy: a registered strategy (`gnn.strategies`): "standard" (100-dim messages, no
+            regulariser), "bottleneck" (messages of size `dim`), "l1" (100-dim messages, L1
+            penalty in the loss) or "kl" (100-dim variational messages, KL penalty in the loss)
+            or "hamiltonian" (the paper's FlatHGN: a pair energy per edge and a self energy per
+            node, accelerations from Hamilton's equations by autograd; `gnn.hamiltonian`).
         dim: spatial dimension, 2 or 3; the node network predicts a [dim] acceleration.
         n_features: width of a node's input vector; None (default) means the n-body layout
             (pos[dim], vel[dim], q, m), i.e. 2*dim + 2, filled in on construction.
@@ -44,8 +42,9 @@ class ModelConfig:
         n_hidden_layers: hidden layers per MLP. 3, as in the official `models.py` and both
             reproductions' code; the paper's App. A.1 text says 2 (docs/facts.md §4 #12). The
             code is what produced the published numbers, so we follow it.
-        msg_dim: message width; None means 100, or `dim` for the bottleneck; the Hamiltonian
-            model's "message" is its scalar pair energy (must be None or 1).
+        msg_dim: message width; None means the strategy's (100, or `dim` for the bottleneck);
+            a strategy with a fixed width takes only None or that width (the Hamiltonian
+            model's "message" is its scalar pair energy: 1).
         topology: "full" (all ordered pairs i != j) or "chain" (i <-> i+1, the string law).
         logvar_clamp: the KL model's log-variance is clamped to [-c, c] so that exp(logvar)
             can neither overflow nor underflow to a NaN-producing value.
@@ -62,8 +61,7 @@ class ModelConfig:
 
     def __post_init__(self):
         require_finite(self)
-        if self.strategy not in STRATEGIES:
-            raise InputError(f"unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
+        strategy = get_strategy(self.strategy)
         if not _is_int(self.dim) or self.dim not in (2, 3):
             raise InputError(f"dim must be 2 or 3, got {self.dim!r}")
         if self.n_features is None:
@@ -76,9 +74,9 @@ class ModelConfig:
             raise InputError(f"n_hidden_layers must be an integer >= 0, got {self.n_hidden_layers!r}")
         if self.msg_dim is not None and (not _is_int(self.msg_dim) or self.msg_dim < 1):
             raise InputError(f"msg_dim must be a positive integer or None, got {self.msg_dim!r}")
-        if self.strategy == "hamiltonian" and self.msg_dim not in (None, 1):
-            raise InputError(f"the hamiltonian strategy's message is its scalar pair energy: msg_dim must be 1, "
-                             f"got {self.msg_dim!r}")
+        if strategy.msg_dim_fixed and self.msg_dim not in (None, strategy.msg_dim):
+            raise InputError(f"the {self.strategy} strategy's message width is fixed: msg_dim must be "
+                             f"{strategy.msg_dim}, got {self.msg_dim!r}")
         if self.topology not in TOPOLOGIES:
             raise InputError(f"topology must be one of {TOPOLOGIES}, got {self.topology!r}")
         if not (self.logvar_clamp > 0):
@@ -86,10 +84,9 @@ class ModelConfig:
 
     @property
     def resolved_msg_dim(self) -> int:
-        """Message width actually used: msg_dim, else dim (bottleneck), 1 (hamiltonian) or 100."""
-        if self.msg_dim is not None:
-            return self.msg_dim
-        return {"bottleneck": self.dim, "hamiltonian": 1}.get(self.strategy, WIDE_MSG_DIM)
+        """Message width actually used: msg_dim, else the strategy's (dim for the bottleneck,
+        1 for the Hamiltonian, 100 for the others)."""
+        return get_strategy(self.strategy).resolved_msg_dim(self.msg_dim, self.dim)
 
 
 def model_for_data(model: ModelConfig, sim: SimConfig) -> ModelConfig:

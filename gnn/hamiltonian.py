@@ -44,6 +44,7 @@ from plumbing.errors import InputError
 from .config import ModelConfig
 from .graph import edges
 from .model import mlp
+from .strategies import get_strategy
 
 
 class HamiltonianOutput(NamedTuple):
@@ -53,7 +54,7 @@ class HamiltonianOutput(NamedTuple):
     messages: Tensor       # [B, E, 1] pair energies H_pair(z_receiver, z_sender)
     mu: None               # (ModelOutput's KL fields: always None here)
     logvar: None
-    node_energy: Tensor    # [B, n] H_self,i + sum of the pair energies received by i
+    node_energy: Tensor    # [B, n] H_self,i + sum of the pair energies received by i (gnn.strategies.energy_penalty)
     dh_dconst: Tensor      # [B, n, F - 2 dim] dH/d(q_i, m_i): the regulariser's "other" gradient
     velocity_residual: Tensor  # [B, n, dim] dH/dp_i - v_i
 
@@ -67,7 +68,7 @@ class HamiltonianGNN(nn.Module):
     """H = sum H_self + sum H_pair, dynamics by autograd; see the module docstring.
 
     Args:
-        cfg: a `ModelConfig` with strategy "hamiltonian" (kept as `self.cfg`).
+        cfg: a `ModelConfig` whose strategy's network is "energy", i.e. "hamiltonian" (kept as `self.cfg`).
     """
 
     amp_safe = False      # the trainer leaves autocast off (module docstring)
@@ -76,8 +77,8 @@ class HamiltonianGNN(nn.Module):
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        if cfg.strategy != "hamiltonian":
-            raise InputError(f"HamiltonianGNN needs strategy 'hamiltonian', got {cfg.strategy!r}")
+        if get_strategy(cfg.strategy).network != "energy":
+            raise InputError(f"HamiltonianGNN needs a strategy of network 'energy' (hamiltonian), got {cfg.strategy!r}")
         self.cfg = cfg
         self.pair_mlp = mlp(2 * cfg.n_features, 1, cfg.hidden, cfg.n_hidden_layers, nn.Softplus)
         self.self_mlp = mlp(cfg.n_features, 1, cfg.hidden, cfg.n_hidden_layers, nn.Softplus)
@@ -135,11 +136,3 @@ class HamiltonianGNN(nn.Module):
         if create_graph:
             return out
         return HamiltonianOutput(*(t.detach() if isinstance(t, Tensor) else t for t in out))
-
-
-def energy_penalty(out: HamiltonianOutput) -> Tensor:
-    """The paper's regulariser without its weight, summed over a batch: sum over nodes of the
-    squared node energy plus the squared gradient of H with respect to each node's charge and
-    mass (App. A.4; the official code slices that gradient by rows, `dH[2*ndim:]`, which for
-    n=4 in 2D is empty: here it is the q and m columns, as the paper describes)."""
-    return out.node_energy.float().square().sum() + out.dh_dconst.float().square().sum()

@@ -6,7 +6,7 @@ In:  held-out graphs x [G, n, F] (the val split, else test), the dataset's law a
 Out: `MessageHistory`, one row per recorded step, written as OUT/message_history.npz by
      `save_history` (atomically) and read back by `load_history`. Torch-free.
 
-Each row is `distill.messages.analyse_messages` on the sample: the significance, the
+Each row is `gnn.messages.analyse_messages` on the sample: the significance, the
 sparsity (variance share of the top `dim` components) and the robust R² against the true
 pair force and against F/m1 are the quantities distill.json reports, measured on the same
 edges at every step, which shows when and how the messages become the force law (the
@@ -28,10 +28,13 @@ from typing import Callable
 
 import numpy as np
 
-from distill.messages import analyse_messages, pair_targets, sample_edges
+from plumbing.errors import InputError
+from plumbing.io import load_npz, save_npz
 from nbody.laws import Law
 from plumbing.errors import InputError
 from plumbing.io import load_npz, save_npz
+
+from .messages import analyse_messages, pair_targets, sample_edges
 
 HISTORY_FILE = "message_history.npz"
 HISTORY_VERSION = 1
@@ -50,7 +53,7 @@ class MessageHistory:
         seconds: [R] wall seconds the row took (model call and analysis).
         scores: [R, k] significance of every component (std, or mean KL for "kl").
         top: [R, dim] the most significant components, most significant first.
-        sparsity: [R] variance share of the `top` components (`distill.messages.sparsity`).
+        sparsity: [R] variance share of the `top` components (`gnn.messages.sparsity`).
         r2_force, r2_accel: [R, dim] robust R² of each top component against an affine map
             of the true pair force / F/m1.
         affine_force, affine_accel: [R, dim, dim + 1] those maps (raw vector -> standardised

@@ -10,11 +10,11 @@ Out: `ModelOutput(acc [B, n, dim], messages [B, E, msg_dim], mu, logvar)`.
 
 phi_e and phi_v are built by the same `mlp` (Linear-ReLU blocks, `n_hidden_layers` hidden
 layers of `hidden` units, then a Linear output). The strategies differ only in the edge
-output (`ModelConfig.strategy`):
+output, which their `gnn.strategies.Strategy` describes:
 
     standard, l1   phi_e -> 100 message components (the L1 penalty lives in the loss)
     bottleneck     phi_e -> dim components
-    kl             phi_e -> 2*msg_dim = cat[mu, logvar]: mu is the FIRST half, logvar the
+    kl             (variational) phi_e -> 2*msg_dim = cat[mu, logvar]: mu is the FIRST half, logvar the
                    second (the paper's App. A.2 layout; the official code interleaves them,
                    docs/facts.md §4 #13 - the layout is internal, callers get mu and logvar).
                    logvar is clamped to [-logvar_clamp, logvar_clamp]. In train mode the
@@ -38,6 +38,7 @@ from plumbing.errors import InputError
 
 from .config import ModelConfig
 from .graph import edges
+from .strategies import get_strategy
 
 
 class ModelOutput(NamedTuple):
@@ -45,8 +46,8 @@ class ModelOutput(NamedTuple):
 
     acc: Tensor            # [B, n, dim] predicted accelerations
     messages: Tensor       # [B, E, msg_dim] messages summed by phi_v (a KL sample in train mode)
-    mu: Tensor | None      # [B, E, msg_dim] KL message means; None for other strategies
-    logvar: Tensor | None  # [B, E, msg_dim] KL clamped log-variances; None for other strategies
+    mu: Tensor | None      # [B, E, msg_dim] KL message means; None unless variational
+    logvar: Tensor | None  # [B, E, msg_dim] KL clamped log-variances; None unless variational
 
 
 def mlp(in_dim: int, out_dim: int, hidden: int, n_hidden_layers: int,
@@ -71,20 +72,6 @@ def mlp(in_dim: int, out_dim: int, hidden: int, n_hidden_layers: int,
     return nn.Sequential(*layers)
 
 
-def kl_divergence(mu: Tensor, logvar: Tensor) -> Tensor:
-    """KL(N(mu, exp(logvar)) || N(0, 1)) per component: 0.5 (mu^2 + exp(logvar) - logvar - 1).
-
-    The -1 makes it zero at the prior (the official demo drops it; a constant, so gradients
-    are the same). Finite for any finite mu and any logvar the model can emit (clamped).
-
-    Args:
-        mu, logvar: [..., msg_dim].
-    Returns:
-        [..., msg_dim] non-negative divergences.
-    """
-    return 0.5 * (mu.square() + logvar.exp() - logvar - 1.0)
-
-
 class GNN(nn.Module):
     """Message-passing network predicting accelerations; see the module docstring.
 
@@ -99,8 +86,9 @@ class GNN(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
+        self.variational = get_strategy(cfg.strategy).variational
         msg_dim = cfg.resolved_msg_dim
-        edge_out = 2 * msg_dim if cfg.strategy == "kl" else msg_dim
+        edge_out = get_strategy(cfg.strategy).edge_outputs(msg_dim)
         self.edge_mlp = mlp(2 * cfg.n_features, edge_out, cfg.hidden, cfg.n_hidden_layers)
         self.node_mlp = mlp(cfg.n_features + msg_dim, cfg.dim, cfg.hidden, cfg.n_hidden_layers)
 
@@ -110,7 +98,7 @@ class GNN(nn.Module):
         Args:
             x_recv, x_send: [..., F] receiver and sender features.
         Returns:
-            (mu [..., msg_dim], logvar [..., msg_dim] clamped) for "kl";
+            (mu [..., msg_dim], logvar [..., msg_dim] clamped) for a variational strategy ("kl");
             (message [..., msg_dim], None) otherwise.
         Raises:
             InputError: an input that is not a real floating-point tensor of width F, or
@@ -119,14 +107,14 @@ class GNN(nn.Module):
         F = self.cfg.n_features
         _require_features("GNN.edge", ("receiver", x_recv, F), ("sender", x_send, F))
         raw = _run_mlp(self.edge_mlp, torch.cat([x_recv, x_send], dim=-1))  # [..., edge_out]
-        if self.cfg.strategy != "kl":
+        if not self.variational:
             return raw, None
         mu, logvar = raw.chunk(2, dim=-1)                                      # [..., msg_dim] each
         c = self.cfg.logvar_clamp
         return mu, logvar.clamp(-c, c)
 
     def edge(self, x_recv: Tensor, x_send: Tensor) -> Tensor:
-        """The deterministic message phi_e(x_recv, x_send) [..., msg_dim] (mu for "kl")."""
+        """The deterministic message phi_e(x_recv, x_send) [..., msg_dim] (mu when variational)."""
         return self.edge_stats(x_recv, x_send)[0]
 
     def node(self, x: Tensor, agg: Tensor) -> Tensor:

@@ -17,9 +17,10 @@ Out: in `out_dir`:
 Loss per batch of B graphs with n particles (paper App. A; docs/facts.md §2.2):
 
     loss = (1/B) [ sum_{nodes, dims} |a_true - a_pred| + reg ]
+reg is the strategy's penalty (`gnn.strategies`, `Strategy.penalise`):
     l1:  reg = l1_weight * sum_{edges of the batch} ||m||_1 / n
-    kl:  reg = kl_weight * sum_{edges of the batch} sum_k KL_k / n     (model.kl_divergence)
-    hamiltonian: reg = energy_weight * gnn.hamiltonian.energy_penalty (paper App. A.4)
+    kl:  reg = kl_weight * sum_{edges of the batch} sum_k KL_k / n     (strategies.kl_divergence)
+    hamiltonian: reg = energy_weight * strategies.energy_penalty (paper App. A.4)
                  + velocity_weight * sum_{nodes, dims} |dH/dp - v|  (0 in the paper)
     standard, bottleneck: reg = 0
 
@@ -44,7 +45,6 @@ from __future__ import annotations
 
 import math
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,13 +60,14 @@ from plumbing.io import config_from_dict, save_json, to_jsonable
 from plumbing.progress import progress_bar
 from plumbing.rundir import meta_fingerprint
 
-from .checkpoint import RESUME_KIND, check_model_size, check_resume_state, load_torch, save_model, save_torch
+from .checkpoint import RESUME_KIND, check_model_size, save_model
 from .config import ModelConfig, TrainConfig
 from .history import HISTORY_FILE, HistoryRecorder, load_history, save_history
+from .loop import Batches, Plan, TrainingLoop, one_cycle, sync_device
 from .metrics import mae_per_node
-from .hamiltonian import energy_penalty
 from .build import build_model
-from .model import GNN, ModelOutput, kl_divergence
+from .model import GNN, ModelOutput
+from .strategies import get_strategy
 
 
 @dataclass
@@ -172,7 +173,7 @@ def batch_loss(out: ModelOutput, a: Tensor, strategy: str, cfg: TrainConfig, a_s
     Args:
         out: the model's output on the batch.
         a: [B, n, dim] true accelerations.
-        strategy: ModelConfig.strategy (selects the regulariser).
+        strategy: ModelConfig.strategy (its `Strategy.penalise` adds the regulariser).
         cfg: supplies l1_weight, kl_weight and relative_loss_floor.
         a_scale: s of the relative loss, the median |a| of the training nodes
             (`acceleration_scale`); unused when cfg.relative_loss_floor is None.
@@ -184,15 +185,7 @@ def batch_loss(out: ModelOutput, a: Tensor, strategy: str, cfg: TrainConfig, a_s
     if cfg.relative_loss_floor is not None:
         floor = cfg.relative_loss_floor * a_scale
         error = error * ((a_scale + floor) / (a.norm(dim=-1) + floor))
-    loss = error.sum()
-    if strategy == "l1":
-        loss = loss + cfg.l1_weight * out.messages.float().abs().sum() / n
-    elif strategy == "kl":
-        loss = loss + cfg.kl_weight * kl_divergence(out.mu.float(), out.logvar.float()).sum() / n
-    elif strategy == "hamiltonian":
-        loss = loss + cfg.energy_weight * energy_penalty(out)
-        if cfg.velocity_weight:
-            loss = loss + cfg.velocity_weight * out.velocity_residual.abs().sum()
+    loss = get_strategy(strategy).penalise(error.sum(), out, cfg, n)
     return loss / n_graphs
 
 
@@ -334,8 +327,7 @@ def train(data: Any, model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: st
     check_model_size(model_cfg, batch)
     model = build_model(model_cfg).to(device)
     optimizer = adam(model, cfg, device)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=total_steps,
-                                                    final_div_factor=cfg.final_div_factor)
+    scheduler = one_cycle(optimizer, cfg.lr, total_steps, cfg.final_div_factor)
     on_cuda = device.type == "cuda"
     use_amp = (cfg.amp if on_cuda else cfg.cpu_amp) and model.amp_safe  # bf16 needs no GradScaler (fp32 exponent range)
     compiled = (cfg.compile if on_cuda else cfg.cpu_compile) and model.compilable
@@ -348,101 +340,46 @@ def train(data: Any, model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: st
         mu, logvar = model.edge_stats(torch.from_numpy(x_recv).to(device), torch.from_numpy(x_send).to(device))
         return mu.float().cpu().numpy(), None if logvar is None else logvar.float().cpu().numpy()
 
-    step, history, train_seconds = 0, [], 0.0
-    epoch_loss_sum, n_epoch = 0.0, 0  # running sums of the current epoch, carried across resumes
-    resume_path = out_dir / "last.pt"
-    if resume_path.exists():
-        state = check_resume_state(load_torch(resume_path, RESUME_KIND, map_location=device), resume_path)
-        held_cfg = config_from_dict(TrainConfig, state["train_config"])   # fields added since: their defaults
-        if state["model_config"] != to_jsonable(model_cfg) or held_cfg != cfg:
-            raise InputError(f"{resume_path} was written with different configs; delete it or use another out_dir")
-        if state.get("dataset") != meta_fingerprint(dataset_info["meta"]):
-            raise InputError(f"{resume_path} was written for another dataset; give the same --data or another out_dir")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["rng"]["cpu"])
-        if device.type == "cuda" and state["rng"]["cuda"] is not None:
-            torch.cuda.set_rng_state(state["rng"]["cuda"], device)
-        step, history, train_seconds = state["step"], state["history"], state["train_seconds"]
-        epoch_loss_sum, n_epoch = state["epoch_loss"]
-        if recorder is not None and (out_dir / HISTORY_FILE).exists():
-            recorder.resume(load_history(out_dir), step)
+    identity = {"model_config": to_jsonable(model_cfg), "train_config": to_jsonable(cfg),
+                "dataset": meta_fingerprint(dataset_info["meta"])}
+    loop = TrainingLoop(model, optimizer, scheduler, Plan(
+        total_steps, steps_per_epoch, cfg.checkpoint_every, cfg.log_every, out_dir / "last.pt", RESUME_KIND,
+        identity, f"train {model_cfg.strategy}"), device)
+    held = loop.resume({"model_config": dict, "train_config": dict},
+                       lambda state: _check_same_run(state, cfg, identity, out_dir / "last.pt"))
+    if held is not None and recorder is not None and (out_dir / HISTORY_FILE).exists():
+        recorder.resume(load_history(out_dir), loop.step)
     save_json(out_dir / "model_config.json", model_cfg)
     save_json(out_dir / "train_config.json", cfg)
 
-    def save_resume_point():
-        if recorder is not None and recorder.rows:
-            save_history(out_dir, recorder.history())   # before last.pt: it never lacks rows up to its step
-        rng_cuda = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
-        save_torch(resume_path, RESUME_KIND, {
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(), "rng": {"cpu": torch.get_rng_state(), "cuda": rng_cuda},
-            "step": step, "history": history, "train_seconds": train_seconds,
-            "epoch_loss": [epoch_loss.item(), n_epoch],
-            "model_config": to_jsonable(model_cfg), "train_config": to_jsonable(cfg),
-            "dataset": meta_fingerprint(dataset_info["meta"])})
+    batches = Batches(n_train, batch, lambda pass_index: _permutation(n_train, cfg.seed, pass_index).to(device))
 
-    val = splits.get("val")
-    bar = progress_bar(total_steps, f"train {model_cfg.strategy}", enabled=progress, initial=step, unit="step")
-    running, n_running = torch.zeros((), device=device), 0
-    checked_step = step  # `running` sums the losses since this step: a NaN or inf among them stays in the sum
-    epoch_loss = torch.tensor(epoch_loss_sum, device=device)
-    perm, perm_pass = None, -1
-    if recorder is not None and step == 0:
-        recorder.record(0, edge_stats)
-    model.train()
-    tick = time.perf_counter()
-    while step < total_steps and (stop_at_step is None or step < stop_at_step):
-        pass_index, k = divmod(step, batches_per_pass)
-        if pass_index != perm_pass:
-            perm = _permutation(n_train, cfg.seed, pass_index).to(device)  # [G]
-            perm_pass = pass_index
-        idx = perm[k * batch:(k + 1) * batch]                           # [B]
+    def step_loss(step: int) -> Tensor:
+        idx = batches(step)                                             # [B]
         x = augment(x_train[idx], model_cfg.dim, cfg.augment_sigma)     # [B, n, F]
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
             out = fwd(x)
-        loss = batch_loss(out, a_train[idx], model_cfg.strategy, cfg, a_scale)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        step += 1
-        running += loss.detach()
-        epoch_loss += loss.detach()
-        n_running += 1
-        n_epoch += 1
+        return batch_loss(out, a_train[idx], model_cfg.strategy, cfg, a_scale)
 
-        if recorder is not None and (step % cfg.message_history_every == 0 or step == total_steps):
-            _sync(device)
-            tick += recorder.record(step, edge_stats)  # kept out of train_seconds, reported apart
-        end_of_epoch = step % steps_per_epoch == 0
-        checkpoint_now = end_of_epoch or step % cfg.checkpoint_every == 0 or step == stop_at_step
-        if checkpoint_now or step % cfg.log_every == 0 or step == total_steps:
-            total = running.item()  # read only here (it syncs the device), before any save
-            if not math.isfinite(total):  # so a NaN never reaches last.pt
-                _stop_not_finite(checked_step + 1, step, resume_path, bar)
-            checked_step = step
-            bar.set_postfix(loss=f"{total / n_running:.4g}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
-            bar.update(step - bar.n)
-            running.zero_()
-            n_running = 0
-        if checkpoint_now:
-            _sync(device)
-            train_seconds += time.perf_counter() - tick
-            if end_of_epoch:
-                val_mae = evaluate(model, *val, batch_size=cfg.eval_batch_size)["mae_per_node"] if val else None
-                history.append({"epoch": step // steps_per_epoch, "step": step,
-                                "train_loss": epoch_loss.item() / max(n_epoch, 1), "val_mae_per_node": val_mae})
-                epoch_loss.zero_()
-                n_epoch = 0
-                model.train()
-            save_resume_point()
-            tick = time.perf_counter()
-    bar.close()
-    model.eval()
-    if step < total_steps:
+    def record(step: int) -> float:
+        if step != 0 and step % cfg.message_history_every != 0 and step != total_steps:
+            return 0.0
+        sync_device(device)
+        return recorder.record(step, edge_stats)
+
+    def save_history_rows() -> None:
+        if recorder.rows:
+            save_history(out_dir, recorder.history())   # before last.pt: it never lacks rows up to its step
+
+    val = splits.get("val")
+    done = loop.run(
+        step_loss, progress=progress, stop_at_step=stop_at_step,
+        epoch_metrics=lambda: {"val_mae_per_node": evaluate(model, *val, batch_size=cfg.eval_batch_size)[
+            "mae_per_node"] if val else None},
+        after_step=None if recorder is None else record, before_save=None if recorder is None else save_history_rows)
+    if not done.finished:
         return TrainResult(model, {}, out_dir, finished=False)
+    step, history, train_seconds = done.step, done.history, done.train_seconds
 
     metrics = {
         "test": evaluate(model, *splits["test"], batch_size=cfg.eval_batch_size),
@@ -467,20 +404,16 @@ def train(data: Any, model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: st
     return TrainResult(model, metrics, out_dir, finished=True)
 
 
-def _stop_not_finite(first: int, last: int, resume_path: Path, bar) -> None:
-    """InputError: a loss of steps first..last (the window since the last check) was NaN or inf."""
-    bar.close()
-    when = f"at step {last}" if first == last else f"between steps {first} and {last}"
-    kept = f"; the last good resume point {resume_path} is kept" if resume_path.exists() else ""
-    raise InputError(f"training loss became non-finite {when} (try a lower --lr or check the data){kept}")
+def _check_same_run(state: dict, cfg: TrainConfig, identity: dict, path: Path) -> None:
+    """InputError unless the resume point `state` was written for these configs and this dataset."""
+    held_cfg = config_from_dict(TrainConfig, state["train_config"])   # fields added since: their defaults
+    if state["model_config"] != identity["model_config"] or held_cfg != cfg:
+        raise InputError(f"{path} was written with different configs; delete it or use another out_dir")
+    if state.get("dataset") != identity["dataset"]:
+        raise InputError(f"{path} was written for another dataset; give the same --data or another out_dir")
 
 
 def _permutation(n: int, seed: int, pass_index: int) -> Tensor:
     """The shuffled order of pass `pass_index`, a pure function of (seed, pass_index)."""
     gen = torch.Generator().manual_seed(seed * 1_000_003 + pass_index)
     return torch.randperm(n, generator=gen)
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)

@@ -11,7 +11,7 @@ Out: in out_dir (written into a temporary folder that replaces it when complete)
 
 Steps (all in the network's standardised units, `halos.features`):
 1. messages on `sr_edges` training edges (uniform over edges); the component with the
-   largest std is the informative one (`distill.messages.variance_shares`: its share);
+   largest std is the informative one (`gnn.messages.variance_shares`: its share);
 2. SR of that component from (r, M1, M2, dv) and of the network's δ̂ from (e, M1, v1), with
    e the component summed over each halo's neighbours, through the shared SR stage
    (`distill.fitting.fit_target`: engine, Pareto front, selection, constant refit);
@@ -36,6 +36,7 @@ from distill.fitting import fit_target
 from distill.messages import variance_shares
 from distill.report import front_rows
 from distill.schema import write_front
+from gnn.messages import variance_shares
 from plumbing.io import atomic_write_text, replace_dir, save_json, temp_dir_beside
 
 from .catalogue import Catalogue

@@ -3,7 +3,7 @@
 In:  a `Catalogue`, its `HaloGraph`, a `HaloConfig`, an output folder.
 Out: in out_dir: halo_config.json, standardiser.json, splits.npz (train / test / ood halo
      indices), checkpoint.pt (kind "symdistill.halos.model": state_dict + meta), last.pt
-     (resume point), metrics.json (mean |δ - δ̂| of the network per set, the constant
+     (resume point, `gnn.loop`, with the catalogue's fingerprint and the config as "identity"), metrics.json (mean |δ - δ̂| of the network per set, the constant
      baseline, steps, train_seconds, history).
 
 Splits (`split_halos`): halos within `cutoff` of a box face are left out of every set
@@ -16,12 +16,11 @@ node the sum over its incoming edges):
     (1/B) Σ_i |δ_i - δ̂_i|  +  l1_weight · (1/B) Σ_edges ||m||_1
 Adam(lr, weight_decay), OneCycleLR(max_lr=lr, final_div_factor) stepped every batch; batch
 k of pass p is a slice of a permutation seeded by (seed, p), so a resumed run sees the same
-batches.
+batches. The loop is the GNN's (`gnn.loop`: resume point, a stop on a non-finite loss,
+progress, per-epoch history), reading the loss after every step.
 """
 from __future__ import annotations
 
-import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +28,7 @@ import numpy as np
 import torch
 
 from gnn.checkpoint import load_torch, save_torch
+from gnn.loop import Batches, Plan, TrainingLoop, one_cycle
 from gnn.train import resolve_device
 from plumbing.errors import InputError
 from plumbing.io import config_from_dict, load_json, load_npz, save_json, save_npz, to_jsonable
@@ -88,68 +88,33 @@ def train_halos(cat: Catalogue, graph: HaloGraph, cfg: HaloConfig, out_dir: str 
     nodes = std.node_features(cat)
     train_idx = splits["train"]
     batch = cfg.batch_size
-    per_pass = len(train_idx) // batch
     total = cfg.epochs * cfg.steps_per_epoch
     model = HaloGN(cfg).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total,
-                                                final_div_factor=cfg.final_div_factor)
+    sched = one_cycle(opt, cfg.lr, total, cfg.final_div_factor)
     identity = {"catalogue": fingerprint(cat), "config": to_jsonable(cfg)}
-    step, seconds, history = 0, 0.0, []
     resume = out / "last.pt"
-    if resume.exists():
-        state = load_torch(resume, RESUME_KIND, map_location=device)
-        if state["identity"] != identity:
-            raise InputError(f"{resume} was written for another catalogue or config; use another --out")
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["rng"])
-        step, seconds, history = state["step"], state["train_seconds"], state["history"]
+    # log_every 1: the loss is read, and checked to be finite, after every step.
+    loop = TrainingLoop(model, opt, sched, Plan(total, cfg.steps_per_epoch, cfg.checkpoint_every, 1, resume,
+                                                RESUME_KIND, {"identity": identity}, "train halos"), device)
+    loop.resume({"identity": dict}, lambda state: _check_same_run(state, identity, resume))
     save_json(out / "halo_config.json", cfg)
     save_json(out / "standardiser.json", std)
     save_npz(out / "splits.npz", splits)
     delta = torch.from_numpy(cat.delta.astype(np.float32)).to(device)
+    batches = Batches(len(train_idx), batch,
+                      lambda pass_index: np.random.default_rng([cfg.seed, pass_index]).permutation(train_idx))
 
-    bar = progress_bar(total, "train halos", enabled=progress, initial=step, unit="step")
-    running, n_running, perm, perm_pass = 0.0, 0, None, -1
-    model.train()
-    tick = time.perf_counter()
-    while step < total and (stop_at_step is None or step < stop_at_step):
-        pass_index, k = divmod(step, per_pass)
-        if pass_index != perm_pass:
-            perm = np.random.default_rng([cfg.seed, pass_index]).permutation(train_idx)
-            perm_pass = pass_index
-        receivers = perm[k * batch:(k + 1) * batch]
+    def step_loss(step: int) -> torch.Tensor:
+        receivers = batches(step)
         b = make_batch(cat, std, nodes, graph, receivers, device)
         pred, messages = model(b.node_x, b.edge_x, b.local)
-        loss = ((pred - delta[receivers]).abs().sum() + cfg.l1_weight * messages.abs().sum()) / len(receivers)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        step += 1
-        running += loss.item()
-        n_running += 1
-        if not math.isfinite(running):
-            bar.close()
-            raise InputError(f"training loss became non-finite at step {step} (try a lower --lr)")
-        if step % cfg.steps_per_epoch == 0:
-            history.append({"epoch": step // cfg.steps_per_epoch, "step": step, "train_loss": running / n_running})
-            bar.set_postfix(loss=f"{running / n_running:.4g}")
-            running, n_running = 0.0, 0
-        bar.update(1)
-        if step % cfg.checkpoint_every == 0 or step % cfg.steps_per_epoch == 0 or step == stop_at_step:
-            seconds += time.perf_counter() - tick
-            save_torch(resume, RESUME_KIND, {
-                "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                "rng": torch.get_rng_state(), "step": step, "train_seconds": seconds, "history": history,
-                "identity": identity})
-            tick = time.perf_counter()
-    bar.close()
-    if step < total:
+        return ((pred - delta[receivers]).abs().sum() + cfg.l1_weight * messages.abs().sum()) / len(receivers)
+
+    done = loop.run(step_loss, progress=progress, stop_at_step=stop_at_step)
+    if not done.finished:
         return None
-    seconds += time.perf_counter() - tick
+    step, seconds, history = done.step, done.train_seconds, done.history
     metrics = {"mae": {}, "n_halos": {name: int(len(idx)) for name, idx in splits.items()},
                "baseline_constant_mae": {}, "steps": step, "train_seconds": seconds,
                "halos_per_second": step * batch / seconds if seconds > 0 else None,
@@ -164,6 +129,12 @@ def train_halos(cat: Catalogue, graph: HaloGraph, cfg: HaloConfig, out_dir: str 
                                                     "meta": {"identity": identity, "metrics": metrics}})
     save_json(out / "metrics.json", metrics)
     return Trained(model.eval(), std, splits, metrics)
+
+
+def _check_same_run(state: dict, identity: dict, path: Path) -> None:
+    """InputError unless the resume point `state` was written for this catalogue and config."""
+    if state["identity"] != identity:
+        raise InputError(f"{path} was written for another catalogue or config; use another --out")
 
 
 def load_trained(out_dir: str | Path, cat: Catalogue) -> Trained:

@@ -11,10 +11,8 @@ from dataclasses import dataclass
 
 from plumbing.errors import InputError, require_finite, require_types
 
+from .integrators import get_integrator
 from .laws import get_law
-
-# The integrators `SimConfig.integrator` names (`nbody.integrate`, which runs them).
-INTEGRATORS = ("auto", "cpu", "cuda", "reference")
 
 SPLIT_MODES = ("seed", "time")         # how a dataset is split: `SimConfig.split`
 SPLIT_NAMES = ("train", "val", "test")  # the splits every dataset holds
@@ -51,7 +49,8 @@ class SimConfig:
             meta.json's "prune". None derives nothing.
         official_quirks: reproduce the official code's node-order-dependent damping and
             string gravity (see `nbody.laws.external_weights`).
-        integrator: "auto" (CUDA if a real GPU, else CPU), "cpu", "cuda" or "reference" (NumPy).
+        integrator: a registered integrator (`nbody.integrators`): "auto" (CUDA if a real GPU,
+            else CPU), "cpu", "cuda" or "reference" (NumPy).
         rtol: relative error tolerance of the adaptive integrator.
         atol: absolute error tolerance of the adaptive integrator.
         max_substeps: adaptive steps allowed per output interval before a simulation is
@@ -117,8 +116,7 @@ class SimConfig:
             raise InputError(f"prune_percentile must be in (50, 100), got {self.prune_percentile}")
         if self.prune_tail is not None and not self.prune_tail > 1:
             raise InputError(f"prune_tail must be > 1 (a multiple of the median |a|) or None, got {self.prune_tail}")
-        if self.integrator not in INTEGRATORS:
-            raise InputError(f"integrator must be one of {INTEGRATORS}, got {self.integrator!r}")
+        get_integrator(self.integrator)   # InputError naming the registered ones (`nbody.integrators`)
         if not (self.rtol > 0 and self.atol > 0):
             raise InputError("rtol and atol must be positive")
         if self.max_substeps < 1:

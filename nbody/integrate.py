@@ -9,12 +9,13 @@ Out: `integrate`: an `IntegrationResult` with pos, vel and the accelerations acc
      rows, every keep_every-th output, into the caller's arrays (float32 memory maps for
      `nbody.dataset`), so nothing is copied or converted afterwards.
 
-Integrators (`INTEGRATORS` holds the names `SimConfig.integrator`, hence the CLI's
---integrator, accepts): "cpu" (Numba, blocks of simulations on parallel threads), "cuda"
-(Numba CUDA, one thread per simulation), both compiled once per machine and law
-(`nbody.kernel_build`), and "reference" (NumPy, slow, the specification), all three running
-the same Dormand–Prince 5(4) algorithm (`nbody.integrator_core`); and "auto", for which
-`resolve_integrator`, the one place that decides, picks "cuda" or "cpu".
+Integrators (registered in `nbody.integrators`, whose `integrator_names()` are what
+`SimConfig.integrator`, hence the CLI's --integrator, accepts): "cpu" (Numba, blocks of
+simulations on parallel threads), "cuda" (Numba CUDA, one thread per simulation), both
+compiled once per machine and law (`nbody.kernel_build`), and "reference" (NumPy, slow, the
+specification), all three running the same Dormand–Prince 5(4) algorithm
+(`nbody.integrator_core`); and "auto", for which `resolve_integrator`, the one place that
+decides, picks "cuda" or "cpu".
 """
 from __future__ import annotations
 
@@ -26,9 +27,10 @@ import numpy as np
 from plumbing.errors import InputError
 
 from . import state
-from .config import INTEGRATORS, SimConfig
+from .config import SimConfig
 from .initial import initial_conditions
-from .laws import Law, external_weights, get_law, pair_list
+from .integrators import get_integrator
+from .laws import get_law
 
 
 @dataclass(frozen=True)
@@ -69,21 +71,19 @@ def real_gpu_available() -> bool:
 
 
 def resolve_integrator(name: str) -> str:
-    """Map an integrator request to "cpu", "cuda" or "reference".
+    """Map an integrator request to a registered integrator that runs ("cpu", "cuda", "reference").
 
     "auto" picks "cuda" only when a real GPU is usable (never under the CUDA simulator,
-    NUMBA_ENABLE_CUDASIM=1), else "cpu". An explicit "cuda" is honoured on a real GPU or
-    under the simulator (that is how the CUDA kernel is tested on CPU).
+    NUMBA_ENABLE_CUDASIM=1), else "cpu". An explicit request of an integrator that needs a GPU
+    is honoured on a real GPU or under the simulator (that is how the CUDA kernel is tested on CPU).
 
     Raises:
         InputError: unknown name, or "cuda" with neither a GPU nor the simulator.
     """
-    if name not in INTEGRATORS:
-        raise InputError(f"integrator must be one of {INTEGRATORS}, got {name!r}")
-    if name == "auto":
+    if get_integrator(name).run is None:
         return "cuda" if real_gpu_available() else "cpu"
-    if name == "cuda" and not (_cuda_simulated() or real_gpu_available()):
-        raise InputError("integrator 'cuda' requested but no CUDA GPU is available "
+    if get_integrator(name).needs_gpu and not (_cuda_simulated() or real_gpu_available()):
+        raise InputError(f"integrator {name!r} requested but no CUDA GPU is available "
                          "(use integrator 'cpu' or 'auto')")
     return name
 
@@ -115,16 +115,6 @@ def _real_array(name: str, value) -> np.ndarray:
     return np.ascontiguousarray(array, dtype=np.float64)
 
 
-def physics_arrays(law: Law, n: int, official_quirks: bool) -> tuple[np.ndarray, ...]:
-    """What the kernels read of the law besides its force: (pair_i, pair_j) [P] int64, the
-    interacting pairs i < j (`nbody.laws.pair_list`), and the node weights (wd, wg) [n] float64
-    already scaled by the law's damping and gravity (`nbody.laws.external_weights`)."""
-    pairs = pair_list(law, n)
-    wd, wg = external_weights(law, n, official_quirks)
-    return (np.ascontiguousarray(pairs[:, 0], dtype=np.int64), np.ascontiguousarray(pairs[:, 1], dtype=np.int64),
-            np.ascontiguousarray(law.damping * wd), np.ascontiguousarray(law.gravity * wg))
-
-
 def integrate_into(cfg: SimConfig, pos: np.ndarray, vel: np.ndarray, q: np.ndarray, m: np.ndarray,
                    states: np.ndarray, acc: np.ndarray, *, keep_every: int = 1,
                    on_done: Callable[[int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -153,32 +143,13 @@ def integrate_into(cfg: SimConfig, pos: np.ndarray, vel: np.ndarray, q: np.ndarr
                 or not array.flags.c_contiguous or array.dtype != states.dtype:
             raise InputError(f"{name} must be a C-ordered float32 or float64 array [{S}, {n_kept}, {n}, {width}] "
                              f"of the same dtype as states, got {array.dtype} {array.shape}")
-    which = resolve_integrator(cfg.integrator)
-    law = get_law(cfg.law)
+    integrator = get_integrator(resolve_integrator(cfg.integrator))
     steps = np.zeros(S, dtype=np.int64)
     failed = np.zeros(S, dtype=np.bool_)
     settings = (float(cfg.resolved_dt), int(cfg.nt), int(keep_every), float(cfg.softening), float(cfg.rtol),
                 float(cfg.atol), int(cfg.max_substeps))
-    if which == "reference":
-        from .reference import integrate_reference
-        ref_pos, ref_vel, ref_acc, steps, failed = integrate_reference(
-            law, pos, vel, q, m, dt=settings[0], nt=settings[1], softening=settings[3], rtol=settings[4],
-            atol=settings[5], max_substeps=settings[6], official_quirks=cfg.official_quirks)
-        kept = slice(None, None, keep_every)
-        states[:] = state.pack(ref_pos[:, kept], ref_vel[:, kept], np.broadcast_to(q[:, None], (S, n_kept, n)),
-                         np.broadcast_to(m[:, None], (S, n_kept, n)))
-        acc[:] = ref_acc[:, kept]
-        with np.errstate(invalid="ignore"):
-            failed |= ~(np.isfinite(states).all(axis=(1, 2, 3)) & np.isfinite(acc).all(axis=(1, 2, 3)))
-        if on_done is not None:
-            on_done(S)
-        return steps, failed
-    inputs = (pos, vel, q, m, *physics_arrays(law, n, cfg.official_quirks))
-    if which == "cpu":
-        from . import kernels_cpu as kernels
-    else:
-        from . import kernels_cuda as kernels
-    kernels.run(law, dim, inputs, (states, acc, steps, failed), settings, on_done)
+    integrator.run(get_law(cfg.law), (pos, vel, q, m), (states, acc, steps, failed), settings, cfg.official_quirks,
+                   on_done)
     return steps, failed
 
 

@@ -1,7 +1,7 @@
 """CPU kernel: the shared integrator (`nbody.integrator_core`) over many systems, on Numba threads.
 
 In:  a `Law`, dim; float64 pos0, vel0 [S, n, dim], q, m [S, n]; the pair list pair_i, pair_j
-     [P] int64 and node weights wd, wg [n] (`nbody.integrate.physics_arrays`); the settings
+     [P] int64 and node weights wd, wg [n] (`nbody.integrators.physics_arrays`); the settings
      (dt, nt, keep_every, softening, rtol, atol, max_substeps).
 Out: written in place into the caller's C-ordered arrays: states [S, T, n, 2*dim+2] and
      acc [S, T, n, dim] (float32 or float64; memory maps welcome), steps [S] int64 and

@@ -11,9 +11,11 @@ import os
 
 from distill.config import DistillConfig
 from gnn.config import ModelConfig, TrainConfig
+from gnn.strategies import get_strategy, strategy_names
 from halos.config import HaloConfig
 from halos.synthetic import SyntheticConfig
-from nbody.config import INTEGRATORS, SimConfig
+from nbody.config import SimConfig
+from nbody.integrators import integrator_names
 from nbody.laws import law_names
 
 from . import cluster
@@ -120,7 +122,8 @@ def build_parser(prog: str = "run.py") -> argparse.ArgumentParser:
     g = p.add_argument_group("the sweep's grid and executor")
     g.add_argument("--laws", default="spring,r1,r2,charge")
     g.add_argument("--dims", default="2,3")
-    g.add_argument("--strategies", default="standard,bottleneck,l1,kl")
+    g.add_argument("--strategies", default=",".join(n for n in strategy_names() if get_strategy(n).network == "message"),
+                   help="default: every strategy with a message network (the paper's Table 5)")
     g.add_argument("--seeds", default="0")
     g.add_argument("--workers", type=int, default=1, help="jobs at a time (for submitit: the Slurm array's)")
     g.add_argument("--executor", default="local", choices=EXECUTORS,
@@ -142,6 +145,6 @@ def build_parser(prog: str = "run.py") -> argparse.ArgumentParser:
                                    "(nbody.kernel_build; cache folder: $SYMDISTILL_CACHE_DIR).")
     p.add_argument("--laws", default=",".join(law_names()), help="laws to warm (default: every built-in law)")
     p.add_argument("--dims", default="2,3")
-    p.add_argument("--integrator", default="auto", choices=INTEGRATORS)
+    p.add_argument("--integrator", default="auto", choices=integrator_names())
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="compiling processes (default: one per core)")
     return parser

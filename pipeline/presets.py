@@ -15,6 +15,7 @@ import dataclasses
 
 from distill.config import DistillConfig
 from gnn.config import ModelConfig, TrainConfig, model_for_data
+from gnn.strategies import get_strategy
 from halos.config import HaloConfig
 from nbody.config import SimConfig
 from plumbing.errors import InputError
@@ -52,15 +53,6 @@ RECIPE_DISTILL = {"align": "auto", "node_units": "edge", "selection": "best", "n
 # after 40-100 generations, so what was found depended on the machine's load).
 CPU_SR = {"generations": 150, "stall_generations": 20, "search_rows": 2000, "max_time": 600.0}
 
-# The cpu preset's settings per strategy (config field -> value), on top of the recipe
-# (preset docstring, "hamiltonian"); a strategy not listed has none.
-CPU_STRATEGY_SETTINGS: dict[str, dict] = {
-    "hamiltonian": {"operators": ("+", "-", "*", "/", "log"), "selection": "best_heldout"},
-    # messages that are not sparse after the preset's training: read through all components
-    **{strategy: {"align_components": "all"} for strategy in ("standard", "l1", "kl")},
-}
-
-
 def preset(name: str, law: str | None = None, strategy: str | None = None) -> RunConfig:
     """The named starting point; `law` and `strategy` set those fields (and the cpu preset's
     per-strategy settings). No setting depends on the law's name: every law gets the
@@ -72,7 +64,7 @@ def preset(name: str, law: str | None = None, strategy: str | None = None) -> Ru
            2,000-row subsample; about 1.5 minutes on 2 CPU cores, and it rediscovers the
            force law and Newton's second law.
     cpu:   tiny trained 25 epochs, with the SR budget CPU_SR (up to 150 generations, stopped
-           by the front's stability, on 2,000 rows, not by the clock), then CPU_STRATEGY_SETTINGS[strategy]:
+           by the front's stability, on 2,000 rows, not by the clock), then the strategy's `recipe` (gnn.strategies):
            hamiltonian: the SR operators add log, because the model's pair energy is the
            potential itself and r1's is m1 m2 log r' (its force m1 m2/r' has a short form in
            + - * /, its energy none); and the Pareto rule is "best" on held-out rows in groups
@@ -98,7 +90,7 @@ def preset(name: str, law: str | None = None, strategy: str | None = None) -> Ru
         tiny = preset("tiny")
         base = dataclasses.replace(tiny, preset=name, train=CPU_TRAIN)
         return with_values(base, {**({"law": law} if law else {}), **CPU_SR,
-                                  **CPU_STRATEGY_SETTINGS.get(strategy or base.model.strategy, {})})
+                                  **get_strategy(strategy or base.model.strategy).recipe})
     if name == "tiny":
         sim = SimConfig(law=law or "spring", dim=2, n=4, n_sims=1000, nt=500, keep_every=5, seed=0, **RECIPE_SIM)
         return RunConfig(

@@ -12,7 +12,8 @@ from _distill_helpers import edge_truth, states
 from distill import DistillConfig, DistillData, distill_network
 from distill.align import Alignment, auto_alignment, node_alignment
 from distill.candidate import parse
-from distill.messages import edge_input_names, sample_edges
+from distill.messages import edge_input_names
+from gnn.messages import sample_edges
 from distill.planted import planted_network
 from distill.schema import load_result
 from distill.symbolic import aggregate

@@ -32,7 +32,7 @@ from analysis.figures import message_fit_figure, sparsity_figure
 from analysis.notation import write
 from analysis.report import RUN_SECTIONS, write_report
 from analysis.tables import to_markdown
-from distill.messages import significance, sparsity, top_components
+from gnn.messages import significance, sparsity, top_components
 from distill.schema import load_result, read_front, save_result
 from gnn.config import ModelConfig, TrainConfig
 from gnn.history import HISTORY_FILE, load_history

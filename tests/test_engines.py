@@ -12,13 +12,13 @@ import pytest
 import sympy as sp
 
 from _distill_helpers import states
-from distill import operon
-from distill import sr_engines
+from distill import operon, sr_engines, sr_registry
 from distill.candidate import lambdify
 from distill.config import DistillConfig
 from distill.fitting import fit_target
 from distill.judge import judge_edge, judge_node
-from distill.messages import edge_input_names, edge_inputs, pair_targets, sample_edges
+from distill.messages import edge_input_names, edge_inputs
+from gnn.messages import pair_targets, sample_edges
 from distill.operon import allowed_symbols, front_curve, improved
 from distill.symbolic import node_input_names
 from nbody.laws import get_law
@@ -130,11 +130,24 @@ def test_allowed_symbols_follow_the_operator_config():
     assert allowed_symbols(("+", "*", "exp")) == "add,mul,exp,constant,variable"
 
 
+def test_every_registered_engine_is_accepted_by_the_config(monkeypatch):
+    monkeypatch.setattr(sr_registry._SR_ENGINES, "_entries", dict(sr_registry._SR_ENGINES._entries))
+    sr_registry.register_sr_engine("planted", lambda X, y, names, cfg: [])
+    sr_registry._register_module("absent", "distill.no_such_engine")
+    assert sr_registry.sr_engine_names()[:2] == ("operon", "pysr") and DistillConfig().sr_engine == "operon"
+    for name in sr_registry.sr_engine_names():
+        assert DistillConfig(sr_engine=name).sr_engine == name
+    assert sr_engines.fit(np.ones((3, 1)), np.ones(3), ["a"], DistillConfig(sr_engine="planted")) == []
+    with pytest.raises(InputError, match="SR engine 'absent' is unavailable: ModuleNotFoundError") as info:
+        sr_engines.fit(np.ones((3, 1)), np.ones(3), ["a"], DistillConfig(sr_engine="absent"))
+    assert "\n" not in str(info.value)
+
+
 def test_unknown_engine_and_operator_are_input_errors():
     with pytest.raises(InputError, match="unknown SR engine"):
         DistillConfig(sr_engine="eureqa")
     with pytest.raises(InputError, match="unknown SR engine"):
-        sr_engines.get_sr_engine("eureqa")
+        sr_registry.get_sr_engine("eureqa")
     with pytest.raises(InputError, match="operators"):
         DistillConfig(operators=("+", "IF"))
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from distill.messages import robust_affine_r2, significance, sparsity, top_components
+from gnn.messages import robust_affine_r2, significance, sparsity, top_components
 from gnn.checkpoint import RESUME_KIND, load_model, load_torch, save_torch
 from gnn.config import ModelConfig, TrainConfig
 from gnn.history import HISTORY_FILE, load_history, save_history

@@ -11,7 +11,8 @@ from distill.candidate import complexity, parse
 from distill.config import DistillConfig
 from distill.judge import (FIXED_TARGETS, Target, affine_r2, edge_target, judge_edge, judge_node,
                            receiver_factor)
-from distill.messages import edge_input_names, edge_inputs, pair_targets, sample_edges
+from distill.messages import edge_input_names, edge_inputs
+from gnn.messages import pair_targets, sample_edges
 from distill.symbolic import aggregate, node_input_names, node_inputs
 from nbody.laws import get_law
 

@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from nbody import kernels_cuda
+from nbody import integrators, kernels_cuda
 from nbody.config import SimConfig
 from nbody.initial import initial_conditions
 from nbody.integrate import integrate, integrate_into, resolve_integrator
@@ -176,6 +176,26 @@ def test_resolve_integrator():
         resolve_integrator("tpu")
 
 
+def test_every_registered_integrator_is_accepted_and_a_registered_one_runs(monkeypatch):
+    monkeypatch.setattr(integrators._INTEGRATORS, "_entries", dict(integrators._INTEGRATORS._entries))
+    calls = []
+
+    def via_reference(law, initial, outputs, settings, official_quirks, on_done):
+        calls.append(len(initial[0]))
+        integrators.get_integrator("reference").run(law, initial, outputs, settings, official_quirks, on_done)
+    integrators.register_integrator(integrators.Integrator("mine", via_reference))
+    assert integrators.integrator_names() == ("auto", "cpu", "cuda", "reference", "mine")
+    for name in integrators.integrator_names():
+        assert SimConfig(integrator=name).integrator == name
+    cfg = SimConfig(law="spring", n_sims=2, nt=4, integrator="mine")
+    ics = initial_conditions(get_law("spring"), cfg.resolved_n, cfg.dim, 2, np.random.default_rng(0))
+    mine = integrate(cfg, *ics)
+    reference = integrate(dataclasses.replace(cfg, integrator="reference"), *ics)
+    assert calls == [2] and np.array_equal(mine.pos, reference.pos)
+    with pytest.raises(InputError, match="unknown integrator 'tpu'; choose one of auto, cpu, cuda, reference"):
+        SimConfig(integrator="tpu")
+
+
 def test_bad_inputs_raise_input_error():
     law = get_law("spring")
     pos, vel, q, m = _systems(law, 4, 2, 2)
@@ -204,8 +224,8 @@ if not nvvm.is_available():
     sys.exit(77)
 import numba.cuda.dispatcher as dispatcher
 dispatcher.get_current_device = lambda: types.SimpleNamespace(compute_capability=(8, 0))
-from nbody import kernels_cuda
-from nbody.integrate import physics_arrays
+from nbody import integrators, kernels_cuda
+from nbody.integrators import physics_arrays
 from nbody.integrator_core import WORK_ROWS
 from nbody.kernel_build import load_kernel
 from nbody.laws import get_law

@@ -4,8 +4,8 @@ import pytest
 
 from _distill_helpers import edge_truth, states
 from distill.candidate import lambdify, parse
-from distill.messages import (analyse_messages, edge_input_names, edge_inputs, robust_affine_r2,
-                              sample_edges, significance, sparsity, top_components, variance_shares)
+from distill.messages import edge_input_names, edge_inputs
+from gnn.messages import analyse_messages, robust_affine_r2, sample_edges, significance, sparsity, top_components, variance_shares
 from nbody.laws import get_law
 
 SPRING = get_law("spring")

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from gnn.strategies import get_strategy
 from nbody.laws import Law, register_law
 from pipeline import cli, presets, stages, sweep
 from pipeline.flags import config_from_args
@@ -218,7 +219,7 @@ def test_cpu_preset_applies_its_per_strategy_settings_to_that_strategy_only(tmp_
     def cfg(*flags):
         return config_from_args(parser.parse_args(["all", "--out", "x", "--preset", "cpu", "--law", "r1", *flags]))
     ham = cfg("--strategy", "hamiltonian").distill
-    for field, value in presets.CPU_STRATEGY_SETTINGS["hamiltonian"].items():
+    for field, value in get_strategy("hamiltonian").recipe.items():
         assert getattr(ham, field) == value, field
     for strategy in ("standard", "bottleneck", "l1", "kl"):       # what results/cpu was measured with
         other = cfg("--strategy", strategy).distill
@@ -260,7 +261,7 @@ def test_run_py_distill_takes_the_preset_settings_of_the_checkpoints_model_and_l
             cli.main(["distill", "--preset", preset, "--model", str(folder / "checkpoint.pt"),
                       "--out", str(tmp_path / "d")])
         return reached.value.args[0]
-    assert distill_config("cpu", tmp_path).selection == presets.CPU_STRATEGY_SETTINGS["hamiltonian"]["selection"]
+    assert distill_config("cpu", tmp_path).selection == get_strategy("hamiltonian").recipe["selection"]
     assert distill_config("tiny", tmp_path).selection == presets.preset("tiny").distill.selection
     assert distill_config("cpu", charge) == distill_config("cpu", custom)
     assert distill_config("cpu", custom).align == presets.preset("cpu").distill.align == "auto"
