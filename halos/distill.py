@@ -33,7 +33,6 @@ import sympy as sp
 
 from distill.candidate import lambdify, round_floats
 from distill.fitting import fit_target
-from distill.messages import variance_shares
 from distill.report import front_rows
 from distill.schema import write_front
 from gnn.messages import variance_shares
