@@ -134,7 +134,7 @@ def _anchor(run: Run) -> str:
 
 def equation_png(latex: str, dpi: int = 110) -> bytes | None:
     """`latex` rendered by matplotlib's mathtext as PNG bytes, None when mathtext cannot parse it."""
-    from matplotlib.mathtext import math_to_image
+    from matplotlib.mathtext import math_to_image  # deferred (heavy): only a report draws equations
     buf = io.BytesIO()
     try:
         math_to_image(f"${latex}$", buf, dpi=dpi, format="png")

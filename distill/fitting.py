@@ -125,7 +125,7 @@ def build_replacing(out_dir: str | Path, build) -> object:
 def numpy_callable(fn, batch: int = 8192):
     """A torch function of float32 tensors as a NumPy one: float32 in (batched by `batch`
     rows along the first axis, no gradient recording), float64 out."""
-    import torch
+    import torch  # deferred (heavy): fitting NumPy arrays needs no torch
 
     def call(*arrays: np.ndarray) -> np.ndarray:
         outs = []

@@ -368,8 +368,8 @@ def distill_checkpoint(path: str | Path, cfg: DistillConfig, out_dir: str | Path
         or a dataset of another law, dimension or topology than the one the model was
         trained on.
     """
-    from gnn.checkpoint import load_model
-    from nbody.dataset import load_dataset
+    from gnn.checkpoint import load_model  # deferred (torch, Numba): reading a distillation's outputs needs neither
+    from nbody.dataset import load_dataset  # deferred with the checkpoint
 
     model, meta = load_model(path, device="cpu")
     recorded = meta["dataset"]          # {"path": str | None, "meta": dict} (`gnn.train.load_splits`)

@@ -18,6 +18,7 @@ Out: a `Catalogue` (float64 arrays), or an `InputError` with one line naming the
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import numbers
 import os
@@ -207,7 +208,6 @@ def save_catalogue(path: str | os.PathLike, cat: Catalogue) -> Path:
 
 def fingerprint(cat: Catalogue) -> str:
     """Hex SHA-256 of a catalogue's values, box and label: what makes two catalogues the same."""
-    import hashlib
     digest = hashlib.sha256(np.ascontiguousarray(np.column_stack(list(cat.columns().values()))).tobytes())
     digest.update(f"{cat.box!r} {cat.synthetic}".encode())
     return digest.hexdigest()

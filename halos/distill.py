@@ -44,6 +44,7 @@ from .features import SR_EDGE_NAMES, SR_NODE_NAMES, Standardiser
 from .formulas import FORMULAS, LABELS, PAPER, PAPER_POSITION_STD, HaloInputs, mean_abs_error, refit
 from .graph import HaloGraph, build_graph, edges_of
 from .model import run_halos
+from .synthetic import PLANT_CUTOFF, make_catalogue, planted_e, planted_pair
 from .train import SETS, Trained, eval_subset
 
 PAPER_OOD = {"network": (0.0634, 0.142), "distilled": (0.0811, 0.0892)}   # (train, OOD), paper §4.3
@@ -124,7 +125,7 @@ def distill_halos(cat: Catalogue, graph: HaloGraph, trained: Trained, cfg: HaloC
 
 
 def _distill_into(out: Path, cat, graph, trained: Trained, cfg: HaloConfig, synthetic) -> dict:
-    import torch
+    import torch  # deferred (heavy): writing tables from a distillation needs no torch
     rng = np.random.default_rng([cfg.seed, 3])
     std, model, splits, dcfg = trained.std, trained.model, trained.splits, cfg.distill_config()
     nodes = std.node_features(cat)
@@ -204,7 +205,6 @@ def _row(name: str, label: str, paper, theta, mae: dict) -> dict:
 
 def judge_planted(sr: Composed, refit_: Composed, std: Standardiser, cfg: HaloConfig, synthetic) -> dict:
     """The distilled ei and edge equation against the planted law on a fresh synthetic catalogue."""
-    from .synthetic import PLANT_CUTOFF, make_catalogue, planted_e, planted_pair
     fresh_cfg = dataclasses.replace(synthetic, catalogue_seed=synthetic.catalogue_seed + 1)
     fresh = make_catalogue(fresh_cfg)
     graph = build_graph(fresh.pos, fresh.box, cfg.cutoff, cfg.chunk_size)

@@ -55,7 +55,7 @@ class IntegrationResult:
 
 
 def _cuda_simulated() -> bool:
-    from numba import config
+    from numba import config  # deferred: Numba is heavy
     return bool(config.ENABLE_CUDASIM)
 
 
@@ -63,7 +63,7 @@ def real_gpu_available() -> bool:
     """True when a real CUDA GPU is usable (never under NUMBA_ENABLE_CUDASIM=1)."""
     if _cuda_simulated():
         return False
-    from numba import cuda
+    from numba import cuda  # deferred: Numba is heavy, and CUDA may be absent
     try:
         return bool(cuda.is_available())
     except Exception:  # a broken driver install means "no usable GPU", not a crash

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from typing import Callable
 
+import numpy as np
+
 from plumbing.errors import InputError
 
 from .kernel_build import KernelTarget, compiled_kernel
@@ -52,9 +54,9 @@ TARGET = KernelTarget(name="cuda", imports="from numba import cuda",
 def run(law: Law, dim: int, inputs: tuple, outputs: tuple, settings: tuple,
         on_done: Callable[[int], None] | None = None) -> None:
     """Integrate every system on the GPU (arguments as `nbody.kernels_cpu.run`)."""
-    from numba import cuda
+    from numba import cuda  # deferred: CUDA may be absent
 
-    from .integrator_core import WORK_ROWS
+    from .integrator_core import WORK_ROWS  # deferred with numba.cuda (it compiles Numba kernels)
     pos0, vel0, q, m, *physics = inputs
     states, acc, steps, failed = outputs
     n_sims = len(pos0)
@@ -90,7 +92,6 @@ def _compile_and_launch(law: Law, dim: int, grid: tuple, args: tuple):
     except AttributeError as err:
         if "row_stack" not in str(err):
             raise
-        import numpy as np
         raise InputError(f"this numba-cuda cannot compile kernels under numpy {np.__version__} (it registers "
                          "np.row_stack, which numpy 2.5 removed): install numpy<2.5, or use integrator 'cpu'"
                          ) from err

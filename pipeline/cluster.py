@@ -181,7 +181,7 @@ def submit(fn: Callable[[Job], str], jobs: list[Job], out: Path, res: Resources,
 def _import_submitit():
     """The submitit module, or InputError saying how to install it."""
     try:
-        import submitit
+        import submitit  # optional: only the Slurm back-end needs it
     except ImportError:
         raise InputError("--executor submitit needs submitit: pip install -e '.[cluster]'") from None
     return submitit
@@ -290,7 +290,7 @@ def _slurm_states(job_ids: list[str]) -> dict[str, str]:
     """sacct's state word for each job id, asked in one sacct call ("UNKNOWN" if it did not say)."""
     if shutil.which("sacct") is None:
         return dict.fromkeys(job_ids, "UNKNOWN (no sacct on this machine)")
-    from submitit.slurm.slurm import SlurmInfoWatcher
+    from submitit.slurm.slurm import SlurmInfoWatcher  # optional, as above
     watcher = SlurmInfoWatcher()
     for job_id in job_ids:
         watcher.register_job(job_id)

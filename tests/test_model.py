@@ -55,7 +55,10 @@ def test_mlp_depth():
 def test_output_shapes(strategy, dim):
     model = make_model(strategy, dim)
     out = model(random_x(3, 5, dim))
-    msg_dim = model.cfg.resolved_msg_dim
+    # the paper's widths, not the model's own claim: dim for the bottleneck, one pair energy for
+    # the Hamiltonian model, 100 otherwise
+    msg_dim = {"bottleneck": dim, "hamiltonian": 1}.get(strategy, 100)
+    assert model.cfg.resolved_msg_dim == msg_dim
     assert out.acc.shape == (3, 5, dim)
     assert out.messages.shape == (3, 20, msg_dim)
     if strategy == "kl":
