@@ -56,6 +56,7 @@ from plumbing.errors import InputError
 REL_STEP = 1e-3    # central-difference step, as a fraction of each component's std
 MAX_CLASSES = 4    # distinct values of a receiver property that classes accept (the paper's charges: ±1)
 AUTO_GAIN = 0.05   # rank-1 share a per-class basis must add for `auto_alignment` to choose it
+MIN_CONDITION = 1e-6  # a basis whose smallest singular value is below this share of its largest is singular
 # Receiver properties a class can be a value of: name -> reader of node features [N, F].
 PROPERTIES = {"q1": state.charge, "m1": state.mass}
 
@@ -133,11 +134,16 @@ def auto_alignment(node: Callable[[np.ndarray, np.ndarray], np.ndarray], x: np.n
                    agg: np.ndarray, columns: np.ndarray, dim: int) -> Alignment:
     """`node_alignment` with the classes chosen by the data: one basis for all receivers,
     or one per value of the receiver property with at most MAX_CLASSES distinct values whose
-    classes raise the rank-1 share the most, when they raise it by at least AUTO_GAIN. The
-    result's `choice` says what was compared."""
+    classes raise the rank-1 share the most, when they raise it by at least AUTO_GAIN (or
+    when one basis for all is singular: a mixing A(q1) that differs between the classes can
+    average to a singular map). The result's `choice` says what was compared."""
     flat, shape = _flat_jacobians(node, x, agg, columns)
-    single = best = _alignment(flat, shape, x, dim, None)
-    shares = [f"one basis {single.rank1_share:.3f}"]
+    try:
+        single = best = _alignment(flat, shape, x, dim, None)
+        shares = [f"one basis {single.rank1_share:.3f}"]
+    except InputError as exc:   # one basis for all can be singular where the classes are not
+        single = best = None
+        shares, refusal = [f"one basis: {exc}"], exc
     for prop, read in PROPERTIES.items():
         count = len(np.unique(read(x, dim)))
         if not 2 <= count <= MAX_CLASSES:
@@ -149,8 +155,11 @@ def auto_alignment(node: Callable[[np.ndarray, np.ndarray], np.ndarray], x: np.n
             shares.append(f"per {prop}: {exc}")
             continue
         shares.append(f"per {prop} ({count} classes) {classes.rank1_share:.3f}")
-        if classes.rank1_share >= single.rank1_share + AUTO_GAIN and classes.rank1_share > best.rank1_share:
+        if best is None or (classes.rank1_share >= single.rank1_share + AUTO_GAIN
+                            and classes.rank1_share > best.rank1_share):
             best = classes
+    if best is None:
+        raise refusal
     choice = f"{'one basis' if best.by is None else 'per ' + best.by}: rank-1 shares " + "; ".join(shares)
     return dataclasses.replace(best, choice=choice)
 
@@ -186,6 +195,7 @@ def _class_basis(flat: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, 
     _, s, vt = np.linalg.svd(flat[keep] / norms[keep, None], full_matrices=False)
     gain = np.median(flat @ vt[0])
     matrix = gain * vt[0].reshape(shape)
-    if gain == 0 or np.linalg.matrix_rank(matrix) < min(shape):
+    spread = np.linalg.svd(matrix, compute_uv=False)
+    if gain == 0 or not spread[-1] > MIN_CONDITION * spread[0]:
         raise InputError("the node model reads the aligned message components through a singular map")
     return matrix, float(s[0] ** 2), float(np.sum(s ** 2))

@@ -154,6 +154,24 @@ def test_auto_alignment_finds_the_receiver_property_the_mixing_depends_on(prop):
     assert plain.by is None and plain.values is None and plain.choice.startswith("one basis")
 
 
+def test_auto_alignment_takes_the_classes_when_one_basis_for_all_is_singular():
+    """A mixing diag(1, ±0.5) by receiver charge averages, over equally many +1 and -1
+    receivers, to a rank-1 map: one basis for all is refused, one per charge is exact."""
+    x, _ = states(get_law("charge"), 2, 4, 100, seed=5)
+    x = x.reshape(-1, x.shape[-1]).astype(np.float64)
+    x[:, -2] = np.where(np.arange(len(x)) % 2 == 0, 1.0, -1.0)
+
+    def node(xx, a):
+        return a * np.stack([np.ones(len(xx)), 2.0 * state.charge(xx, 2)], axis=1) / state.mass(xx, 2)[:, None]
+
+    agg = np.random.default_rng(0).normal(size=(len(x), 2))
+    with pytest.raises(InputError, match="singular"):
+        node_alignment(node, x, agg, np.arange(2), 2)
+    chosen = auto_alignment(node, x, agg, np.arange(2), 2)
+    assert chosen.by == "q1" and chosen.rank1_share == pytest.approx(1.0, abs=1e-6), chosen.choice
+    assert "one basis: " in chosen.choice and "singular" in chosen.choice
+
+
 def auto_prop(x, prop):
     return state.charge(x, 2) if prop == "q1" else state.mass(x, 2)
 
