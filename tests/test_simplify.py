@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import sympy as sp
 
-from distill.candidate import complexity, parse
+from distill.candidate import complexity, mae, parse
 from distill.config import DistillConfig
 from distill.judge import judge_node
+from distill.refit import refit_constants
 from distill.simplify import deletions, simplify
 
 NAMES = ["e1", "e2", "m1", "q1", "vx1", "vy1"]
@@ -53,3 +54,42 @@ def test_deletions_remove_one_term_of_any_sum():
     got = {str(e) for e in deletions(expr)}
     assert got == {str(parse(t, NAMES)) for t in ("e2/(m1 + 2*q1)", "e1/(m1 + 2*q1)", "(e1 + e2)/m1",
                                                    "(e1 + e2)/(2*q1)")}
+
+
+EDGE_NAMES = ["dy", "m2", "rs"]
+
+
+def _edge_rows(seed: int, n: int = 4000):
+    """A network's message on r2 pairs at r >= 0.5: the pair force with a small trend of the
+    network's error in m2, (1 + m2/(86 rs))^-1, and noise of 20 % of its mean size."""
+    rng = np.random.default_rng(seed)
+    dy = rng.normal(size=n)
+    rs = 0.5 + 2.5 * rng.random(n)
+    m2 = np.exp(rng.normal(size=n))
+    y = -dy * m2 / (rs ** 2 * (rs + m2 / 86.0)) + 0.2 * rng.normal(size=n)
+    return np.stack([dy, m2, rs], axis=1), y
+
+
+def test_a_dwarfed_term_that_fits_the_networks_error_goes():
+    """r2 3D, seed 0 (`distill.simplify`): m2 + 86.2·rs in a denominator, m2 a few % of the
+    sum, buys 20-30 % of MAE on the network's error; the law is dy·m2/rs³."""
+    X, y = _edge_rows(0)
+    disguised = refit_constants(parse("-88.59*dy*m2/(rs**2*(m2 + 86.167*rs)) - 0.070837", EDGE_NAMES),
+                                X, y, EDGE_NAMES, 5)[0]
+    clean_form = refit_constants(parse("-1.0*dy*m2/rs**3 + 0.01", EDGE_NAMES), X, y, EDGE_NAMES, 5)[0]
+    cost = mae(clean_form, X, y, EDGE_NAMES) / mae(disguised, X, y, EDGE_NAMES)
+    assert 1.1 < cost < 1.5, cost                                     # more than the first pass allows
+    out, _ = simplify(disguised, X, y, EDGE_NAMES)
+    m2, rs = sp.Symbol("m2", real=True), sp.Symbol("rs", real=True)
+    assert sp.simplify(out.diff(sp.Symbol("dy", real=True)) * rs ** 3 / m2).is_number, out
+    assert complexity(out) < complexity(disguised)
+
+
+def test_a_small_term_that_is_not_dwarfed_in_its_sum_stays():
+    """(m1 + 0.5): 0.5 is a third of the sum, not dwarfed; deleting it costs far more than
+    the looser price."""
+    X, y = _node_rows(2)
+    y = 0.9 * X[:, 0] / (X[:, 2] + 0.5)
+    right = parse("0.9*e1/(m1 + 0.5)", NAMES)
+    out, _ = simplify(right, X, y, NAMES)
+    assert out.free_symbols == right.free_symbols and complexity(out) == complexity(right), out
