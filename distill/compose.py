@@ -167,6 +167,30 @@ def composed_predictor(x: np.ndarray, law: Law, dim: int, softening: float, k: i
     return predict
 
 
+def biases_to_nodes(edge_exprs: Sequence[sp.Expr], node_exprs: Sequence[sp.Expr], n: int, law: Law,
+                    dim: int) -> tuple[list[sp.Expr], list[sp.Expr]]:
+    """The edge equations without their constant terms b_k, and the node equations reading
+    e_k + d·b_k instead of e_k, when every one of the n particles has d incoming edges (else
+    the equations as given). On graphs of n particles the model is the same function; on
+    others it is the one a pair law implies: a constant vector per pair has no direction to
+    point along (a pair force vanishes with its pair), so a network's per-edge bias and the
+    node offset that cancels it are one offset per receiver, which is what the data (graphs
+    of one size) can tell. Without the move, the composed model adds d·b_k on graphs with
+    more neighbours (the `more_particles` OOD set) while its node offset stays."""
+    degree = np.bincount(edges(n, law.topology)[1], minlength=n)
+    if not np.all(degree == degree[0]):
+        return list(edge_exprs), list(node_exprs)
+    e = symbols_for(node_input_names(dim, len(edge_exprs))[:len(edge_exprs)])
+    biases = [sp.sympify(expr).as_coeff_Add()[0] for expr in edge_exprs]
+    shift = {e_k: e_k + int(degree[0]) * b for e_k, b in zip(e, biases) if b != 0}
+    if not shift:
+        return list(edge_exprs), list(node_exprs)
+    rounding = 1e-9 * max(abs(float(v - k)) for k, v in shift.items())   # what is left of an exact cancellation
+    nodes = [sp.sympify(expr).xreplace(shift) for expr in node_exprs]
+    nodes = [n.xreplace({c: 0 for c in n.atoms(sp.Float) if abs(c) < rounding}) for n in nodes]
+    return [expr - b for expr, b in zip(edge_exprs, biases)], nodes
+
+
 def refit_composed(edge_exprs: Sequence[sp.Expr], node_exprs: Sequence[sp.Expr], data: DistillData,
                    sets: EvalSets, cfg: DistillConfig) -> tuple[ComposedFit, list[sp.Expr], list[sp.Expr]]:
     """The joint refit of the composed model and its judgement.
@@ -182,6 +206,7 @@ def refit_composed(edge_exprs: Sequence[sp.Expr], node_exprs: Sequence[sp.Expr],
     start = time.perf_counter()
     k, dim = len(edge_exprs), data.dim
     x, a = refit_graphs(data, cfg.seed)
+    edge_exprs, node_exprs = biases_to_nodes(edge_exprs, node_exprs, x.shape[1], data.law, dim)
     names = [edge_input_names(dim)] * k + [node_input_names(dim, k)] * dim
     exprs, before, after = refit_jointly(list(edge_exprs) + list(node_exprs), names,
                                          composed_predictor(x, data.law, dim, data.softening, k), a, cfg.precision)

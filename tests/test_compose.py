@@ -7,7 +7,7 @@ import pytest
 from _distill_helpers import spring_data
 from distill import DistillConfig
 from distill.candidate import parse
-from distill.compose import eval_sets, refit_composed
+from distill.compose import biases_to_nodes, eval_sets, refit_composed
 from distill.messages import edge_input_names
 from distill.physical import compare_constants, physical_law
 from distill.symbolic import node_input_names
@@ -50,6 +50,21 @@ def test_wrong_constants_compose_and_refit_to_the_planted_law(data, sets):
     r = np.linspace(0.1, 3, 7)
     np.testing.assert_allclose([float(found.subs(R, v)) for v in r], -2 * (r - 1), rtol=1e-4, atol=1e-4)
     assert law.test < 1e-5 and max(law.ood.values()) < 1e-5
+
+
+def test_per_edge_biases_become_one_offset_per_receiver(data, sets):
+    """The planted biases (0.05 per edge, undone by 3 x 0.05 in the node equation on
+    4-particle graphs) leave the edges; on 8-particle graphs the composed model then stays
+    right, where the biases would add 7 x 0.05 per node."""
+    edge, node = _wrong_spring()
+    moved_edge, moved_node = biases_to_nodes(edge, node, 4, get_law("spring"), 2)
+    assert [str(e) for e in moved_edge] == [str(parse("-1.7*(rs - 1.2)*dx/r", EDGE)),
+                                            str(parse("-2.3*(rs - 0.9)*dy/r", EDGE))]
+    assert moved_node[0] == parse("1.1*e1/m1", NODE)        # e1 + 3·0.05 - 0.15: the offsets cancel
+    record, _, _ = refit_composed(edge, node, data, sets, CFG)
+    assert record.ood["more_particles"] < 1e-3 and record.ood["spread"] < 1e-3
+    string = get_law("string")                              # a chain: the ends have one neighbour
+    assert biases_to_nodes(edge, node, 5, string, 2) == (edge, node)
 
 
 def test_a_refit_that_does_not_help_is_not_kept(data, sets):
