@@ -155,8 +155,8 @@ def auto_alignment(node: Callable[[np.ndarray, np.ndarray], np.ndarray], x: np.n
             shares.append(f"per {prop}: {exc}")
             continue
         shares.append(f"per {prop} ({count} classes) {classes.rank1_share:.3f}")
-        if best is None or (classes.rank1_share >= single.rank1_share + AUTO_GAIN
-                            and classes.rank1_share > best.rank1_share):
+        floor = -np.inf if single is None else single.rank1_share + AUTO_GAIN
+        if classes.rank1_share >= floor and (best is None or classes.rank1_share > best.rank1_share):
             best = classes
     if best is None:
         raise refusal

@@ -170,6 +170,11 @@ def test_auto_alignment_takes_the_classes_when_one_basis_for_all_is_singular():
     chosen = auto_alignment(node, x, agg, np.arange(2), 2)
     assert chosen.by == "q1" and chosen.rank1_share == pytest.approx(1.0, abs=1e-6), chosen.choice
     assert "one basis: " in chosen.choice and "singular" in chosen.choice
+    # masses of two kinds as well, three quarters of the +1 charges heavy: both properties
+    # give classes, and the charge's explain the node model
+    x[:, -1] = np.where((np.arange(len(x)) % 8) < 3, 2.0, 0.5)
+    both = auto_alignment(node, x, agg, np.arange(2), 2)
+    assert both.by == "q1" and "per m1 (2 classes)" in both.choice, both.choice
 
 
 def auto_prop(x, prop):
