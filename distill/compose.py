@@ -181,12 +181,13 @@ def biases_to_nodes(edge_exprs: Sequence[sp.Expr], node_exprs: Sequence[sp.Expr]
     if not np.all(degree == degree[0]):
         return list(edge_exprs), list(node_exprs)
     e = symbols_for(node_input_names(dim, len(edge_exprs))[:len(edge_exprs)])
-    biases = [sp.sympify(expr).as_coeff_Add()[0] for expr in edge_exprs]
-    shift = {e_k: e_k + int(degree[0]) * b for e_k, b in zip(e, biases) if b != 0}
+    d = int(degree[0])
+    biases = [expr.as_coeff_Add()[0] for expr in edge_exprs]
+    shift = {e_k: e_k + d * b for e_k, b in zip(e, biases) if b != 0}
     if not shift:
         return list(edge_exprs), list(node_exprs)
-    rounding = 1e-9 * max(abs(float(v - k)) for k, v in shift.items())   # what is left of an exact cancellation
-    nodes = [sp.sympify(expr).xreplace(shift) for expr in node_exprs]
+    rounding = 1e-9 * d * max(abs(float(b)) for b in biases)   # what is left of an exact cancellation
+    nodes = [expr.xreplace(shift) for expr in node_exprs]
     nodes = [n.xreplace({c: 0 for c in n.atoms(sp.Float) if abs(c) < rounding}) for n in nodes]
     return [expr - b for expr, b in zip(edge_exprs, biases)], nodes
 

@@ -257,8 +257,9 @@ def _fewer_terms(force: sp.Expr, train: float, x: np.ndarray, a: np.ndarray, dat
     def fit(candidate: sp.Expr) -> tuple[sp.Expr, float]:
         fitted, _, mae = _refit(candidate, None, x, a, data, cfg.precision)
         return fitted[0], mae
-    pruned, loss = prune(sp.expand(force), train, fit, cfg.simplify_tol)
-    return (pruned, loss) if pruned != sp.expand(force) else (force, train)
+    expanded = sp.expand(force)
+    pruned, loss = prune(expanded, train, fit, cfg.simplify_tol)
+    return (pruned, loss) if pruned != expanded else (force, train)
 
 
 def _chop(force: sp.Expr, x: np.ndarray, data: DistillData) -> sp.Expr:

@@ -28,6 +28,7 @@ cost up to half the input's MAE.
 """
 from __future__ import annotations
 
+import functools
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
@@ -44,14 +45,16 @@ DWARF = 0.05
 DWARF_TOL = 0.5
 
 
-def deletions(expr: sp.Expr) -> Iterator[sp.Expr]:
+def deletions(expr: sp.Expr, keep: Callable[[sp.Expr, sp.Expr], bool] | None = None) -> Iterator[sp.Expr]:
     """Every expression made from `expr` by deleting one term of one of its sums (each
-    distinct result once)."""
+    distinct result once); with `keep`, only the deletions of a term for which keep(sum, term)."""
     seen = set()
     for node in sp.preorder_traversal(expr):
         if not node.is_Add:
             continue
-        for i in range(len(node.args)):
+        for i, term in enumerate(node.args):
+            if keep is not None and not keep(node, term):
+                continue
             rest = sp.Add(*(node.args[:i] + node.args[i + 1:]))
             out = expr.xreplace({node: rest})
             if out not in seen and out != expr and out.free_symbols:
@@ -83,17 +86,13 @@ def simplify(expr: sp.Expr, X: np.ndarray, y: np.ndarray, names: Sequence[str], 
 def dwarfed_deletions(expr: sp.Expr, X: np.ndarray, names: Sequence[str]) -> Iterator[sp.Expr]:
     """The `deletions` of a term of an inner sum (not `expr`'s top level) whose RMS on the rows
     X is at most DWARF of the sum's."""
+    @functools.cache
     def rms(e: sp.Expr) -> float:
         return float(np.sqrt(np.mean(lambdify(e, names)(X) ** 2)))
-    for node in sp.preorder_traversal(expr):
-        if not node.is_Add or node == expr:
-            continue
-        size = rms(node)
-        for i, term in enumerate(node.args):
-            if np.isfinite(size) and rms(term) <= DWARF * size:
-                out = expr.xreplace({node: sp.Add(*(node.args[:i] + node.args[i + 1:]))})
-                if out != expr and out.free_symbols:
-                    yield out
+
+    def dwarfed(node: sp.Expr, term: sp.Expr) -> bool:
+        return node != expr and np.isfinite(rms(node)) and rms(term) <= DWARF * rms(node)
+    return deletions(expr, dwarfed)
 
 
 def prune(expr: sp.Expr, loss: float, fit: Callable[[sp.Expr], tuple[sp.Expr, float]],
