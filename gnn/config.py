@@ -48,6 +48,9 @@ class ModelConfig:
         topology: "full" (all ordered pairs i != j) or "chain" (i <-> i+1, the string law).
         logvar_clamp: the KL model's log-variance is clamped to [-c, c] so that exp(logvar)
             can neither overflow nor underflow to a NaN-producing value.
+        third_law: make each message antisymmetric, e_ij = -e_ji (Newton's third law, which
+            every pair law obeys), so that no message carries a factor of the receiver alone
+            for the node network to divide out (`gnn.model`). False is the paper's network.
     """
 
     strategy: str = "l1"
@@ -58,6 +61,7 @@ class ModelConfig:
     msg_dim: int | None = None
     topology: str = "full"
     logvar_clamp: float = 10.0
+    third_law: bool = False
 
     def __post_init__(self):
         require_finite(self)
@@ -81,6 +85,11 @@ class ModelConfig:
             raise InputError(f"topology must be one of {TOPOLOGIES}, got {self.topology!r}")
         if not (self.logvar_clamp > 0):
             raise InputError(f"logvar_clamp must be positive, got {self.logvar_clamp!r}")
+        if not isinstance(self.third_law, bool):
+            raise InputError(f"third_law must be true or false, got {self.third_law!r}")
+        if self.third_law and strategy.network != "message":
+            raise InputError(f"third_law applies to message networks; the {self.strategy} strategy's "
+                             f"network is {strategy.network!r}")
 
     @property
     def resolved_msg_dim(self) -> int:

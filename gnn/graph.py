@@ -3,7 +3,8 @@
 In:  a node count n, a topology name and a device.
 Out: `edges(n, topology, device)` = (senders [E], receivers [E]) int64 tensors: the template
      `nbody.graph.edges` (receiver-major, senders -> receivers; its docstring defines the
-     vocabulary and the topologies), cached per device. The aggregation is
+     vocabulary and the topologies), cached per device; `reverse(n, topology, device)` = the
+     index [E] of each edge's reverse (`nbody.graph.reverse_edges`). The aggregation is
      `nbody.graph.scatter_sum`, which takes torch tensors as well as NumPy arrays.
 
 The edge network sees cat[x_i, x_j], receiver first (the official code's x_i, x_j, flow
@@ -44,3 +45,13 @@ def edges(n: int, topology: str = "full", device: torch.device | str = "cpu") ->
 def _edges(n: int, topology: str, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     senders, receivers = graph.edges(n, topology)
     return torch.from_numpy(senders).to(device), torch.from_numpy(receivers).to(device)
+
+
+def reverse(n: int, topology: str = "full", device: torch.device | str = "cpu") -> torch.Tensor:
+    """[E] int64: the index of edge j -> i for each edge i -> j of `edges(n, topology)` (cached)."""
+    return _reverse(int(n), topology, torch.device(device))
+
+
+@functools.lru_cache(maxsize=64)
+def _reverse(n: int, topology: str, device: torch.device) -> torch.Tensor:
+    return torch.from_numpy(graph.reverse_edges(n, topology)).to(device)

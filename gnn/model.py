@@ -21,6 +21,13 @@ output, which their `gnn.strategies.Strategy` describes:
                    message is the sample mu + eps * exp(logvar / 2); in eval mode it is mu
                    (the official code also samples at evaluation; the demo analyses mu).
 
+Newton's third law (`ModelConfig.third_law`): the message is made antisymmetric,
+e_ij = (phi_e(x_i, x_j) - phi_e(x_j, x_i)) / 2 (for "kl": mu so, logvar the symmetric mean), so
+e_ij = -e_ji exactly, as every pair force of `nbody.laws` is. A message may then not carry a
+factor of the receiver alone (its mass, its charge) that the node network divides out again:
+the messages are a linear map of the pair force and the node network holds 1/m_i. The forward
+pass gathers each edge's reverse (`gnn.graph.reverse`), so phi_e still runs once per edge.
+
 Mixed precision: under a bf16 autocast (training on CUDA) the hidden layers run in bf16 but
 each MLP's output layer runs in float32, so neither the predicted accelerations nor the
 summed messages are rounded to bf16's 8-bit mantissa (~0.4%, as large as the paper's
@@ -37,7 +44,7 @@ from nbody.graph import scatter_sum
 from plumbing.errors import InputError
 
 from .config import ModelConfig
-from .graph import edges
+from .graph import edges, reverse
 from .strategies import get_strategy
 
 
@@ -93,7 +100,7 @@ class GNN(nn.Module):
         self.node_mlp = mlp(cfg.n_features + msg_dim, cfg.dim, cfg.hidden, cfg.n_hidden_layers)
 
     def edge_stats(self, x_recv: Tensor, x_send: Tensor) -> tuple[Tensor, Tensor | None]:
-        """phi_e on cat[x_recv, x_send].
+        """phi_e on cat[x_recv, x_send] (made antisymmetric under `third_law`, module docstring).
 
         Args:
             x_recv, x_send: [..., F] receiver and sender features.
@@ -107,6 +114,21 @@ class GNN(nn.Module):
         F = self.cfg.n_features
         _require_features("GNN.edge", ("receiver", x_recv, F), ("sender", x_send, F))
         raw = _run_mlp(self.edge_mlp, torch.cat([x_recv, x_send], dim=-1))  # [..., edge_out]
+        if self.cfg.third_law:
+            raw = self._antisymmetric(raw, _run_mlp(self.edge_mlp, torch.cat([x_send, x_recv], dim=-1)))
+        return self._split(raw)
+
+    def _antisymmetric(self, raw: Tensor, raw_reverse: Tensor) -> Tensor:
+        """phi_e's outputs on (i, j) and on (j, i) -> the third-law outputs of (i, j): the
+        message (mu) half their difference, a KL logvar their mean (module docstring)."""
+        if not self.variational:
+            return (raw - raw_reverse) / 2
+        mu, logvar = raw.chunk(2, dim=-1)
+        mu_rev, logvar_rev = raw_reverse.chunk(2, dim=-1)
+        return torch.cat([(mu - mu_rev) / 2, (logvar + logvar_rev) / 2], dim=-1)
+
+    def _split(self, raw: Tensor) -> tuple[Tensor, Tensor | None]:
+        """phi_e's outputs -> (message or mu, clamped logvar or None)."""
         if not self.variational:
             return raw, None
         mu, logvar = raw.chunk(2, dim=-1)                                      # [..., msg_dim] each
@@ -138,7 +160,11 @@ class GNN(nn.Module):
         _require_features("GNN", ("node features", x, self.cfg.n_features))
         n = x.shape[1]
         senders, receivers = edges(n, self.cfg.topology, x.device)
-        mu, logvar = self.edge_stats(x[:, receivers], x[:, senders])       # [B, E, msg_dim]
+        x_recv, x_send = x[:, receivers], x[:, senders]                   # [B, E, F]
+        raw = _run_mlp(self.edge_mlp, torch.cat([x_recv, x_send], dim=-1))  # [B, E, edge_out]
+        if self.cfg.third_law:
+            raw = self._antisymmetric(raw, raw[:, reverse(n, self.cfg.topology, x.device)])
+        mu, logvar = self._split(raw)                                      # [B, E, msg_dim]
         if logvar is not None and self.training:
             messages = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)  # reparameterised sample
         else:

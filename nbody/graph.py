@@ -2,7 +2,8 @@
 
 In:  a particle count n and a topology name; per-edge values and their receivers.
 Out: `edges(n, topology)` = (senders [E], receivers [E]) int64 NumPy arrays, the one edge
-     template of the project; `scatter_sum` of per-edge values into their receiving nodes.
+     template of the project; `reverse_edges` (the edge j -> i of each edge i -> j);
+     `scatter_sum` of per-edge values into their receiving nodes.
 
 Edge vocabulary: edge e carries a message (or a pair force) from `senders[e]` (j) to
 `receivers[e]` (i). Edges are receiver-major: all incoming edges of node 0 (senders
@@ -44,6 +45,15 @@ def edges(n: int, topology: str = "full") -> tuple[np.ndarray, np.ndarray]:
     recv, send = np.meshgrid(np.arange(n, dtype=np.int64), np.arange(n, dtype=np.int64), indexing="ij")
     keep = recv != send if topology == "full" else np.abs(recv - send) == 1
     return send[keep], recv[keep]        # row-major mask over [receiver, sender] -> receiver-major order
+
+
+def reverse_edges(n: int, topology: str = "full") -> np.ndarray:
+    """The reverse of each edge of `edges(n, topology)`: rev [E] int64 with senders[rev[e]] ==
+    receivers[e] and receivers[rev[e]] == senders[e] (both topologies hold both directions)."""
+    senders, receivers = edges(n, topology)
+    index = np.full((n, n), -1, dtype=np.int64)
+    index[receivers, senders] = np.arange(len(senders))
+    return index[senders, receivers]
 
 
 def scatter_sum(values, receivers, n_nodes: int):
