@@ -50,7 +50,8 @@ class ModelConfig:
             can neither overflow nor underflow to a NaN-producing value.
         third_law: make each message antisymmetric, e_ij = -e_ji (Newton's third law, which
             every pair law obeys), so that no message carries a factor of the receiver alone
-            for the node network to divide out (`gnn.model`). False is the paper's network.
+            for the node network to divide out (`gnn.model`); the Hamiltonian model's pair
+            energy is made symmetric instead (`gnn.hamiltonian`). False is the paper's network.
     """
 
     strategy: str = "l1"
@@ -87,9 +88,6 @@ class ModelConfig:
             raise InputError(f"logvar_clamp must be positive, got {self.logvar_clamp!r}")
         if not isinstance(self.third_law, bool):
             raise InputError(f"third_law must be true or false, got {self.third_law!r}")
-        if self.third_law and strategy.network != "message":
-            raise InputError(f"third_law applies to message networks; the {self.strategy} strategy's "
-                             f"network is {strategy.network!r}")
 
     @property
     def resolved_msg_dim(self) -> int:

@@ -42,7 +42,7 @@ from nbody.graph import scatter_sum
 from plumbing.errors import InputError
 
 from .config import ModelConfig
-from .graph import edges
+from .graph import edges, reverse
 from .model import mlp
 from .strategies import get_strategy
 
@@ -84,8 +84,13 @@ class HamiltonianGNN(nn.Module):
         self.self_mlp = mlp(cfg.n_features, 1, cfg.hidden, cfg.n_hidden_layers, nn.Softplus)
 
     def pair_energy(self, z_recv: Tensor, z_send: Tensor) -> Tensor:
-        """H_pair on canonical features: z_recv, z_send [..., F] -> [..., 1]."""
-        return self.pair_mlp(torch.cat([z_recv, z_send], dim=-1))
+        """H_pair on canonical features: z_recv, z_send [..., F] -> [..., 1] (symmetrised,
+        (φ(i, j) + φ(j, i)) / 2, under `ModelConfig.third_law`: H, which sums both directions
+        of every pair, is the same; the pair energy read from it has no antisymmetric part)."""
+        energy = self.pair_mlp(torch.cat([z_recv, z_send], dim=-1))
+        if self.cfg.third_law:
+            energy = (energy + self.pair_mlp(torch.cat([z_send, z_recv], dim=-1))) / 2
+        return energy
 
     def self_energy(self, z: Tensor) -> Tensor:
         """H_self on canonical features: z [..., F] -> [..., 1]."""
@@ -96,7 +101,9 @@ class HamiltonianGNN(nn.Module):
         H of graph b is node_energy[b].sum()."""
         n = z.shape[1]
         senders, receivers = edges(n, self.cfg.topology, z.device)
-        pair = self.pair_energy(z[:, receivers], z[:, senders])                         # [B, E, 1]
+        pair = self.pair_mlp(torch.cat([z[:, receivers], z[:, senders]], dim=-1))      # [B, E, 1]
+        if self.cfg.third_law:
+            pair = (pair + pair[:, reverse(n, self.cfg.topology, z.device)]) / 2
         node = self.self_energy(z)[..., 0] + scatter_sum(pair, receivers, n)[..., 0]    # [B, n]
         return node, pair
 

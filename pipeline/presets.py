@@ -44,7 +44,13 @@ TINY_TRAIN = dataclasses.replace(CPU_TRAIN, epochs=14)
 #                     its edge equation carries (1 when it carries none);
 #   selection         PySR's "best" for the edge fits, "score" for the node fits;
 #   simplify_tol      the selected equations lose every term that does nothing (the default).
+#   third_law         every message is antisymmetric, e_ij = -e_ji, as every pair force is
+#                     (`gnn.model`): a message can then carry no factor of the receiver
+#                     (its mass, its charge) that the node model divides out again; without
+#                     it charge 3D's networks sent the force times 1/(m1 + c) and SR rebuilt
+#                     that mixed with r, in 3 of 3 seeds (benchmarks/RESULTS.md).
 RECIPE_SIM = {"prune_tail": 300.0}
+RECIPE_MODEL = {"third_law": True}
 RECIPE_DISTILL = {"align": "auto", "node_units": "edge", "selection": "best", "node_selection": "score"}
 # The cpu preset's SR budget: up to 150 generations, stopped once 20 in a row have not improved
 # the Pareto front (the front's stability decides, not the law), searching a 2,000-row
@@ -56,7 +62,8 @@ CPU_SR = {"generations": 150, "stall_generations": 20, "search_rows": 2000, "max
 def preset(name: str, law: str | None = None, strategy: str | None = None) -> RunConfig:
     """The named starting point; `law` and `strategy` set those fields (and the cpu preset's
     per-strategy settings). No setting depends on the law's name: every law gets the
-    recipe (RECIPE_SIM, RECIPE_DISTILL), whose rules read the data and the trained model.
+    recipe (RECIPE_SIM, RECIPE_MODEL, RECIPE_DISTILL), whose rules read the data and the
+    trained model.
 
     tiny:  spring, 2D, 4 bodies, bottleneck model (128-wide, 2 hidden layers, OneCycle peak
            lr 3e-3, 14 epochs of batch 32), 1,000 simulations x 500 steps keeping every 5th,
@@ -95,7 +102,7 @@ def preset(name: str, law: str | None = None, strategy: str | None = None) -> Ru
         sim = SimConfig(law=law or "spring", dim=2, n=4, n_sims=1000, nt=500, keep_every=5, seed=0, **RECIPE_SIM)
         return RunConfig(
             preset=name, sim=sim,
-            model=model_for_data(ModelConfig(strategy="bottleneck", hidden=128, n_hidden_layers=2), sim),
+            model=model_for_data(ModelConfig(strategy="bottleneck", hidden=128, n_hidden_layers=2, **RECIPE_MODEL), sim),
             train=TINY_TRAIN,
             distill=DistillConfig(stall_generations=10, search_rows=2000, **RECIPE_DISTILL),
         )

@@ -137,7 +137,7 @@ FIELD_VALUES = {
     "softening": 0.02, "seed": 3, "split": "time", "val_fraction": 0.2, "test_fraction": 0.3,
     "prune_percentile": 99.0, "prune_tail": 50.0, "official_quirks": True, "integrator": "reference", "rtol": 1e-7, "atol": 1e-8,
     "max_substeps": 500, "max_failed_fraction": 0.5,
-    "strategy": "kl", "hidden": 17, "n_hidden_layers": 1, "msg_dim": 5, "logvar_clamp": 4.0,
+    "strategy": "kl", "hidden": 17, "n_hidden_layers": 1, "msg_dim": 5, "logvar_clamp": 4.0, "third_law": False,
     "batch_size": 9, "epochs": 4, "steps_per_epoch": 11, "lr": 0.004, "weight_decay": 0.001,
     "final_div_factor": 10.0, "l1_weight": 0.5, "kl_weight": 0.25, "augment_sigma": 1.5, "device": "cpu",
     "energy_weight": 2e-6, "velocity_weight": 0.5, "relative_loss_floor": 0.5,

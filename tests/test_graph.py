@@ -65,3 +65,11 @@ def test_numpy_scatter_sum_matches_the_torch_one():
 def test_the_torch_edges_are_the_numpy_template(topology):
     for mine, template in zip(edges(6, topology), graph.edges(6, topology)):
         assert mine.dtype == torch.int64 and mine.tolist() == template.tolist()
+
+
+@pytest.mark.parametrize("topology", ["full", "chain"])
+def test_reverse_edges_swap_sender_and_receiver(topology):
+    senders, receivers = graph.edges(5, topology)
+    rev = graph.reverse_edges(5, topology)
+    assert np.array_equal(senders[rev], receivers) and np.array_equal(receivers[rev], senders)
+    assert np.array_equal(rev[rev], np.arange(len(senders)))

@@ -126,10 +126,11 @@ def test_concatenating_networks_match_hand_computed_gather_scatter():
     torch.testing.assert_close(out.acc, pos.sum(dim=1, keepdim=True) - pos)  # sum over j != i of pos_j
 
 
+@pytest.mark.parametrize("third_law", [False, True])
 @pytest.mark.parametrize("topology", ["full", "chain"])
 @pytest.mark.parametrize("strategy", ["l1", "kl"])
-def test_forward_equals_dense_all_pairs_reference(strategy, topology):
-    model = make_model(strategy, topology=topology)
+def test_forward_equals_dense_all_pairs_reference(strategy, topology, third_law):
+    model = make_model(strategy, topology=topology, third_law=third_law)
     x = random_x(3, 5, 2)
     n = x.shape[1]
     x_recv = x[:, :, None, :].expand(-1, -1, n, -1)   # [B, n, n, F], [b, i, j] = x_i
@@ -218,3 +219,37 @@ def test_every_config_class_of_the_project_is_frozen():
     assert [c.__qualname__ for c in configs if not c.__dataclass_params__.frozen] == []
     with pytest.raises(dataclasses.FrozenInstanceError):
         ModelConfig().dim = 3
+
+
+@pytest.mark.parametrize("strategy", ["bottleneck", "kl"])
+def test_third_law_messages_are_antisymmetric_and_the_forward_pass_reads_them(strategy):
+    """e_ij = -e_ji for any pair (also where phi_e alone is not), and the forward pass's
+    messages (each edge's reverse gathered) equal `edge` on the same pairs."""
+    x = random_x(2, 5, 3)
+    senders, receivers = edges(5, "full")
+    plain = make_model(strategy, dim=3)
+    assert not torch.allclose(plain.edge(x[:, receivers], x[:, senders]), -plain.edge(x[:, senders], x[:, receivers]))
+    model = make_model(strategy, dim=3, third_law=True)
+    forward = model(x).mu if strategy == "kl" else model(x).messages
+    torch.testing.assert_close(forward, model.edge(x[:, receivers], x[:, senders]))
+    torch.testing.assert_close(model.edge(x[:, receivers], x[:, senders]), -model.edge(x[:, senders], x[:, receivers]))
+
+
+def test_third_law_symmetrises_the_pair_energy_and_keeps_h():
+    """The Hamiltonian model's pair energy under third_law is symmetric and is what its forward
+    pass sums; H (both directions of every pair) is that of the same weights without it."""
+    from gnn.hamiltonian import HamiltonianGNN
+
+    torch.manual_seed(0)
+    plain = HamiltonianGNN(ModelConfig(strategy="hamiltonian", **SMALL)).double()
+    model = HamiltonianGNN(ModelConfig(strategy="hamiltonian", third_law=True, **SMALL)).double()
+    model.load_state_dict(plain.state_dict())
+    z = random_x(2, 4, 2)
+    senders, receivers = edges(4, "full")
+    node, pair = model.energies(z)
+    torch.testing.assert_close(pair, model.pair_energy(z[:, receivers], z[:, senders]))
+    torch.testing.assert_close(pair, model.pair_energy(z[:, senders], z[:, receivers]))
+    assert not torch.allclose(plain.energies(z)[1], pair)
+    torch.testing.assert_close(model.hamiltonian(z), plain.hamiltonian(z))
+    with pytest.raises(InputError, match="third_law"):
+        ModelConfig(third_law=1)
