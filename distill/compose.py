@@ -8,6 +8,14 @@ Out: `refit_composed` -> (`schema.ComposedFit`, edge equations, node equations):
      (`refit_jointly`) on the true accelerations of REFIT_GRAPHS training graphs, kept only
      when that lowers their MAE, and its MAE on the test graphs and the OOD sets.
 
+Distances: the edge equations read both r and the softened rs = r + eps, which the network's
+outputs cannot tell apart (they differ by eps = 0.01) but the true accelerations can: a 1/r³
+where the law has 1/(r·rs²) misses every close pair. After the joint fit, `swap_distances`
+tries each power of r or rs of the edge equations with some of its factors exchanged for the
+other distance (r³ -> r²·rs, r·rs², rs³), in every edge equation at once, refits each variant
+jointly, and keeps the best when it at least halves the training MAE (same number of
+constants, noise-free truth), until none does; the record lists the swaps kept.
+
 Why: each equation's own refit (`distill.refit`) matches the network's outputs, errors and
 all; the composed model was never fitted to the physics, so it could lose to the network it
 came from even on noise-free data. The joint fit uses a robust loss (soft L1 with f_scale a
@@ -39,6 +47,8 @@ from .symbolic import Network, forward, mae_stats, node_input_names, node_inputs
 
 REFIT_GRAPHS = 300     # training graphs of the joint fits: enough for ~10 constants, a few seconds
 MAX_EVALUATIONS = 400  # model evaluations one joint fit may spend (finite-difference Jacobian included)
+SWAP_GAIN = 0.5        # a distance swap is kept when it at least halves the joint fit's training MAE
+MAX_SWAPS = 4          # rounds of `swap_distances` (each keeps at most one swap)
 F_SCALE = 1e-2         # soft-L1 scale as a fraction of the median |true acceleration component|
 
 
@@ -136,6 +146,52 @@ def refit_jointly(exprs: Sequence[sp.Expr], names: Sequence[Sequence[str]],
     return (fitted, before, after) if after < before else (list(exprs), before, before)
 
 
+def distance_changes(exprs: Sequence[sp.Expr]) -> list[tuple[sp.Expr, sp.Expr]]:
+    """Each way to write one power of r or rs (r^p, p a nonzero integer) found in `exprs`
+    partly or wholly in the other distance: (r^p, r^(p-j)·rs^j), j = 1..|p| (signs as p).
+
+    Returns:
+        [(old, new)], each once, in the expressions' order.
+    """
+    r, rs = symbols_for(["r", "rs"])
+    other = {r: rs, rs: r}
+    changes: dict[tuple[sp.Expr, sp.Expr], None] = {}
+    for expr in exprs:
+        for sub in sp.preorder_traversal(expr):
+            base, p = sub.as_base_exp()                  # (r, 1) for r itself
+            if base not in other or not p.is_Integer:
+                continue
+            step = 1 if p > 0 else -1
+            for j in range(1, abs(int(p)) + 1):
+                changes.setdefault((sub, base ** (p - step * j) * other[base] ** (step * j)), None)
+    return list(changes)
+
+
+def swap_distances(exprs: Sequence[sp.Expr], k: int, names: Sequence[Sequence[str]], predict,
+                   target: np.ndarray, digits: int, mae: float) -> tuple[list[sp.Expr], float, tuple[str, ...]]:
+    """The distance pass of the module docstring over the first k (edge) of `exprs`: a change
+    is made in every edge equation at once (they are the components of one pair force).
+
+    Args:
+        exprs, names, predict, target, digits: as `refit_jointly`; mae: the MAE of exprs.
+    Returns:
+        (expressions, their MAE, the changes kept as "old -> new").
+    """
+    exprs, kept = list(exprs), []
+    for _ in range(MAX_SWAPS):
+        best = None
+        for old, new in distance_changes(exprs[:k]):
+            swapped = [e.xreplace({old: new}) for e in exprs[:k]] + exprs[k:]
+            fitted, _, after = refit_jointly(swapped, names, predict, target, digits)
+            if best is None or after < best[0]:
+                best = (after, fitted, f"{old} -> {new}")
+        if best is None or not best[0] <= SWAP_GAIN * mae:
+            break
+        mae, exprs = best[0], best[1]
+        kept.append(best[2])
+    return exprs, mae, tuple(kept)
+
+
 def _evaluator(fn, constants: Sequence[float]) -> Callable[[np.ndarray], np.ndarray]:
     """X [N, d] -> [N] float64 of a lambdified fn(column 1, ..., column d, *constants) (the
     free-constant twin of `candidate.lambdify`)."""
@@ -202,21 +258,24 @@ def refit_composed(edge_exprs: Sequence[sp.Expr], node_exprs: Sequence[sp.Expr],
         sets: the evaluation sets (`eval_sets`).
         cfg: `seed` (which training graphs) and `precision` (digits kept).
     Returns:
-        (record, edge equations, node equations), the equations refitted when that helped.
+        (record, edge equations, node equations), the equations refitted (and their distances
+        swapped, `swap_distances`) when that helped.
     """
     start = time.perf_counter()
     k, dim = len(edge_exprs), data.dim
     x, a = refit_graphs(data, cfg.seed)
     edge_exprs, node_exprs = biases_to_nodes(edge_exprs, node_exprs, x.shape[1], data.law, dim)
     names = [edge_input_names(dim)] * k + [node_input_names(dim, k)] * dim
-    exprs, before, after = refit_jointly(list(edge_exprs) + list(node_exprs), names,
-                                         composed_predictor(x, data.law, dim, data.softening, k), a, cfg.precision)
+    predict = composed_predictor(x, data.law, dim, data.softening, k)
+    exprs, before, after = refit_jointly(list(edge_exprs) + list(node_exprs), names, predict, a, cfg.precision)
+    exprs, after, swaps = swap_distances(exprs, k, names, predict, a, cfg.precision, after)
     edge_out, node_out = exprs[:k], exprs[k:]
     sym = symbolic_network(edge_out, node_out, dim, data.softening)
     test, test_std, ood = sets.maes(lambda xs: forward(sym, xs, data.law))
     record = ComposedFit(edge=tuple(map(str, edge_out)), node=tuple(map(str, node_out)), softening=data.softening,
                          refitted=after < before, n_graphs=len(x), train_before=before, train_after=after,
-                         test=test, test_std=test_std, ood=ood, seconds=time.perf_counter() - start)
+                         test=test, test_std=test_std, ood=ood, seconds=time.perf_counter() - start,
+                         distance_swaps=swaps)
     return record, edge_out, node_out
 
 

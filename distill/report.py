@@ -211,6 +211,8 @@ def _physical_md(result: DistillResult) -> list[str]:
         out.append(f"Composed model refitted end to end ({'kept' if c.refitted else 'not kept: no gain'}): "
                    f"training MAE {_fmt(c.train_before)} -> {_fmt(c.train_after)}, test {_fmt(c.test)}, "
                    + ", ".join(f"OOD {k} {_fmt(v)}" for k, v in c.ood.items()) + ".")
+        if c.distance_swaps:
+            out.append("Distances the joint fit wrote in the other one (r or rs): " + "; ".join(c.distance_swaps) + ".")
     return out + [""]
 
 

@@ -217,6 +217,8 @@ class ComposedFit:
             there before and after.
         test, test_std: MAE per node on the test graphs of `mae`; ood: {OOD set: MAE}.
         seconds: wall time of the fit and its judgement.
+        distance_swaps: the powers of r and rs the fit wrote in the other distance
+            (`compose.swap_distances`), e.g. "r**(-3) -> 1/(r*rs**2)".
     """
 
     edge: tuple[str, ...]
@@ -230,6 +232,7 @@ class ComposedFit:
     test_std: float | None
     ood: dict[str, float | None]
     seconds: float
+    distance_swaps: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)

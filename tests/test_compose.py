@@ -3,6 +3,7 @@ physical form, on hand-made equations (no SR search): wrong constants are refitt
 planted law's, a model that is not radial is said to be so."""
 import numpy as np
 import pytest
+import sympy
 
 from _distill_helpers import spring_data
 from distill import DistillConfig
@@ -90,3 +91,17 @@ def test_constants_are_matched_term_by_term_with_the_true_law():
                                                  get_law("spring").force_expr)}
     assert rows["1"].rel_error == pytest.approx(0.01) and rows["r'"].rel_error == pytest.approx(0.01)
     assert rows["r'**2"].true is None and rows["r'**2"].rel_error is None
+
+
+def test_the_joint_fit_tells_r_from_the_softened_distance(data, sets):
+    """Edge equations with dx/rs where the spring has dx/r (0.01 apart, what SR on a network's
+    outputs cannot tell): the joint fit alone cannot reach the truth, the distance pass writes
+    1/rs as 1/r in both equations and does; an equation already right is left alone."""
+    edge = [parse("-2.0*(rs - 1.0)*dx/rs", EDGE), parse("-2.0*(rs - 1.0)*dy/rs", EDGE)]
+    node = [parse("e1/m1", NODE), parse("e2/m1", NODE)]
+    record, edge_out, _ = refit_composed(edge, node, data, sets, CFG)
+    assert record.distance_swaps == ("1/rs -> 1/r",)
+    assert record.train_after < 1e-5 < record.train_before and record.test < 1e-5
+    assert sympy.simplify(edge_out[0] - parse("-2.0*(rs - 1.0)*dx/r", EDGE)) == 0
+    right = [parse("-2.0*(rs - 1.0)*dx/r", EDGE), parse("-2.0*(rs - 1.0)*dy/r", EDGE)]
+    assert refit_composed(right, node, data, sets, CFG)[0].distance_swaps == ()
