@@ -4,6 +4,7 @@ In:  fit rows X [N, d], a target y [N] and its column names, a `DistillConfig`, 
      held-out rows (`Holdout`) for the "_heldout" selection rules.
 Out: `fit_target` -> `FitResult`: the SR engine's Pareto front, the selected equation, and
      the final one after Occam's pass (`simplify`) and the constant refit (`refit`);
+     `with_forms`: the same with more candidate forms merged into the front;
      `build_replacing` writes a distillation folder atomically; `numpy_callable` wraps a
      torch function for NumPy callers (the GNN and Hamiltonian distillations, halos).
 """
@@ -90,6 +91,24 @@ def fit_target(X: np.ndarray, y: np.ndarray, names: list[str], cfg: DistillConfi
     start = time.perf_counter()
     with sr_engines.progress(label=label):
         front = pareto_front(sr_engines.fit(X, y, names, cfg), y)
+    return _choose(front, X, y, names, cfg, heldout, start)
+
+
+def with_forms(fit: FitResult, forms: list[Candidate], X: np.ndarray, y: np.ndarray, names: list[str],
+               cfg: DistillConfig, heldout: Holdout | None = None) -> FitResult:
+    """`fit` with more candidates (their losses on (X, y)) merged into its Pareto front, and
+    the selection, Occam's pass and refit made again.
+
+    Returns:
+        the new FitResult (seconds: the fit's and this step's).
+    """
+    start = time.perf_counter() - fit.seconds
+    return _choose(pareto_front([*fit.front, *forms], y), X, y, names, cfg, heldout, start)
+
+
+def _choose(front: list[Candidate], X: np.ndarray, y: np.ndarray, names: list[str], cfg: DistillConfig,
+            heldout: Holdout | None, start: float) -> FitResult:
+    """Selection rule, Occam's pass and refit on a Pareto front (`fit_target`'s last steps)."""
     losses = None if heldout is None else [heldout_loss(c.expr, heldout.X, heldout.y, names, heldout.groups)
                                            for c in front]
     index = select(front, cfg.selection, cfg.best_loss_factor, losses)

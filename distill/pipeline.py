@@ -9,7 +9,8 @@ Out: the `schema.DistillResult`, written with everything else to out_dir (layout
 With `DistillConfig.align` "node", "node_charge" or "auto" the edge fits and the node fits'
 e1..ek use the node model's basis of the significant components (`align`; one per receiver
 charge with "node_charge", one per value of a receiver property when the data choose it with
-"auto"), computed on training nodes.
+"auto"), computed on training nodes; each aligned edge fit is then offered the others' forms
+with the axes swapped (`shared_forms`).
 
 Data use: messages are analysed on test edges; SR fits use training edges/nodes; the
 "_heldout" selection rules use as many edges/nodes of the other training graphs (drawn with
@@ -43,9 +44,11 @@ from .config import DistillConfig
 from .data import DistillData, distill_data
 from .discovered import discover
 from .energy import distill_hamiltonian
-from .fitting import FitResult, Holdout, build_replacing, fit_target, heldout_rng, numpy_callable, unused_graphs
+from .fitting import (FitResult, Holdout, build_replacing, fit_target, heldout_rng, numpy_callable, unused_graphs,
+                      with_forms)
 from .judge import edge_target, judge_edge, judge_node, receiver_factor, receiver_offset
 from .messages import edge_input_names, edge_inputs, message_arrays
+from .refit import refit_constants
 from .schema import DistillResult, EdgeEquation, NodeEquation
 from .select import needs_heldout
 from .symbolic import Network, aggregate, node_input_names, node_inputs, symbolic_network
@@ -99,6 +102,39 @@ def node_divisors(edge_exprs: list[sp.Expr], edges: list[EdgeEquation], k: int, 
                 g = None
         exprs.append(sp.Integer(1) if g is None else g)
     return NodeDivisors(tuple(exprs))
+
+
+def shared_forms(fits: list[FitResult], X: np.ndarray, y: np.ndarray, names: list[str], cfg: DistillConfig,
+                 held: Holdout | None) -> tuple[list[FitResult], tuple[str, ...]]:
+    """The aligned edge fits, each offered the others' final forms with the axes swapped.
+
+    In the node model's basis component a is the pair force's axis a, and the axes of one
+    vector force share their form (dx <-> dy <-> dz): an SR search that found the whole law on
+    one axis and part of it on another is given the whole form there, its constants refitted
+    on that component's own fit rows, on its Pareto front under the same selection rule.
+
+    Args:
+        fits: [dim] edge fits, component a on the fit rows y[:, a]; X, names, cfg, held as
+            `fit_target` took them.
+    Returns:
+        (the fits, "edge a: the form of edge b" for each whose final equation came from another's).
+    """
+    axes = symbols_for(["dx", "dy", "dz"][:len(fits)])
+    out, taken = [], []
+    for a, fit in enumerate(fits):
+        offered = {}
+        for b, other in enumerate(fits):
+            if b != a:
+                form = other.final.expr.xreplace({axes[a]: axes[b], axes[b]: axes[a]})
+                expr, loss = refit_constants(form, X, y[:, a], names, cfg.precision)
+                offered[b] = Candidate(expr, complexity(expr), loss)
+        new = with_forms(fit, list(offered.values()), X, y[:, a], names, cfg, None if held is None else held.column(a))
+        chosen = new.front[new.index]
+        source = next((b for b, c in offered.items() if c is chosen), None)
+        out.append(fit if source is None else new)
+        if source is not None:
+            taken.append(f"edge {a + 1}: the form of edge {source + 1}")
+    return out, tuple(taken)
 
 
 def _nearest(x: np.ndarray, law: Law, dim: int) -> np.ndarray:
@@ -221,15 +257,17 @@ def _distill_into(out: Path, net: Network, data: DistillData, cfg: DistillConfig
         held = Holdout(edge_inputs(rows.x_recv, rows.x_send, dim, data.softening),
                        basis(np.asarray(net.edge(rows.x_recv, rows.x_send), dtype=np.float64), rows.x_recv))
     components = top if alignment is None else range(dim)
-    edge_fits, edges = [], []
-    for rank, k in enumerate(components):
-        fit = fit_target(X_fit, y_fit[:, rank], names_e, cfg, None if held is None else held.column(rank),
-                         label=f"edge {rank + 1}/{len(components)}")
+    edge_fits = [fit_target(X_fit, y_fit[:, rank], names_e, cfg, None if held is None else held.column(rank),
+                            label=f"edge {rank + 1}/{len(components)}") for rank in range(len(components))]
+    shared = None
+    if alignment is not None:
+        edge_fits, shared = shared_forms(edge_fits, X_fit, y_fit, names_e, cfg, held)
+    edges = []
+    for rank, (k, fit) in enumerate(zip(components, edge_fits)):
         verdict = judge_edge(fit.final.expr, names_e, X_fresh, force, fit.final.complexity, cfg.judge, y_fresh[:, rank])
         edge = EdgeEquation(component=int(k), rank=rank + 1, judgement=verdict,
                             **report.equation_fields(fit, cfg.selection))
         schema.write_front(out / edge.front_file, report.front_rows(fit))
-        edge_fits.append(fit)
         edges.append(edge)
 
     # 3. Node model: one fit per output axis on training nodes, judged on fresh test nodes
@@ -294,7 +332,7 @@ def _distill_into(out: Path, net: Network, data: DistillData, cfg: DistillConfig
         alignment_property=None if alignment is None else alignment.by,
         alignment_choice=None if alignment is None else alignment.choice,
         alignment_rank1=None if alignment is None else alignment.rank1_share,
-        node_divisors=None if divisors is None else divisors.labels, **physics, **(info or {}))
+        node_divisors=None if divisors is None else divisors.labels, shared_forms=shared, **physics, **(info or {}))
     save_json(out / "distill_config.json", cfg)
     schema.save_result(out, result)
     result = schema.load_result(out)   # what every reader sees: non-finite floats are None

@@ -175,6 +175,9 @@ def write_equations_md(path: str | Path, result: DistillResult) -> None:
         if result.alignment_choice:
             out.append(f"- chosen from the data: {result.alignment_choice}")
         out.append("")
+    if result.shared_forms:
+        out += ["Forms shared across the axes (each aligned fit was offered the others' final forms, "
+                "dx <-> dy <-> dz, on its own Pareto front): " + "; ".join(result.shared_forms) + ".", ""]
     for e in result.edge:
         out += [f"### φ{e.rank} (message {component_label(result, e)})", "",
                 f"$$\\phi_{{{e.rank}}} = {e.latex}$$", "", f"    {e.equation}", "",

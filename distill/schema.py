@@ -345,6 +345,9 @@ class DistillResult:
         node_divisors: [k] the receiver factors g_k(q1, m1) (sympy text; "1": none) that the
             node fits divided the summed components e_k by (`DistillConfig.node_units`
             "edge"); the node equations are written back in e_k. None: not divided.
+        shared_forms: "edge a: the form of edge b" for each aligned edge fit whose selected
+            equation is another component's form with the axes swapped (`pipeline.shared_forms`);
+            None: no alignment.
         edge, node: the selected equations; edge_success, node_success: all of them passed.
         mae: the symbolic model against the network.
         expected_force: sympy text of the law's radial force f(r').
@@ -390,6 +393,7 @@ class DistillResult:
     alignment_choice: str | None = None
     alignment_rank1: float | None = None
     node_divisors: tuple[str, ...] | None = None
+    shared_forms: tuple[str, ...] | None = None
     energy: tuple[EnergyEquation, ...] = ()
     r2_potential: float | None = None
     r2_affine_potential: tuple[float | None, ...] | None = None
