@@ -4,7 +4,7 @@ In:  fit rows X [N, d], a target y [N] and its column names, a `DistillConfig`, 
      held-out rows (`Holdout`) for the "_heldout" selection rules.
 Out: `fit_target` -> `FitResult`: the SR engine's Pareto front, the selected equation, and
      the final one after Occam's pass (`simplify`) and the constant refit (`refit`);
-     `with_forms`: the same with more candidate forms merged into the front;
+     `with_forms`: the same with more candidate forms merged into the front, when one is picked;
      `build_replacing` writes a distillation folder atomically; `numpy_callable` wraps a
      torch function for NumPy callers (the GNN and Hamiltonian distillations, halos).
 """
@@ -95,23 +95,39 @@ def fit_target(X: np.ndarray, y: np.ndarray, names: list[str], cfg: DistillConfi
 
 
 def with_forms(fit: FitResult, forms: list[Candidate], X: np.ndarray, y: np.ndarray, names: list[str],
-               cfg: DistillConfig, heldout: Holdout | None = None) -> FitResult:
-    """`fit` with more candidates (their losses on (X, y)) merged into its Pareto front, and
-    the selection, Occam's pass and refit made again.
+               cfg: DistillConfig, heldout: Holdout | None = None) -> FitResult | None:
+    """`fit` with more candidates (their losses on (X, y)) merged into its Pareto front and the
+    selection rule applied again; when it picks one of `forms`, Occam's pass and the refit follow.
 
     Returns:
-        the new FitResult (seconds: the fit's and this step's).
+        the new FitResult (seconds: the fit's and this step's), or None when the rule picks
+        none of `forms` (`fit` stands as it is; nothing more is computed).
     """
     start = time.perf_counter() - fit.seconds
-    return _choose(pareto_front([*fit.front, *forms], y), X, y, names, cfg, heldout, start)
+    front = pareto_front([*fit.front, *forms], y)
+    index, losses = _selected(front, names, cfg, heldout)
+    if not any(front[index] is form for form in forms):
+        return None
+    return _finished(front, index, losses, X, y, names, cfg, start)
 
 
 def _choose(front: list[Candidate], X: np.ndarray, y: np.ndarray, names: list[str], cfg: DistillConfig,
             heldout: Holdout | None, start: float) -> FitResult:
     """Selection rule, Occam's pass and refit on a Pareto front (`fit_target`'s last steps)."""
+    return _finished(front, *_selected(front, names, cfg, heldout), X, y, names, cfg, start)
+
+
+def _selected(front: list[Candidate], names: list[str], cfg: DistillConfig,
+              heldout: Holdout | None) -> tuple[int, list[float] | None]:
+    """(index of the entry the selection rule picks, each entry's held-out loss or None)."""
     losses = None if heldout is None else [heldout_loss(c.expr, heldout.X, heldout.y, names, heldout.groups)
                                            for c in front]
-    index = select(front, cfg.selection, cfg.best_loss_factor, losses)
+    return select(front, cfg.selection, cfg.best_loss_factor, losses), losses
+
+
+def _finished(front: list[Candidate], index: int, losses: list[float] | None, X: np.ndarray, y: np.ndarray,
+              names: list[str], cfg: DistillConfig, start: float) -> FitResult:
+    """The FitResult of front[index] after Occam's pass and the constant refit."""
     chosen = front[index]
     final = chosen
     if cfg.simplify_tol > 0:

@@ -129,10 +129,9 @@ def shared_forms(fits: list[FitResult], X: np.ndarray, y: np.ndarray, names: lis
                 expr, loss = refit_constants(form, X, y[:, a], names, cfg.precision)
                 offered[b] = Candidate(expr, complexity(expr), loss)
         new = with_forms(fit, list(offered.values()), X, y[:, a], names, cfg, None if held is None else held.column(a))
-        chosen = new.front[new.index]
-        source = next((b for b, c in offered.items() if c is chosen), None)
-        out.append(fit if source is None else new)
-        if source is not None:
+        out.append(fit if new is None else new)
+        if new is not None:
+            source = next(b for b, c in offered.items() if c is new.front[new.index])
             taken.append(f"edge {a + 1}: the form of edge {source + 1}")
     return out, tuple(taken)
 

@@ -113,10 +113,14 @@ class GNN(nn.Module):
         """
         F = self.cfg.n_features
         _require_features("GNN.edge", ("receiver", x_recv, F), ("sender", x_send, F))
-        raw = _run_mlp(self.edge_mlp, torch.cat([x_recv, x_send], dim=-1))  # [..., edge_out]
+        raw = self._phi(x_recv, x_send)                                       # [..., edge_out]
         if self.cfg.third_law:
-            raw = self._antisymmetric(raw, _run_mlp(self.edge_mlp, torch.cat([x_send, x_recv], dim=-1)))
+            raw = self._antisymmetric(raw, self._phi(x_send, x_recv))
         return self._split(raw)
+
+    def _phi(self, x_recv: Tensor, x_send: Tensor) -> Tensor:
+        """phi_e's raw outputs [..., edge_out] on cat[x_recv, x_send]."""
+        return _run_mlp(self.edge_mlp, torch.cat([x_recv, x_send], dim=-1))
 
     def _antisymmetric(self, raw: Tensor, raw_reverse: Tensor) -> Tensor:
         """phi_e's outputs on (i, j) and on (j, i) -> the third-law outputs of (i, j): the
@@ -160,8 +164,7 @@ class GNN(nn.Module):
         _require_features("GNN", ("node features", x, self.cfg.n_features))
         n = x.shape[1]
         senders, receivers = edges(n, self.cfg.topology, x.device)
-        x_recv, x_send = x[:, receivers], x[:, senders]                   # [B, E, F]
-        raw = _run_mlp(self.edge_mlp, torch.cat([x_recv, x_send], dim=-1))  # [B, E, edge_out]
+        raw = self._phi(x[:, receivers], x[:, senders])                    # [B, E, edge_out]
         if self.cfg.third_law:
             raw = self._antisymmetric(raw, raw[:, reverse(n, self.cfg.topology, x.device)])
         mu, logvar = self._split(raw)                                      # [B, E, msg_dim]
