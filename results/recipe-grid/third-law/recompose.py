@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from distill.candidate import parse
+from distill.candidate import parse_untrusted
 from distill.compose import eval_sets, refit_composed
 from distill.config import DistillConfig
 from distill.data import distill_data
@@ -34,8 +34,8 @@ def row(run: Path) -> dict:
     cfg = config_from_dict(DistillConfig, json.loads((run / "distill/distill_config.json").read_text()))
     data = distill_data(load_dataset(j["dataset"]))
     k = len(j["edge"])
-    edge = [parse(e["equation"], edge_input_names(data.dim)) for e in j["edge"]]
-    node = [parse(n["equation"], node_input_names(data.dim, k)) for n in j["node"]]
+    edge = [parse_untrusted(e["equation"], edge_input_names(data.dim)) for e in j["edge"]]
+    node = [parse_untrusted(n["equation"], node_input_names(data.dim, k)) for n in j["node"]]
     record, _, _ = refit_composed(edge, node, data, eval_sets(data, cfg, np.random.default_rng(cfg.seed)), cfg)
     then = j.get("composed") or {}
     net_ood = max(v["network"] for v in j["mae"]["ood"].values())
