@@ -41,12 +41,15 @@ from . import schema
 from .candidate import lambdify, round_floats, symbols_for
 from .config import DistillConfig
 from .data import DistillData
+from .frontpass import choose_from_fronts
 from .messages import edge_input_names, edge_inputs
 from .schema import ComposedFit, MAEComparison, OODError, Predictions
 from .symbolic import Network, forward, mae_stats, node_input_names, node_inputs, ood_states, symbolic_network
 
 REFIT_GRAPHS = 300     # training graphs of the joint fits: enough for ~10 constants, a few seconds
 MAX_EVALUATIONS = 400  # model evaluations one joint fit may spend (finite-difference Jacobian included)
+SCREEN_GRAPHS = 60     # training graphs (of the REFIT_GRAPHS) the front pass screens its options on
+SCREEN_EVALUATIONS = 100  # model evaluations of one screening fit
 SWAP_GAIN = 0.5        # a distance swap is kept when it at least halves the joint fit's training MAE
 MAX_SWAPS = 4          # rounds of `swap_distances` (each keeps at most one swap)
 F_SCALE = 1e-2         # soft-L1 scale as a fraction of the median |true acceleration component|
@@ -99,7 +102,8 @@ def refit_graphs(data: DistillData, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 def refit_jointly(exprs: Sequence[sp.Expr], names: Sequence[Sequence[str]],
                   predict: Callable[[list[Callable[[np.ndarray], np.ndarray]]], np.ndarray],
-                  target: np.ndarray, digits: int) -> tuple[list[sp.Expr], float, float]:
+                  target: np.ndarray, digits: int,
+                  evaluations: int = MAX_EVALUATIONS) -> tuple[list[sp.Expr], float, float]:
     """Fit every float constant of several expressions at once to one target.
 
     Args:
@@ -108,6 +112,7 @@ def refit_jointly(exprs: Sequence[sp.Expr], names: Sequence[Sequence[str]],
             shaped like target.
         target: the true values, e.g. accelerations [G, n, dim].
         digits: significant digits kept in the fitted constants.
+        evaluations: the most model evaluations the fit may spend.
     Returns:
         (expressions, MAE per node before, after): the fitted expressions when they lower the
         MAE (`symbolic.mae_stats`), else the given ones (then after == before).
@@ -137,7 +142,7 @@ def refit_jointly(exprs: Sequence[sp.Expr], names: Sequence[Sequence[str]],
 
     try:
         fit = scipy.optimize.least_squares(residual, theta0, loss="soft_l1", f_scale=scale, x_scale="jac",
-                                           max_nfev=MAX_EVALUATIONS)
+                                           max_nfev=evaluations)
     except (ValueError, FloatingPointError, np.linalg.LinAlgError):
         return list(exprs), before, before
     fitted = [round_floats(t.xreplace({s: sp.Float(v) for s, v in zip(syms, fit.x[offsets[i]:offsets[i + 1]])}),
@@ -249,25 +254,32 @@ def biases_to_nodes(edge_exprs: Sequence[sp.Expr], node_exprs: Sequence[sp.Expr]
 
 
 def refit_composed(edge_exprs: Sequence[sp.Expr], node_exprs: Sequence[sp.Expr], data: DistillData,
-                   sets: EvalSets, cfg: DistillConfig) -> tuple[ComposedFit, list[sp.Expr], list[sp.Expr]]:
+                   sets: EvalSets, cfg: DistillConfig,
+                   fronts: Sequence[Sequence[sp.Expr]] | None = None) -> tuple[ComposedFit, list[sp.Expr], list[sp.Expr]]:
     """The joint refit of the composed model and its judgement.
 
     Args:
         edge_exprs: [k] selected edge equations; node_exprs: [dim] node equations.
         data: the run's data (training graphs for the fit, law, dim, softening).
         sets: the evaluation sets (`eval_sets`).
-        cfg: `seed` (which training graphs) and `precision` (digits kept).
+        cfg: `seed` (which training graphs), `precision` (digits kept) and `front_pass`.
+        fronts: [k + dim] each equation's Pareto front (edge equations first), offered again
+            on the truth when `cfg.front_pass` (`frontpass.choose_from_fronts`).
     Returns:
-        (record, edge equations, node equations), the equations refitted (and their distances
-        swapped, `swap_distances`) when that helped.
+        (record, edge equations, node equations), the equations refitted (their forms chosen
+        again from the fronts, their distances swapped, `swap_distances`) when that helped.
     """
     start = time.perf_counter()
     k, dim = len(edge_exprs), data.dim
     x, a = refit_graphs(data, cfg.seed)
-    edge_exprs, node_exprs = biases_to_nodes(edge_exprs, node_exprs, x.shape[1], data.law, dim)
+    n = x.shape[1]
+    edge_exprs, node_exprs = biases_to_nodes(edge_exprs, node_exprs, n, data.law, dim)
     names = [edge_input_names(dim)] * k + [node_input_names(dim, k)] * dim
     predict = composed_predictor(x, data.law, dim, data.softening, k)
     exprs, before, after = refit_jointly(list(edge_exprs) + list(node_exprs), names, predict, a, cfg.precision)
+    chosen = ()
+    if fronts is not None and cfg.front_pass:
+        exprs, after, chosen = _front_pass(exprs, after, fronts, k, x, a, data, cfg)
     exprs, after, swaps = swap_distances(exprs, k, names, predict, a, cfg.precision, after)
     edge_out, node_out = exprs[:k], exprs[k:]
     sym = symbolic_network(edge_out, node_out, dim, data.softening)
@@ -275,8 +287,32 @@ def refit_composed(edge_exprs: Sequence[sp.Expr], node_exprs: Sequence[sp.Expr],
     record = ComposedFit(edge=tuple(map(str, edge_out)), node=tuple(map(str, node_out)), softening=data.softening,
                          refitted=after < before, n_graphs=len(x), train_before=before, train_after=after,
                          test=test, test_std=test_std, ood=ood, seconds=time.perf_counter() - start,
-                         distance_swaps=swaps)
+                         distance_swaps=swaps, front_choices=chosen)
     return record, edge_out, node_out
+
+
+def _front_pass(exprs: list[sp.Expr], mae: float, fronts: Sequence[Sequence[sp.Expr]], k: int, x: np.ndarray,
+                a: np.ndarray, data: DistillData, cfg: DistillConfig) -> tuple[list[sp.Expr], float, tuple[str, ...]]:
+    """`frontpass.choose_from_fronts` over the jointly refitted equations exprs (k edge, then
+    node; their MAE on x, a is mae), each option screened by a short joint fit on the first
+    SCREEN_GRAPHS of the training graphs x, a; a chosen model is refitted on all of them.
+    Returns (equations, their MAE on x, a, the changes kept)."""
+    dim, n = data.dim, x.shape[1]
+    names = [edge_input_names(dim)] * k + [node_input_names(dim, k)] * dim
+    small = composed_predictor(x[:SCREEN_GRAPHS], data.law, dim, data.softening, k)
+
+    def screen(trial: list[sp.Expr]) -> tuple[list[sp.Expr], float]:
+        fitted, _, after = refit_jointly(trial, names, small, a[:SCREEN_GRAPHS], cfg.precision, SCREEN_EVALUATIONS)
+        return fitted, after
+    labels = [f"edge {i + 1}" for i in range(k)] + [f"node {axis}" for axis in "xyz"[:dim]]
+    chosen_exprs, _, chosen = choose_from_fronts(exprs, fronts, screen, _mae_of(exprs, names, small, a[:SCREEN_GRAPHS]),
+                                                 labels)
+    if not chosen:
+        return exprs, mae, chosen
+    edge_exprs, node_exprs = biases_to_nodes(chosen_exprs[:k], chosen_exprs[k:], n, data.law, dim)
+    predict = composed_predictor(x, data.law, dim, data.softening, k)
+    exprs, _, after = refit_jointly(list(edge_exprs) + list(node_exprs), names, predict, a, cfg.precision)
+    return exprs, after, chosen
 
 
 def compare(net: Network, sym: Network, data: DistillData, sets: EvalSets, out: Path) -> MAEComparison:

@@ -114,6 +114,10 @@ class DistillConfig:
         ood_spread: factor on the initial-condition positions of the "spread" OOD set.
         ood_extra_particles: extra particles of the "more_particles" OOD set.
         precision: significant digits kept in stored equations.
+        front_pass: when the composed model is refitted on the true accelerations, offer each
+            of its equations the other candidates of its Pareto front (and its one-term
+            deletions) and keep the simplest that fits the truth as well as the best
+            (`distill.frontpass`); the selected equations and the judge are unchanged.
     """
 
     sr_engine: str = "operon"
@@ -149,6 +153,7 @@ class DistillConfig:
     ood_spread: float = 2.0
     ood_extra_particles: int = 4
     precision: int = 5
+    front_pass: bool = True
 
     def __post_init__(self):
         require_finite(self)
@@ -186,6 +191,8 @@ class DistillConfig:
             raise InputError("need max_time > 0, best_loss_factor >= 1, min_r >= 0 and ood_spread > 0")
         if not (self.max_rel_error > 0 and -1 <= self.min_cosine <= 1):
             raise InputError(f"need max_rel_error > 0 and min_cosine in [-1, 1], got {self.max_rel_error}, {self.min_cosine}")
+        if not isinstance(self.front_pass, bool):
+            raise InputError(f"front_pass must be true or false, got {self.front_pass!r}")
         if not (0 < self.success_r2 <= 1):
             raise InputError(f"success_r2 must lie in (0, 1], got {self.success_r2}")
 

@@ -38,13 +38,16 @@ TRAIN_STEPS = 500   # training trajectory length (sampled steps) assumed when th
 
 
 def discover(net: Network, edge_exprs: Sequence[sp.Expr], node_exprs: Sequence[sp.Expr], data: DistillData,
-             cfg: DistillConfig, sets: EvalSets, out: Path, info: dict | None) -> dict:
+             cfg: DistillConfig, sets: EvalSets, out: Path, info: dict | None,
+             fronts: Sequence[Sequence[sp.Expr]] | None = None) -> dict:
     """The composed model refitted on the truth, the law in physical form, and the rollouts.
 
+    Args:
+        fronts: each equation's Pareto front (edge equations first), for `compose.refit_composed`.
     Returns:
         {"composed", "physical_law", "rollout"}: `DistillResult` fields.
     """
-    composed, edge_out, node_out = refit_composed(edge_exprs, node_exprs, data, sets, cfg)
+    composed, edge_out, node_out = refit_composed(edge_exprs, node_exprs, data, sets, cfg, fronts)
     law = physical_law(edge_out, node_out, data, sets, cfg)
     found = None
     if law.radial:

@@ -311,7 +311,7 @@ def _distill_into(out: Path, net: Network, data: DistillData, cfg: DistillConfig
     # 5. The distilled law as physics (`distill.discovered`): the composed model refitted on
     #    the true accelerations, the law in physical form, rollouts of it and the network.
     physics = discover(net, [f.final.expr for f in edge_fits], [f.final.expr for f in node_fits], data, cfg,
-                       sets, out, info)
+                       sets, out, info, [[c.expr for c in f.front] for f in edge_fits + node_fits])
 
     result = DistillResult(
         strategy=net.strategy, law=law.name, dim=dim, sr_engine=cfg.sr_engine,

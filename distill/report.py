@@ -216,6 +216,9 @@ def _physical_md(result: DistillResult) -> list[str]:
                    + ", ".join(f"OOD {k} {_fmt(v)}" for k, v in c.ood.items()) + ".")
         if c.distance_swaps:
             out.append("Distances the joint fit wrote in the other one (r or rs): " + "; ".join(c.distance_swaps) + ".")
+        if c.front_choices:
+            out.append("Chosen again from the Pareto fronts on the true accelerations: "
+                       + "; ".join(f"`{choice}`" for choice in c.front_choices) + ".")
     return out + [""]
 
 

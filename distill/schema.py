@@ -219,6 +219,8 @@ class ComposedFit:
         seconds: wall time of the fit and its judgement.
         distance_swaps: the powers of r and rs the fit wrote in the other distance
             (`compose.swap_distances`), e.g. "r**(-3) -> 1/(r*rs**2)".
+        front_choices: the equations chosen again from their Pareto fronts on the truth
+            (`distill.frontpass`), e.g. "node z: 1.0418*e3/m1 - 0.047484*e3/m1**2 -> e3/m1".
     """
 
     edge: tuple[str, ...]
@@ -233,6 +235,7 @@ class ComposedFit:
     ood: dict[str, float | None]
     seconds: float
     distance_swaps: tuple[str, ...] = ()
+    front_choices: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)

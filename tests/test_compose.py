@@ -1,6 +1,8 @@
 """The composed symbolic model refitted end to end on the true accelerations, and the law in
 physical form, on hand-made equations (no SR search): wrong constants are refitted to the
 planted law's, a model that is not radial is said to be so."""
+import dataclasses
+
 import numpy as np
 import pytest
 import sympy
@@ -105,3 +107,22 @@ def test_the_joint_fit_tells_r_from_the_softened_distance(data, sets):
     assert sympy.simplify(edge_out[0] - parse("-2.0*(rs - 1.0)*dx/r", EDGE)) == 0
     right = [parse("-2.0*(rs - 1.0)*dx/r", EDGE), parse("-2.0*(rs - 1.0)*dy/r", EDGE)]
     assert refit_composed(right, node, data, sets, CFG)[0].distance_swaps == ()
+
+
+def test_the_front_pass_picks_the_law_from_the_fronts_on_the_truth(data, sets):
+    """Selected equations that chase a network's errors (an edge without the 1/r, Newton's law
+    with a term in 1/m1²) and fronts that hold the law's forms: on the true accelerations the
+    pass takes the law's forms, the model reaches float precision, and the record says so;
+    without the fronts (or with `front_pass` off) the same equations stay."""
+    edge = [parse("-1.9*(rs - 1.05)*dx", EDGE), parse("-2.0*(rs - 1.0)*dy/r", EDGE)]
+    node = [parse("e1/m1", NODE), parse("1.04*e2/m1 - 0.047*e2/m1**2", NODE)]
+    fronts = [[parse("-1.2*dx", EDGE), parse("-1.9*(rs - 1.05)*dx/r", EDGE), edge[0]], [edge[1]],
+              [node[0]], [parse("0.9*e2", NODE), parse("1.1*e2/m1", NODE), node[1]]]
+    record, edge_out, node_out = refit_composed(edge, node, data, sets, CFG, fronts)
+    assert record.train_after < 1e-5 and record.test < 1e-5
+    assert sympy.simplify(edge_out[0] - parse("-2.0*(rs - 1.0)*dx/r", EDGE)) == 0
+    assert (node_out[1] / parse("e2/m1", NODE)).is_Number      # a scale shared with edge 2 is free
+    assert [c.split(":")[0] for c in record.front_choices] == ["edge 1", "node y"]
+    for off in (refit_composed(edge, node, data, sets, CFG),
+                refit_composed(edge, node, data, sets, dataclasses.replace(CFG, front_pass=False), fronts)):
+        assert off[0].front_choices == () and off[0].train_after > 1e-3

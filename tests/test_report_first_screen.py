@@ -121,8 +121,17 @@ def test_the_verdict_comes_first_with_both_laws_in_readable_form(make_run):
     assert "**" not in text and "*" not in text and "**" not in " ".join(alts)
 
 
+def _no_radial_law(d):
+    """The composed model read as no radial law (as when its axes' pair terms disagree)."""
+    reason = "the radial factors of the axes differ by 22 %"
+    law = dataclasses.replace(d.physical_law, radial=False, reason=reason, force=None, latex="",
+                              text=f"no radial force law: {reason}", nonradial_share=None, constants=(),
+                              max_rel_error=None, matches_truth=False)
+    return dataclasses.replace(d, physical_law=law)
+
+
 def test_a_run_without_a_radial_law_shows_its_selected_equations(make_run):
-    run_dir = make_run()
+    run_dir = make_run(_no_radial_law)
     d = load_result(run_dir / "distill")
     assert not d.physical_law.radial
     _, text, _ = sections(_report(run_dir))[0]
