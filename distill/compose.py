@@ -295,8 +295,9 @@ def _front_pass(exprs: list[sp.Expr], mae: float, fronts: Sequence[Sequence[sp.E
                 a: np.ndarray, data: DistillData, cfg: DistillConfig) -> tuple[list[sp.Expr], float, tuple[str, ...]]:
     """`frontpass.choose_from_fronts` over the jointly refitted equations exprs (k edge, then
     node; their MAE on x, a is mae), each option screened by a short joint fit on the first
-    SCREEN_GRAPHS of the training graphs x, a; a chosen model is refitted on all of them.
-    Returns (equations, their MAE on x, a, the changes kept)."""
+    SCREEN_GRAPHS of the training graphs x, a; a chosen model is refitted on all of them. The
+    floor of the pass: 10^(1 - precision) times the median Σ|a| of a node (the MAE's units),
+    what constants of `precision` digits leave. Returns (equations, their MAE on x, a, the changes kept)."""
     dim, n = data.dim, x.shape[1]
     names = [edge_input_names(dim)] * k + [node_input_names(dim, k)] * dim
     small = composed_predictor(x[:SCREEN_GRAPHS], data.law, dim, data.softening, k)
@@ -305,8 +306,9 @@ def _front_pass(exprs: list[sp.Expr], mae: float, fronts: Sequence[Sequence[sp.E
         fitted, _, after = refit_jointly(trial, names, small, a[:SCREEN_GRAPHS], cfg.precision, SCREEN_EVALUATIONS)
         return fitted, after
     labels = [f"edge {i + 1}" for i in range(k)] + [f"node {axis}" for axis in "xyz"[:dim]]
+    floor = 10.0 ** (1 - cfg.precision) * float(np.median(np.sum(np.abs(a[:SCREEN_GRAPHS]), axis=-1)))
     chosen_exprs, _, chosen = choose_from_fronts(exprs, fronts, screen, _mae_of(exprs, names, small, a[:SCREEN_GRAPHS]),
-                                                 labels)
+                                                 labels, floor)
     if not chosen:
         return exprs, mae, chosen
     edge_exprs, node_exprs = biases_to_nodes(chosen_exprs[:k], chosen_exprs[k:], n, data.law, dim)

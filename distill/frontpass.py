@@ -8,11 +8,13 @@ Out: `choose_from_fronts` -> (equations, their MAE, the changes kept as "label: 
 
 Rule: for one equation at a time, every alternative (and every deletion of one additive term
 of the current equation, `simplify.deletions`) takes its place and the whole model is
-refitted jointly. The best MAE m* among them and the current one sets the bar: when m* at
-least halves the current MAE (GAIN), the least complex option within (1 + TOL)·m* is kept;
-otherwise the least complex option within (1 + TOL) times the current MAE is kept when it is
-less complex than the current equation. Sweeps over all equations repeat (at most
-MAX_ROUNDS) until one changes nothing.
+refitted jointly. MAEs below a floor (the precision of the stored constants) count as the
+floor. The best MAE m* among them sets the bar: when m* at least halves the current MAE
+(GAIN), the least complex option within (1 + TOL)·m* is kept; otherwise the least complex
+option within (1 + TOL) times the current MAE is kept when it is less complex than the
+current equation. Sweeps over all equations repeat (at most MAX_ROUNDS) until one changes
+nothing. Without the floor, a model already at float precision takes on junk terms that
+halve a MAE made of rounding (spring 3D, seed 2: a term 1.1e-6·r inside a force).
 
 Why: the selection rule reads each front against the network's outputs, errors and all: a
 network that carries the force with a 3 % error of its own gets an equation that fits that
@@ -38,7 +40,7 @@ _CONSTANT = sp.Symbol("_c")   # every float constant of an equation, in its form
 
 def choose_from_fronts(exprs: Sequence[sp.Expr], fronts: Sequence[Sequence[sp.Expr]],
                        refit: Callable[[list[sp.Expr]], tuple[list[sp.Expr], float]], mae: float,
-                       labels: Sequence[str]) -> tuple[list[sp.Expr], float, tuple[str, ...]]:
+                       labels: Sequence[str], floor: float = 0.0) -> tuple[list[sp.Expr], float, tuple[str, ...]]:
     """The pass of the module docstring.
 
     Args:
@@ -46,6 +48,7 @@ def choose_from_fronts(exprs: Sequence[sp.Expr], fronts: Sequence[Sequence[sp.Ex
             one of the current form is skipped); labels[i]: its name in the record.
         refit: equations -> (them with every constant refitted jointly, their MAE).
         mae: the MAE of exprs.
+        floor: MAEs below it count as equal to it.
     Returns:
         (equations, MAE, the changes kept, "label: old -> new").
     """
@@ -61,7 +64,7 @@ def choose_from_fronts(exprs: Sequence[sp.Expr], fronts: Sequence[Sequence[sp.Ex
                     continue
                 fitted, after = refit(exprs[:i] + [alternative] + exprs[i + 1:])
                 options.append((complexity(alternative), after, fitted))
-            choice = _choose(options, complexity(exprs[i]), mae)
+            choice = _choose(options, complexity(exprs[i]), mae, floor)
             if choice is not None:
                 kept.append(f"{labels[i]}: {exprs[i]} -> {choice[2][i]}")
                 mae, exprs, changed = choice[1], choice[2], True
@@ -76,13 +79,14 @@ def _form(expr: sp.Expr) -> sp.Expr:
     return expr.xreplace({c: _CONSTANT for c in expr.atoms(sp.Float)})
 
 
-def _choose(options: list[tuple[int, float, list[sp.Expr]]], size: int, mae: float):
+def _choose(options: list[tuple[int, float, list[sp.Expr]]], size: int, mae: float, floor: float):
     """The option (complexity, MAE, equations) the rule keeps, or None for the current one."""
-    finite = [o for o in options if o[1] == o[1] and o[1] < float("inf")]
+    finite = [(o, max(o[1], floor)) for o in options if o[1] == o[1] and o[1] < float("inf")]
     if not finite:
         return None
-    best = min(o[1] for o in finite)
+    mae = max(mae, floor)
+    best = min(m for _, m in finite)
     if best <= GAIN * mae:
-        return min((o for o in finite if o[1] <= (1 + TOL) * best), key=lambda o: (o[0], o[1]))
-    simpler = [o for o in finite if o[1] <= (1 + TOL) * mae and o[0] < size]
+        return min((o for o, m in finite if m <= (1 + TOL) * best), key=lambda o: (o[0], o[1]))
+    simpler = [o for o, m in finite if m <= (1 + TOL) * mae and o[0] < size]
     return min(simpler, key=lambda o: (o[0], o[1])) if simpler else None

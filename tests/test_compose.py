@@ -11,6 +11,7 @@ from _distill_helpers import spring_data
 from distill import DistillConfig
 from distill.candidate import parse
 from distill.compose import biases_to_nodes, eval_sets, refit_composed
+from distill.frontpass import choose_from_fronts
 from distill.messages import edge_input_names
 from distill.physical import compare_constants, physical_law
 from distill.symbolic import node_input_names
@@ -126,3 +127,18 @@ def test_the_front_pass_picks_the_law_from_the_fronts_on_the_truth(data, sets):
     for off in (refit_composed(edge, node, data, sets, CFG),
                 refit_composed(edge, node, data, sets, dataclasses.replace(CFG, front_pass=False), fronts)):
         assert off[0].front_choices == () and off[0].train_after > 1e-3
+
+
+def test_the_front_pass_leaves_a_model_at_the_floor_alone_but_takes_a_simpler_one():
+    """The rule alone (a planted refit: MAE by equation): below the floor (what 5-digit
+    constants leave) a junk term that halves a MAE of rounding is not taken; above it, it is;
+    a simpler equation at the same MAE is taken at the floor."""
+    x, y = sympy.symbols("x y")
+    maes = {x: 2e-5, x + 1.0e-6 * y: 5e-6, 2.5 * x: 2e-5}
+
+    def refit(exprs):
+        return exprs, maes.get(exprs[0], 1.0)
+    junk = [[x + 1.0e-6 * y]]
+    assert choose_from_fronts([x], junk, refit, 2e-5, ["edge 1"], floor=1e-4)[2] == ()
+    assert choose_from_fronts([x], junk, refit, 2e-5, ["edge 1"], floor=0.0)[0] == [x + 1.0e-6 * y]
+    assert choose_from_fronts([2.5 * x], [[x]], refit, 2e-5, ["edge 1"], floor=1e-4)[0] == [x]
