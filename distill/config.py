@@ -107,8 +107,9 @@ class DistillConfig:
             which the node model undoes, so with "messages" the node equation has to rebuild
             1/g; with "edge" it is fitted on e_k/g_k and written back in e_k (e_k -> e_k/g_k),
             so the judge sees the same kind of equation. A g_k that comes near zero (below
-            1e-3 of its median size) or is not finite on the node rows, or a failed edge's,
-            is not used (g_k = 1).
+            1e-3 of its median size) or is not finite on the node rows, or that of an edge
+            equation that does not reproduce its message component (R² < success_r2 on fresh
+            edges), is not used (g_k = 1).
         n_eval_graphs: test graphs for the symbolic-vs-network MAE.
         n_ood_graphs: graphs per out-of-distribution set.
         ood_spread: factor on the initial-condition positions of the "spread" OOD set.

@@ -84,16 +84,16 @@ class NodeDivisors:
         return dataclasses.replace(fit, front=[undivided(c) for c in fit.front], final=undivided(fit.final))
 
 
-def node_divisors(edge_exprs: list[sp.Expr], edges: list[EdgeEquation], k: int, names: list[str],
+def node_divisors(edge_exprs: list[sp.Expr], usable: list[bool], k: int, names: list[str],
                   rows: list[np.ndarray]) -> NodeDivisors:
     """g_k for the node inputs e_1..e_k: the receiver factor of edge equation k
-    (`judge.receiver_factor`, its receiver offset left out) when that edge passed and g_k is
-    finite and at least 1e-3 of its median size on every row of `rows` (node inputs over
-    `names`); otherwise 1."""
+    (`judge.receiver_factor`, its receiver offset left out) when usable[k] (the equation
+    describes its message component: `describes`) and g_k is finite and at least 1e-3 of its
+    median size on every row of `rows` (node inputs over `names`); otherwise 1."""
     exprs = []
     for j in range(k):
         g = None
-        if j < len(edges) and edges[j].judgement.success:
+        if j < len(usable) and usable[j]:
             expr = edge_exprs[j]
             g = receiver_factor(expr - receiver_offset(expr))
         if g is not None:
@@ -102,6 +102,15 @@ def node_divisors(edge_exprs: list[sp.Expr], edges: list[EdgeEquation], k: int, 
                 g = None
         exprs.append(sp.Integer(1) if g is None else g)
     return NodeDivisors(tuple(exprs))
+
+
+def describes(expr: sp.Expr, names: list[str], X: np.ndarray, y: np.ndarray, r2_min: float) -> bool:
+    """Does expr reproduce the message component y on the rows X (R² >= r2_min)? What the
+    node divisors read: the network's messages, never the true force (the judge's)."""
+    with np.errstate(all="ignore"):
+        residual = lambdify(expr, names)(X) - y
+    total = float(np.sum((y - np.mean(y)) ** 2))
+    return bool(np.all(np.isfinite(residual)) and total > 0 and 1 - float(np.sum(residual ** 2)) / total >= r2_min)
 
 
 def shared_forms(fits: list[FitResult], X: np.ndarray, y: np.ndarray, names: list[str], cfg: DistillConfig,
@@ -283,7 +292,9 @@ def _distill_into(out: Path, net: Network, data: DistillData, cfg: DistillConfig
     undone = list(dict.fromkeys(edge_target(e.judgement) for e in edges))
     divisors, X_search, held_search = None, X_node, held   # what the node searches read
     if cfg.node_units == "edge":
-        divisors = node_divisors([f.final.expr for f in edge_fits], edges, len(top), names_n,
+        usable = [describes(f.final.expr, names_e, X_fresh, y_fresh[:, rank], cfg.success_r2)
+                  for rank, f in enumerate(edge_fits)]
+        divisors = node_divisors([f.final.expr for f in edge_fits], usable, len(top), names_n,
                                  [X_node, X_node_fresh] + ([] if held is None else [held.X]))
         X_search = divisors.divide(X_node, names_n)
         if held is not None:

@@ -12,7 +12,7 @@ import torch
 
 from _distill_helpers import SPRING, distill_planted, spring_data, states
 from distill import DistillConfig, distill_checkpoint, distill_model, load_result, summary_lines
-from distill.candidate import Candidate, parse
+from distill.candidate import Candidate, lambdify, parse
 from distill.messages import edge_input_names
 from distill.pipeline import network_from_model
 from distill.schema import SCHEMA_VERSION, load_messages, load_predictions, read_front
@@ -160,12 +160,15 @@ def _receiver_rows(n: int, seed: int = 0) -> np.ndarray:
                             rng.normal(size=(n, 2))])
 
 
-def test_node_divisors_are_the_passing_edges_receiver_factors():
-    from distill.pipeline import node_divisors
+def test_node_divisors_are_the_usable_edges_receiver_factors():
+    """An edge equation is usable when it reproduces its message component (R² >= 0.99 on
+    fresh rows; the true force plays no part); a usable edge's receiver factor divides its
+    summed component unless it vanishes on some receiver."""
+    from distill.pipeline import describes, node_divisors
     names_e, names_n = edge_input_names(2), node_input_names(2, 2)
     rows = _receiver_rows(300)
     rows[0, 2] = 1.0                                    # a receiver where (m1 - 1) vanishes
-    passed, failed = (SimpleNamespace(judgement=SimpleNamespace(success=ok)) for ok in (True, False))
+    passed, failed = True, False
     field_g = parse("0.7*dx*q1*q2*(m1 + 0.4)/(m1*rs**3) + 0.1*q1 + 0.2", names_e)   # offset 0.1 q1 left out
     vanishing = parse("0.7*dx*q2*(m1 - 1)/rs**3", names_e)
     m1, q1 = rows[:, 2], rows[:, 3]
@@ -180,6 +183,10 @@ def test_node_divisors_are_the_passing_edges_receiver_factors():
         else:
             assert np.allclose(ratio / expected, (ratio / expected)[0])   # g up to its dropped coefficient
         np.testing.assert_array_equal(divided[:, 2:], rows[:, 2:])
+    X = np.random.default_rng(5).normal(size=(200, len(names_e)))
+    y = lambdify(field_g, names_e)(X)
+    assert describes(field_g, names_e, X, y, 0.99) and describes(field_g, names_e, X, y * 1.01, 0.99)
+    assert not describes(field_g, names_e, X, y[::-1].copy(), 0.99)       # another message
 
 
 def test_node_fit_in_the_edges_units_is_written_back_in_the_summed_messages(monkeypatch):
