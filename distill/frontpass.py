@@ -8,13 +8,16 @@ Out: `choose_from_fronts` -> (equations, their MAE, the changes kept as "label: 
 
 Rule: for one equation at a time, every alternative (and every deletion of one additive term
 of the current equation, `simplify.deletions`) takes its place and the whole model is
-refitted jointly. MAEs below a floor (the precision of the stored constants) count as the
-floor. The best MAE m* among them sets the bar: when m* at least halves the current MAE
-(GAIN), the least complex option within (1 + TOL)·m* is kept; otherwise the least complex
-option within (1 + TOL) times the current MAE is kept when it is less complex than the
+refitted jointly. Two MAEs are equal when the larger is within (1 + TOL) of the smaller, or
+both lie within (1 + FLOOR_TOL) of a floor (the precision of the stored constants; MAEs below
+it count as the floor). The best MAE m* among the options sets the bar: when m* at least
+halves the current MAE (GAIN), the least complex option equal to m* is kept; otherwise the
+least complex option equal to the current MAE is kept when it is less complex than the
 current equation. Sweeps over all equations repeat (at most MAX_ROUNDS) until one changes
 nothing. Without the floor, a model already at float precision takes on junk terms that
-halve a MAE made of rounding (spring 3D, seed 2: a term 1.1e-6·r inside a force).
+halve a MAE made of rounding (spring 3D, seed 2: a term 1.1e-6·r inside a force); with a
+loose TOL, a model far from the truth, whose MAE is made of what it lacks, loses its terms
+one by one (qmlinear 3D, seed 1, without its Coulomb term: every equation became a constant).
 
 Why: the selection rule reads each front against the network's outputs, errors and all: a
 network that carries the force with a 3 % error of its own gets an equation that fits that
@@ -33,7 +36,8 @@ from .candidate import complexity
 from .simplify import deletions
 
 GAIN = 0.5        # an option is better when it at least halves the current MAE
-TOL = 0.5         # options within (1 + TOL) x a MAE count as equal (5-digit constants at float precision)
+TOL = 0.02        # MAEs within (1 + TOL) of each other are equal (Occam's tolerance, `simplify`)
+FLOOR_TOL = 0.5   # ... and so are MAEs within (1 + FLOOR_TOL) of the floor (5-digit constants)
 MAX_ROUNDS = 2    # sweeps over all equations
 _CONSTANT = sp.Symbol("_c")   # every float constant of an equation, in its form (`_form`)
 
@@ -85,8 +89,11 @@ def _choose(options: list[tuple[int, float, list[sp.Expr]]], size: int, mae: flo
     if not finite:
         return None
     mae = max(mae, floor)
+
+    def equal(m: float, ref: float) -> bool:
+        return m <= (1 + TOL) * ref or m <= (1 + FLOOR_TOL) * floor
     best = min(m for _, m in finite)
     if best <= GAIN * mae:
-        return min((o for o, m in finite if m <= (1 + TOL) * best), key=lambda o: (o[0], o[1]))
-    simpler = [o for o, m in finite if m <= (1 + TOL) * mae and o[0] < size]
+        return min((o for o, m in finite if equal(m, best)), key=lambda o: (o[0], o[1]))
+    simpler = [o for o, m in finite if equal(m, mae) and o[0] < size]
     return min(simpler, key=lambda o: (o[0], o[1])) if simpler else None
