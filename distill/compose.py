@@ -279,7 +279,7 @@ def refit_composed(edge_exprs: Sequence[sp.Expr], node_exprs: Sequence[sp.Expr],
     exprs, before, after = refit_jointly(list(edge_exprs) + list(node_exprs), names, predict, a, cfg.precision)
     chosen = ()
     if fronts is not None and cfg.front_pass:
-        exprs, after, chosen = _front_pass(exprs, after, fronts, k, x, a, data, cfg)
+        exprs, after, chosen = _front_pass(exprs, after, fronts, k, names, predict, x, a, data, cfg)
     exprs, after, swaps = swap_distances(exprs, k, names, predict, a, cfg.precision, after)
     edge_out, node_out = exprs[:k], exprs[k:]
     sym = symbolic_network(edge_out, node_out, dim, data.softening)
@@ -291,28 +291,29 @@ def refit_composed(edge_exprs: Sequence[sp.Expr], node_exprs: Sequence[sp.Expr],
     return record, edge_out, node_out
 
 
-def _front_pass(exprs: list[sp.Expr], mae: float, fronts: Sequence[Sequence[sp.Expr]], k: int, x: np.ndarray,
-                a: np.ndarray, data: DistillData, cfg: DistillConfig) -> tuple[list[sp.Expr], float, tuple[str, ...]]:
+def _front_pass(exprs: list[sp.Expr], mae: float, fronts: Sequence[Sequence[sp.Expr]], k: int,
+                names: Sequence[Sequence[str]], predict, x: np.ndarray, a: np.ndarray, data: DistillData,
+                cfg: DistillConfig) -> tuple[list[sp.Expr], float, tuple[str, ...]]:
     """`frontpass.choose_from_fronts` over the jointly refitted equations exprs (k edge, then
-    node; their MAE on x, a is mae), each option screened by a short joint fit on the first
-    SCREEN_GRAPHS of the training graphs x, a; a chosen model is refitted on all of them. The
-    floor of the pass: 10^(1 - precision) times the median Σ|a| of a node (the MAE's units),
-    what constants of `precision` digits leave. Returns (equations, their MAE on x, a, the changes kept)."""
-    dim, n = data.dim, x.shape[1]
-    names = [edge_input_names(dim)] * k + [node_input_names(dim, k)] * dim
-    small = composed_predictor(x[:SCREEN_GRAPHS], data.law, dim, data.softening, k)
+    node, over `names`; their MAE on x, a is mae), each option screened by a short joint fit on
+    the first SCREEN_GRAPHS of the training graphs x, a; a chosen model is refitted on all of
+    them by `predict` (`composed_predictor` of x). The floor of the pass: 10^(1 - precision)
+    times the median Σ|a| of a node (the MAE's units), what constants of `precision` digits
+    leave. Returns (equations, their MAE on x, a, the changes kept)."""
+    dim = data.dim
+    x_small, a_small = x[:SCREEN_GRAPHS], a[:SCREEN_GRAPHS]
+    small = composed_predictor(x_small, data.law, dim, data.softening, k)
 
     def screen(trial: list[sp.Expr]) -> tuple[list[sp.Expr], float]:
-        fitted, _, after = refit_jointly(trial, names, small, a[:SCREEN_GRAPHS], cfg.precision, SCREEN_EVALUATIONS)
+        fitted, _, after = refit_jointly(trial, names, small, a_small, cfg.precision, SCREEN_EVALUATIONS)
         return fitted, after
     labels = [f"edge {i + 1}" for i in range(k)] + [f"node {axis}" for axis in "xyz"[:dim]]
-    floor = 10.0 ** (1 - cfg.precision) * float(np.median(np.sum(np.abs(a[:SCREEN_GRAPHS]), axis=-1)))
-    chosen_exprs, _, chosen = choose_from_fronts(exprs, fronts, screen, _mae_of(exprs, names, small, a[:SCREEN_GRAPHS]),
+    floor = 10.0 ** (1 - cfg.precision) * float(np.median(np.sum(np.abs(a_small), axis=-1)))
+    chosen_exprs, _, chosen = choose_from_fronts(exprs, fronts, screen, _mae_of(exprs, names, small, a_small),
                                                  labels, floor)
     if not chosen:
         return exprs, mae, chosen
-    edge_exprs, node_exprs = biases_to_nodes(chosen_exprs[:k], chosen_exprs[k:], n, data.law, dim)
-    predict = composed_predictor(x, data.law, dim, data.softening, k)
+    edge_exprs, node_exprs = biases_to_nodes(chosen_exprs[:k], chosen_exprs[k:], x.shape[1], data.law, dim)
     exprs, _, after = refit_jointly(list(edge_exprs) + list(node_exprs), names, predict, a, cfg.precision)
     return exprs, after, chosen
 
