@@ -153,3 +153,18 @@ def test_the_front_pass_keeps_the_terms_of_a_model_far_from_the_truth():
     def refit(exprs):
         return exprs, maes.get(exprs[0], 9.0)
     assert choose_from_fronts([2.5 * x], [[sympy.Float(0.3)]], refit, 0.8, ["edge 1"], floor=1e-4)[2] == ()
+
+
+def test_the_distance_pass_runs_before_the_front_pass(data, sets):
+    """A selected edge equation whose only fault is 1/rs for the spring's 1/r, and a front that
+    holds a longer form mixing the two distances (closer to the truth than the selected one,
+    further than the law): the distance pass writes the law first, so the front pass takes
+    nothing (in the other order it took the longer form)."""
+    edge = [parse("-2.0*(rs - 1.0)*dx/rs", EDGE), parse("-2.0*(rs - 1.0)*dy/r", EDGE)]
+    node = [parse("e1/m1", NODE), parse("e2/m1", NODE)]
+    longer = parse("-2.0*(rs - 1.0)*dx/rs - 0.02*(rs - 1.0)*dx/rs**2", EDGE)
+    fronts = [[longer, edge[0]], [edge[1]], [node[0]], [node[1]]]
+    record, edge_out, _ = refit_composed(edge, node, data, sets, CFG, fronts)
+    assert record.distance_swaps == ("1/rs -> 1/r",) and record.front_choices == ()
+    assert sympy.simplify(edge_out[0] - parse("-2.0*(rs - 1.0)*dx/r", EDGE)) == 0
+    assert record.train_after < 1e-5
