@@ -120,8 +120,12 @@ def refit_jointly(exprs: Sequence[sp.Expr], names: Sequence[Sequence[str]],
         evaluations: the most model evaluations the fit may spend.
     Returns:
         (expressions, MAE per node before, after): the fitted expressions when they lower the
-        MAE (`symbolic.mae_stats`), else the given ones (then after == before).
+        MAE (`symbolic.mae_stats`), else the given ones (then after == before); both MAEs
+        inf when an expression holds a non-finite number (a variant of the distance or front
+        pass that divides by an exact zero, 1/(1/r - 1/r) = zoo), which no fit can use.
     """
+    if any(e.has(sp.zoo, sp.oo, -sp.oo, sp.nan) for e in exprs):
+        return list(exprs), float("inf"), float("inf")
     templates, params = [], []
     for expr in exprs:
         consts = sorted(expr.atoms(sp.Float), key=float)

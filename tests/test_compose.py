@@ -168,3 +168,13 @@ def test_the_distance_pass_runs_before_the_front_pass(data, sets):
     assert record.distance_swaps == ("1/rs -> 1/r",) and record.front_choices == ()
     assert sympy.simplify(edge_out[0] - parse("-2.0*(rs - 1.0)*dx/r", EDGE)) == 0
     assert record.train_after < 1e-5
+
+
+def test_a_distance_swap_that_divides_by_zero_is_skipped(data, sets):
+    """A KL network's SR found 1/(1/r - 1/rs)-like terms; writing 1/rs as 1/r there makes
+    the expression 1/0 (sympy's zoo), which once crashed the whole distillation. Such a
+    variant is not a candidate; the others are still tried."""
+    edge = [parse("-2.0*(rs - 1.0)*dx/rs + 1e-6*dx/(1/r - 1/rs)", EDGE), parse("-2.0*(rs - 1.0)*dy/r", EDGE)]
+    node = [parse("e1/m1", NODE), parse("e2/m1", NODE)]
+    record, _, _ = refit_composed(edge, node, data, sets, CFG)
+    assert record.train_after < record.train_before and np.isfinite(record.test)
