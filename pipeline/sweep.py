@@ -14,6 +14,7 @@ import argparse
 import concurrent.futures
 import functools
 import multiprocessing
+import traceback
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -99,9 +100,10 @@ def sweep_job(job: Job) -> str:
     """One run of a sweep, in a pool worker or a cluster job: its shared dataset first (the
     first job of that dataset to take its lock simulates it, the others wait and reuse it),
     then every stage. A stage that refuses the run (an InputError, e.g. a model whose
-    messages cannot be aligned) leaves RUN/failed.json for the tables, which count the run as
-    found nothing, and the error is raised again (a cluster job fails); a later sweep tries
-    the run again. Returns the run directory."""
+    messages cannot be aligned) or fails (a file system error, or a bug: then with its
+    traceback) leaves RUN/failed.json for the tables, which count the run as found nothing,
+    and the error is raised again (a cluster job fails); a later sweep tries the run again.
+    Returns the run directory."""
     run_dir, cfg, data_dir = job
     with rundir.locked(dataset_lock(data_dir), wait=True):
         stages.stage_simulate(data_dir, cfg.sim, progress=False)
@@ -109,9 +111,11 @@ def sweep_job(job: Job) -> str:
     try:
         with sr_engines.progress(enabled=False):
             stages.run(cfg, run_dir, data_dir, progress=False)
-    except (InputError, OSError) as err:
+    except Exception as err:
         if run_dir.is_dir() and _ours(run_dir):            # never into a folder that is not ours
-            save_json(failed, {"error": str(err)})
+            expected = isinstance(err, (InputError, OSError))
+            save_json(failed, {"error": str(err) if expected else f"{type(err).__name__}: {err}"}
+                      | ({} if expected else {"traceback": traceback.format_exc()}))
         raise
     failed.unlink(missing_ok=True)
     return str(run_dir)
@@ -119,13 +123,15 @@ def sweep_job(job: Job) -> str:
 
 def local_sweep_job(job: Job) -> str:
     """`sweep_job` in the local pool: a refused or failed run (bad input, a file system
-    error, out of memory) is reported and the other runs go on. Returns the run directory,
-    or for a refused run its directory and the reason."""
+    error, out of memory, a bug in one run's stages) is reported and the other runs go on,
+    their tables made (a bug raised in a pool worker would otherwise wait for every other
+    run and then end the sweep in a traceback, with no tables). Returns the run directory,
+    or for a refused or failed run its directory and the reason."""
     try:
         return sweep_job(job)
     except InputError as err:
         return f"{job[0]} (refused: {err})"
-    except (OSError, MemoryError) as err:
+    except Exception as err:                              # RUN/failed.json holds a bug's traceback
         return f"{job[0]} (failed: {type(err).__name__}: {err})"
 
 

@@ -333,3 +333,23 @@ def test_a_refused_run_is_recorded_and_the_local_sweep_goes_on(tmp_path, monkeyp
         sweep.sweep_job(job)                              # a cluster job fails visibly
     monkeypatch.setattr(stages, "run", lambda *args, **kw: None)
     assert sweep.local_sweep_job(job) == str(run_dir) and not (run_dir / "failed.json").exists()
+
+
+def test_a_bug_in_one_run_is_recorded_with_its_traceback_and_the_local_sweep_goes_on(tmp_path, monkeypatch):
+    """Seen in session 15: a KL run's distillation raised a sympy KeyError; the pool held the
+    exception until every other run had finished and the sweep ended in a traceback, with no
+    tables. Now the run gets failed.json with the traceback and the pool a line."""
+    (job,) = sweep.sweep_jobs("tiny", {}, ["spring"], [2], ["kl"], [0], tmp_path)
+    run_dir = job[0]
+    monkeypatch.setattr(stages, "stage_simulate", lambda *args, **kw: None)
+
+    def crash(cfg, run_dir, *args, **kw):
+        run_dir.mkdir(parents=True, exist_ok=True)
+        return {}["ComplexInfinity"]
+
+    monkeypatch.setattr(stages, "run", crash)
+    assert sweep.local_sweep_job(job) == f"{run_dir} (failed: KeyError: 'ComplexInfinity')"
+    record = json.loads((run_dir / "failed.json").read_text())
+    assert record["error"] == "KeyError: 'ComplexInfinity'" and "in crash" in record["traceback"]
+    with pytest.raises(KeyError):
+        sweep.sweep_job(job)                              # a cluster job fails visibly
