@@ -95,7 +95,8 @@ class DistillConfig:
             "node_charge" (one such basis per receiver charge, for ±1 charges: undoes a
             mixing that depends on the receiver's charge) or "auto" (the node model's basis,
             one per value of a receiver property with a few values when that describes the
-            node model better; chosen from the data, `align.auto_alignment`).
+            node model better; chosen from the data, `align.auto_alignment`; the top
+            components as they are when the node model reads no basis of them).
         align_components: which message components an alignment combines: "top" (the dim
             significant ones; the aligned basis spans the same components) or "all" (every
             component: the dim combinations of the whole message that the node model reads,

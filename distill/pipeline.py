@@ -180,11 +180,13 @@ def _sample_nodes(net: Network, x: np.ndarray, a: np.ndarray, law: Law, dim: int
 class MessageBasis:
     """The map from full messages (or their sums) [N, msg_dim], received by nodes x_recv
     [N, F], to the components SR fits [N, dim]: the top components, most significant first,
-    or the aligned combinations of `columns` (the top components or all of them)."""
+    or the aligned combinations of `columns` (the top components or all of them). `why`:
+    what the data chose and why (align "auto"; the alignment's own `choice` when aligned)."""
 
     columns: np.ndarray
     alignment: Alignment | None
     dim: int
+    why: str | None = None
 
     def __call__(self, values: np.ndarray, x_recv: np.ndarray) -> np.ndarray:
         picked = values[:, self.columns]
@@ -193,11 +195,21 @@ class MessageBasis:
 
 def _message_basis(net: Network, data: DistillData, top: np.ndarray, msg_dim: int, cfg: DistillConfig) -> MessageBasis:
     """The top components as they are (align "none"), or the node model's basis of the
-    components `cfg.align_components` names."""
+    components `cfg.align_components` names. Under align "auto" a node model that reads no
+    basis (it does not depend on the components, or reads them through a singular map: seen
+    on the KL charge networks, which carry the force in fewer than dim combinations) gets the
+    top components as they are, the paper's reading, and `why` says so; an explicit
+    "node" or "node_charge" stays an InputError."""
     if cfg.align == "none":
         return MessageBasis(top, None, data.dim)
     columns = top if cfg.align_components == "top" else np.arange(msg_dim)
-    return MessageBasis(columns, _training_alignment(net, data, columns, cfg), data.dim)
+    try:
+        alignment = _training_alignment(net, data, columns, cfg)
+    except InputError as exc:
+        if cfg.align != "auto":
+            raise
+        return MessageBasis(top, None, data.dim, f"no basis ({exc}): the top {data.dim} components as they are")
+    return MessageBasis(columns, alignment, data.dim, alignment.choice)
 
 
 def _training_alignment(net: Network, data: DistillData, top: np.ndarray, cfg: DistillConfig) -> Alignment:
@@ -340,7 +352,7 @@ def _distill_into(out: Path, net: Network, data: DistillData, cfg: DistillConfig
         alignment=None if alignment is None else tuple(tuple(map(tuple, m)) for m in alignment.matrices.tolist()),
         alignment_charges=None if alignment is None else alignment.values,
         alignment_property=None if alignment is None else alignment.by,
-        alignment_choice=None if alignment is None else alignment.choice,
+        alignment_choice=basis.why,
         alignment_rank1=None if alignment is None else alignment.rank1_share,
         node_divisors=None if divisors is None else divisors.labels, shared_forms=shared, **physics, **(info or {}))
     save_json(out / "distill_config.json", cfg)

@@ -175,6 +175,8 @@ def write_equations_md(path: str | Path, result: DistillResult) -> None:
         if result.alignment_choice:
             out.append(f"- chosen from the data: {result.alignment_choice}")
         out.append("")
+    elif result.alignment_choice:
+        out += [f"Not aligned, chosen from the data: {result.alignment_choice}.", ""]
     if result.shared_forms:
         out += ["Forms shared across the axes (each aligned fit was offered the others' final forms, "
                 "dx <-> dy <-> dz, on its own Pareto front): " + "; ".join(result.shared_forms) + ".", ""]

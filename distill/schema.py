@@ -342,7 +342,8 @@ class DistillResult:
             too); None: the raw components.
         alignment_charges: [C] the value of the receiver property `alignment_property`
             ("q1": the charge, "m1": the mass) of each class; None: one class.
-        alignment_choice: why this basis (align "auto": the rank-1 shares it compared).
+        alignment_choice: why this basis (align "auto": the rank-1 shares it compared, or
+            why no basis was found and the top components were read as they are).
         alignment_rank1: how well one matrix per class describes the node model's reading
             of the messages (`align.Alignment.rank1_share`); None without alignment.
         node_divisors: [k] the receiver factors g_k(q1, m1) (sympy text; "1": none) that the

@@ -3,6 +3,7 @@
 gain and with the force's sign, says when one matrix cannot, undoes a mixing that depends on
 the receiver's charge with one matrix per charge, and a planted 3D model distilled in it gives
 single-axis edge equations that pass the judge."""
+import dataclasses
 import json
 
 import numpy as np
@@ -185,6 +186,26 @@ def test_a_node_model_blind_to_the_messages_is_refused():
     x = np.ones((10, 6))
     with pytest.raises(InputError, match="does not depend"):
         node_alignment(lambda x, agg: np.zeros((len(x), 2)), x, np.ones((10, 2)), np.arange(2), 2)
+
+
+def test_auto_reads_the_top_components_as_they_are_when_the_node_model_reads_no_basis(tmp_path):
+    """A node model whose Jacobian is singular (both outputs read message component 0, as the
+    KL charge networks of session 16 did): align "auto" distils the top components as they
+    are and says why; an explicit align "node" stays a one-line refusal."""
+    law = get_law("spring")
+    planted = planted_network(law, 2, np.eye(2), np.zeros(2))
+    net = dataclasses.replace(planted, node=lambda x, agg: agg[:, [0, 0]] / state.mass(x, 2)[:, None])
+    train_x, train_a = states(law, 2, 4, 200, seed=10)
+    test_x, test_a = states(law, 2, 4, 100, seed=11)
+    data = DistillData(law, 2, 0.01, train_x, train_a, test_x, test_a)
+    cfg = DistillConfig(population_size=60, generations=8, n_threads=2, n_edges=500, n_nodes=300,
+                        n_eval_graphs=20, n_ood_graphs=20, align="auto")
+    result = distill_network(net, data, cfg, tmp_path / "auto")
+    assert result.alignment is None and "singular map" in result.alignment_choice, result.alignment_choice
+    assert [e.component for e in result.edge] == list(result.top_components)
+    assert "Not aligned, chosen from the data: no basis" in (tmp_path / "auto" / "equations.md").read_text()
+    with pytest.raises(InputError, match="singular map"):
+        distill_network(net, data, dataclasses.replace(cfg, align="node"), tmp_path / "node")
 
 
 def test_planted_3d_model_distilled_in_the_aligned_basis(tmp_path):
