@@ -74,6 +74,12 @@ def parse_untrusted(text: str, names: Sequence[str]) -> sp.Expr:
     return parse_text(text, "equation", {s.name: s for s in symbols_for(names)})
 
 
+def linear_in(expr: sp.Expr, symbols: Sequence[sp.Symbol]) -> bool:
+    """Whether `expr` is linear in `symbols` jointly: every second derivative in them is 0
+    (a node equation in the summed messages: forces superpose)."""
+    return all(sp.diff(expr, a, b) == 0 for i, a in enumerate(symbols) for b in symbols[i:])
+
+
 def complexity(expr: sp.Expr) -> int:
     """PySR-style size of an expression built from binary operators.
 

@@ -43,7 +43,7 @@ from nbody.graph import edges, scatter_sum
 from nbody.laws import Law
 
 from . import schema
-from .candidate import lambdify, round_floats, symbols_for
+from .candidate import lambdify, linear_in, round_floats, symbols_for
 from .config import DistillConfig
 from .data import DistillData
 from .frontpass import choose_from_fronts
@@ -338,9 +338,9 @@ def superposing(current: sp.Expr, options: Sequence[sp.Expr], messages: Sequence
     linear in them too; else all. Without it, an edge equation still off on the truth was
     answered by a node equation in e1² that fits the training graphs better and is 450×
     worse on graphs with more particles (L1 r2 2D seed 0, session 15)."""
-    def linear(expr: sp.Expr) -> bool:
-        return all(sp.diff(expr, a, b) == 0 for i, a in enumerate(messages) for b in messages[i:])
-    return list(options) if not linear(current) else [o for o in options if linear(o)]
+    if not linear_in(current, messages):
+        return list(options)
+    return [o for o in options if linear_in(o, messages)]
 
 
 def compare(net: Network, sym: Network, data: DistillData, sets: EvalSets, out: Path) -> MAEComparison:

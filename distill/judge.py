@@ -70,7 +70,7 @@ from typing import Sequence
 import numpy as np
 import sympy as sp
 
-from .candidate import lambdify, parse
+from .candidate import lambdify, linear_in, parse
 from .config import JudgeConfig
 from .schema import EdgeJudgement, Judgement, NodeJudgement
 
@@ -261,7 +261,7 @@ def judge_node(expr: sp.Expr, names: Sequence[str], X: np.ndarray, agg: np.ndarr
         (required for success).
     """
     messages = [s for s in expr.free_symbols if s.name in names[:agg.shape[1]]]
-    linear = all(sp.diff(expr, a, b) == 0 for a in messages for b in messages)
+    linear = linear_in(expr, messages)
     at_zero = expr.subs({a: 0 for a in messages}) if linear else sp.Integer(0)
     receiver_only = at_zero.free_symbols and {s.name for s in at_zero.free_symbols} <= set(RECEIVER)
     offset = _values(at_zero - at_zero.as_coeff_Add()[0], names, X) if receiver_only else np.zeros(len(X))

@@ -36,7 +36,7 @@ from nbody.graph import edges, scatter_sum
 from nbody.laws import Law, register_law
 from plumbing.errors import InputError
 
-from .candidate import complexity, lambdify, round_floats, symbols_for
+from .candidate import complexity, lambdify, linear_in, round_floats, symbols_for
 from .compose import EvalSets, refit_graphs, refit_jointly
 from .config import DistillConfig
 from .data import DistillData
@@ -149,9 +149,9 @@ def _split(edge_exprs, node_exprs, dim: int):
     radial_inputs = {E["r"], E["rs"], E["m1"], E["m2"], E["q1"], E["q2"]}
     h, per_pair, nonradial, own = [], [], [], []
     for j, node in enumerate(node_exprs):
-        coeffs = [sp.diff(node, ek) for ek in e]
-        if any(sp.diff(c, ek) != 0 for c in coeffs for ek in e):
+        if not linear_in(node, e):
             return f"the node equation of a_{'xyz'[j]} is not linear in the summed messages"
+        coeffs = [sp.diff(node, ek) for ek in e]
         pair = sp.expand(sum((c * edge for c, edge in zip(coeffs, edge_exprs)), sp.Integer(0)))
         hj = sp.diff(pair, axes[j])
         if not hj.free_symbols <= radial_inputs:

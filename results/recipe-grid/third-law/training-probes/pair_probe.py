@@ -8,7 +8,6 @@ Out: printed tables (rows m1, columns m2) of the network's a_x of the receiver a
 
     PYTHONPATH=. python results/recipe-grid/third-law/training-probes/pair_probe.py RUN [r]
 """
-import json
 import sys
 
 import numpy as np
@@ -16,12 +15,13 @@ import torch
 
 from gnn.checkpoint import load_model
 from nbody.laws import accelerations, get_law
+from plumbing.io import load_json
 
 
 def main(run: str, r: float) -> None:
     model, _ = load_model(f"{run}/train/checkpoint.pt")
     model.eval()
-    sim = json.load(open(f"{run}/config.json"))["sim"]
+    sim = load_json(f"{run}/config.json")["sim"]
     law, dim = get_law(sim["law"]), model.cfg.dim
     masses = np.exp(np.linspace(-2.0, 2.0, 5))
     m1, m2 = np.meshgrid(masses, masses, indexing="ij")                        # [5, 5]
