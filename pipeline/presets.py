@@ -26,9 +26,14 @@ PRESETS = ("tiny", "cpu", "paper")
 HALO_PRESETS = ("small", "paper")
 
 
-# The cpu preset's training (its sweep in results/cpu was trained so): 25 epochs of the tiny
-# data at batch 32, 70,300 optimiser steps.
-CPU_TRAIN = TrainConfig(batch_size=32, epochs=25, lr=3e-3, seed=0)
+# The cpu preset's training: 25 epochs of the tiny data at batch 32, 70,300 optimiser steps,
+# with the relative loss (floor 1: a node at the median |a| weighs 1, one in a close encounter
+# ~2·median/|a|), so that the few close encounters of 1/r and 1/r² laws do not decide what the
+# network learns. Measured on the bottleneck grid, 3 seeds: both laws in 23 of 24 runs (the
+# paper's loss, older distillation: 19 of 24), every cell in 3 of 3 seeds but r2 3D (2 of 3),
+# the network's test MAE lower in 19 of 24 runs (results/recipe-grid/third-law/relative/).
+# `--relative-loss-floor none` is the paper's loss.
+CPU_TRAIN = TrainConfig(batch_size=32, epochs=25, lr=3e-3, seed=0, relative_loss_floor=1.0)
 # The tiny preset's: 14 epochs (39,368 steps; benchmarks/RESULTS.md, "make run time").
 TINY_TRAIN = dataclasses.replace(CPU_TRAIN, epochs=14)
 
@@ -66,7 +71,7 @@ def preset(name: str, law: str | None = None, strategy: str | None = None) -> Ru
     trained model.
 
     tiny:  spring, 2D, 4 bodies, bottleneck model (128-wide, 2 hidden layers, OneCycle peak
-           lr 3e-3, 14 epochs of batch 32), 1,000 simulations x 500 steps keeping every 5th,
+           lr 3e-3, 14 epochs of batch 32, the relative loss of CPU_TRAIN), 1,000 simulations x 500 steps keeping every 5th,
            the recipe; SR stopped early after 10 stalled generations, searching a
            2,000-row subsample; about 1.5 minutes on 2 CPU cores, and it rediscovers the
            force law and Newton's second law.
