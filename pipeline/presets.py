@@ -71,10 +71,10 @@ def preset(name: str, law: str | None = None, strategy: str | None = None) -> Ru
     trained model.
 
     tiny:  spring, 2D, 4 bodies, bottleneck model (128-wide, 2 hidden layers, OneCycle peak
-           lr 3e-3, 14 epochs of batch 32, the relative loss of CPU_TRAIN), 1,000 simulations x 500 steps keeping every 5th,
-           the recipe; SR stopped early after 10 stalled generations, searching a
-           2,000-row subsample; about 1.5 minutes on 2 CPU cores, and it rediscovers the
-           force law and Newton's second law.
+           lr 3e-3, 14 epochs of batch 32, the relative loss of CPU_TRAIN), 1,000
+           simulations x 500 steps keeping every 5th, the recipe; SR stopped early after
+           10 stalled generations, searching a 2,000-row subsample; about 1.5 minutes on
+           2 CPU cores, and it rediscovers the force law and Newton's second law.
     cpu:   tiny trained 25 epochs, with the SR budget CPU_SR (up to 150 generations, stopped
            by the front's stability, on 2,000 rows, not by the clock), then the strategy's `recipe` (gnn.strategies):
            hamiltonian: the SR operators add log, because the model's pair energy is the
