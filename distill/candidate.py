@@ -141,9 +141,11 @@ def lambdify(expr: sp.Expr, names: Sequence[str]) -> Callable[[np.ndarray], np.n
     return evaluate
 
 
-def mae(expr: sp.Expr, X: np.ndarray, y: np.ndarray, names: Sequence[str]) -> float:
-    """Mean absolute error of `expr` on (X, y); inf when it is not finite somewhere."""
-    err = np.abs(lambdify(expr, names)(X) - y)
+def mae(expr: sp.Expr, X: np.ndarray, y: np.ndarray, names: Sequence[str],
+        scale: np.ndarray | float = 1.0) -> float:
+    """Mean absolute error of `scale` x `expr` against y on (X, y), scale a number or one per
+    row (default 1); inf when it is not finite somewhere."""
+    err = np.abs(scale * lambdify(expr, names)(X) - y)
     return float(err.mean()) if np.all(np.isfinite(err)) else float("inf")
 
 

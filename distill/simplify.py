@@ -9,7 +9,8 @@ Out: the least complex equation reached by deleting additive terms one at a time
 Then a dwarfed term goes at a looser price: a term of a sum inside the equation (in a
 factor or a denominator, not the equation's own top-level sum) whose RMS on the fit rows is at
 most DWARF of that sum's is deleted when, refitted, the MAE or the median relative error (the
-typical row's) stays within (1 + DWARF_TOL) times the input's.
+typical row's) stays within (1 + DWARF_TOL) times the input's; for the typical row the
+constants are refitted with the row weights 1 / (|y| + median |y|), the judge's.
 
 Why: SR engines return the law "in disguise" as often as the law: Newton's second law as
 `-1563.3*(e1 - 0.60*e2 + 0.149)/(e2 - 1732.2*m1)`, where 1732·m1 dwarfs e2, or a force
@@ -31,7 +32,11 @@ dwarfed term (r2 3D, relative loss, seed 1: `-1.02*dx*m1*m2/(r*(0.0109*m1*m2 + r
 deleting 0.0109·m1·m2 costs 3.4x the MAE, and the median relative error 0.057 -> 0.062).
 On the typical row such a deletion costs little (its 14 dwarfed terms in six r2 runs with
 that loss, on test edges: the median relative error x0.90 to x1.44), while deleting a term
-the law needs costs a multiple (x13 at least), so the typical row's cost counts as well.
+the law needs costs a multiple (x13 at least), so the typical row's cost counts as well, at
+constants fitted for the typical row: where the strongest pairs dominate even the MAE, its
+constants leave the law off the typical row (the saturating term of tests/test_simplify.py: the
+MAE's c is -0.897, the truth's -1, and the median relative error 4.3x the input's at the
+former, 0.76x at the latter), which the pass would read as the deletion's cost.
 """
 from __future__ import annotations
 
@@ -88,9 +93,14 @@ def simplify(expr: sp.Expr, X: np.ndarray, y: np.ndarray, names: Sequence[str], 
     if tol > 0:
         typical = median_relative_error(expr, X, y, names)
 
+        weights = 1 / (np.abs(y) + np.median(np.abs(y)))
+
         def cost(candidate: sp.Expr) -> tuple[sp.Expr, float]:
             refitted, new_loss = fit(candidate)
-            return refitted, min(_ratio(new_loss, loss), _ratio(median_relative_error(refitted, X, y, names), typical))
+            by_mae = _ratio(new_loss, loss)
+            relative = clean(refit_constants(candidate, X, y, names, digits, weights)[0], X, y, names, digits)
+            by_row = _ratio(median_relative_error(relative, X, y, names), typical)
+            return (refitted, by_mae) if by_mae <= by_row else (relative, by_row)
         pruned, _ = prune(pruned, 1.0, cost, DWARF_TOL, lambda e: dwarfed_deletions(e, X, names))
     return pruned, mae(pruned, X, y, names)
 
