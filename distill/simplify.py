@@ -92,8 +92,8 @@ def simplify(expr: sp.Expr, X: np.ndarray, y: np.ndarray, names: Sequence[str], 
     pruned, _ = prune(expr, loss, fit, tol)
     if tol > 0:
         typical = median_relative_error(expr, X, y, names)
-
-        weights = 1 / (np.abs(y) + np.median(np.abs(y)))
+        floor = float(np.median(np.abs(y)))
+        weights = 1 / (np.abs(y) + floor) if floor > 0 else None
 
         def cost(candidate: sp.Expr) -> tuple[sp.Expr, float]:
             refitted, new_loss = fit(candidate)
