@@ -351,7 +351,13 @@ def _show(expr: sp.Expr) -> str:
 
 
 def display_form(force: sp.Expr, digits: int) -> sp.Expr:
-    """f for people: a·r' + b as a·(r' + b/a), constants to `digits` digits, r' for r."""
+    """f for people: a·r' + b as a·(r' + b/a), constants to `digits` digits, r' for r; a
+    constant factor (other than ±1) of a product is multiplied into the product's sum
+    (0.090394·(22.125/r' - 22.125)/r'² is (2/r' - 2)/r'²)."""
+    coefficient, rest = force.as_coeff_Mul()
+    sums = [factor for factor in rest.args if factor.is_Add] if rest.is_Mul else []
+    if abs(coefficient) != 1 and sums:
+        force = rest.xreplace({sums[0]: sp.expand(coefficient * sums[0])})
     if force.is_polynomial(R):
         poly = sp.Poly(force, R)
         if poly.degree() == 1 and all(c.is_number for c in poly.all_coeffs()):

@@ -8,13 +8,14 @@ import shutil
 
 import numpy as np
 import pytest
+import sympy as sp
 
 from _distill_helpers import SPRING, spring_data
 from analysis.runs import Run
 from analysis.summary import summary_rows
 from distill import DistillConfig, distill_network, load_law, load_result, symbolic_model
 from distill.candidate import make_candidate
-from distill.physical import compare_constants, on_support
+from distill.physical import compare_constants, display_form, on_support
 from distill.planted import planted_network
 from distill.report import physical_lines
 from distill.rollout import POINTS, rollout
@@ -189,3 +190,12 @@ def test_charges_of_plus_or_minus_one_turn_the_found_form_into_the_symmetric_law
     assert [m.rel_error for m in match] == [0.0]
     x[..., 4] = np.array([1, -1, 0.5, 1])         # one charge not ±1: the form stays as found
     assert on_support(Q2 / (Q1 * R ** 2), x, 2) == Q2 / (Q1 * R ** 2)
+
+
+def test_the_law_is_shown_with_its_constant_factor_multiplied_into_its_sum():
+    """well 2D, seed 1: the refitted law is exact, but as fitted it reads
+    0.090394*(-22.125 + 22.125/r')/r'**2; shown, it is the law's own constants."""
+    fitted = sp.Mul(sp.Float(0.090394), -22.125 + 22.125 / R, R ** -2)
+    assert str(display_form(fitted, 5)) == "(-2 + 2/r')/r'**2"
+    assert str(display_form(sp.Float(2.0) - sp.Float(2.0) * R, 5)) == "-2*(r' - 1)"
+    assert str(display_form(-M1 * M2 + Q1 * Q2 / R ** 2, 5)) == "-m1*m2 + q1*q2/r'**2"
