@@ -24,8 +24,8 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(PY) run.py all --preset tiny --out runs/tiny
 	@echo
-	@echo "Other force laws on this CPU (the cpu preset: bottleneck 3-14 min a run, median 6, with two runs sharing 2 cores), e.g. r2 in 2D"
-	@echo "(what it recovers, per seed: results/recipe-grid/third-law/relative/README.md):"
+	@echo "Other force laws on this CPU (the cpu preset: bottleneck 3-10 min a run, median 5, with two runs sharing 2 cores), e.g. r2 in 2D"
+	@echo "(what it recovers, per seed: results/recipe-grid/third-law/relative/robust-refit/README.md):"
 	@echo "  $(PY) run.py all --preset cpu --law r2 --dim 2 --out runs/r2-2d"
 	@echo "The paper's Table 5 grid (4 laws x 2 dims x 4 strategies x 3 seeds; resumable):"
 	@echo "  $(PY) run.py sweep --preset cpu --seeds 0,1,2 --workers 2 --out runs/cpu"
