@@ -30,8 +30,9 @@ HALO_PRESETS = ("small", "paper")
 # with the relative loss (floor 1: a node at the median |a| weighs 1, one in a close encounter
 # ~2·median/|a|), so that the few close encounters of 1/r and 1/r² laws do not decide what the
 # network learns. Measured on the bottleneck grid, 3 seeds: both laws in 23 of 24 runs (the
-# paper's loss, older distillation: 19 of 24), every cell in 3 of 3 seeds but r2 3D (2 of 3),
-# the network's test MAE lower in 19 of 24 runs (results/recipe-grid/third-law/relative/).
+# paper's loss, older distillation: 19 of 24), the network's test MAE lower in 19 of 24 runs
+# (results/recipe-grid/third-law/relative/); 24 of 24, every cell in 3 of 3 seeds, with the
+# robust constant refit (relative/robust-refit/).
 # `--relative-loss-floor none` is the paper's loss.
 CPU_TRAIN = TrainConfig(batch_size=32, epochs=25, lr=3e-3, seed=0, relative_loss_floor=1.0)
 # The tiny preset's: 14 epochs (39,368 steps; benchmarks/RESULTS.md, "make run time").
