@@ -120,6 +120,11 @@ class DistillConfig:
             of its equations the other candidates of its Pareto front (and its one-term
             deletions) and keep the simplest that fits the truth as well as the best
             (`distill.frontpass`); the selected equations and the judge are unchanged.
+        residual_gain: when the composed model, refitted on the true accelerations of the
+            training graphs, is not this many times below the network's MAE there, each edge
+            equation e is offered the sums e + c with the Pareto front of an SR search on its
+            residual (`distill.residual`), and the run is judged and composed again; the
+            outcome with the lower composed training MAE stands. 0: no residual search.
     """
 
     sr_engine: str = "operon"
@@ -156,6 +161,7 @@ class DistillConfig:
     ood_extra_particles: int = 4
     precision: int = 5
     front_pass: bool = True
+    residual_gain: float = 10.0
 
     def __post_init__(self):
         require_finite(self)
@@ -195,6 +201,8 @@ class DistillConfig:
             raise InputError(f"need max_rel_error > 0 and min_cosine in [-1, 1], got {self.max_rel_error}, {self.min_cosine}")
         if not isinstance(self.front_pass, bool):
             raise InputError(f"front_pass must be true or false, got {self.front_pass!r}")
+        if not (self.residual_gain >= 0):
+            raise InputError(f"residual_gain must be >= 0 (0: no residual search), got {self.residual_gain}")
         if not (0 < self.success_r2 <= 1):
             raise InputError(f"success_r2 must lie in (0, 1], got {self.success_r2}")
 

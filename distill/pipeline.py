@@ -12,6 +12,12 @@ charge with "node_charge", one per value of a receiver property when the data ch
 "auto"), computed on training nodes; each aligned edge fit is then offered the others' forms
 with the axes swapped (`shared_forms`).
 
+When the composed model, refitted on the true accelerations, is not `DistillConfig.residual_gain`
+times below the network's MAE on those training graphs, the edge fits are offered sums with
+searches on their residuals (`distill.residual`) and judged and composed again (its arrays in
+the scratch folder RESIDUAL_SCRATCH meanwhile); the outcome with the lower composed training
+MAE stands, and `DistillResult.residual_search` records both.
+
 Data use: messages are analysed on test edges; SR fits use training edges/nodes; the
 "_heldout" selection rules use as many edges/nodes of the other training graphs (drawn with
 their own generator, so the other rules' runs are unchanged); the judgement uses fresh test
@@ -21,6 +27,7 @@ two out-of-distribution sets.
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +43,7 @@ from plumbing.errors import InputError
 from plumbing.io import load_json, save_json
 from plumbing.rundir import dataset_identity, file_sha256
 
-from . import align, report, schema
+from . import align, report, residual, schema
 from .align import Alignment
 from .candidate import Candidate, complexity, lambdify, symbols_for
 from .compose import compare, eval_sets
@@ -52,6 +59,8 @@ from .refit import refit_constants
 from .schema import DistillResult, EdgeEquation, NodeEquation
 from .select import needs_heldout
 from .symbolic import Network, aggregate, node_input_names, node_inputs, symbolic_network
+
+RESIDUAL_SCRATCH = "residual-search"   # sub-folder of the searched outcome's arrays until one is kept
 
 
 @dataclass(frozen=True)
@@ -143,6 +152,16 @@ def shared_forms(fits: list[FitResult], X: np.ndarray, y: np.ndarray, names: lis
             source = next(b for b, c in offered.items() if c is new.front[new.index])
             taken.append(f"edge {a + 1}: the form of edge {source + 1}")
     return out, tuple(taken)
+
+
+def _judged_edges(fits: list[FitResult], components, names: list[str], X_fresh: np.ndarray, force: np.ndarray,
+                  y_fresh: np.ndarray, cfg: DistillConfig) -> list[EdgeEquation]:
+    """Each edge fit's final equation judged on fresh test edges against the true force (and
+    its own message component y_fresh[:, rank]), as the result's `EdgeEquation`."""
+    return [EdgeEquation(component=int(k), rank=rank + 1, **report.equation_fields(fit, cfg.selection),
+                         judgement=judge_edge(fit.final.expr, names, X_fresh, force, fit.final.complexity, cfg.judge,
+                                              y_fresh[:, rank]))
+            for rank, (k, fit) in enumerate(zip(components, fits))]
 
 
 def _nearest(x: np.ndarray, law: Law, dim: int) -> np.ndarray:
@@ -277,18 +296,13 @@ def _distill_into(out: Path, net: Network, data: DistillData, cfg: DistillConfig
         held = Holdout(edge_inputs(rows.x_recv, rows.x_send, dim, data.softening),
                        basis(np.asarray(net.edge(rows.x_recv, rows.x_send), dtype=np.float64), rows.x_recv))
     components = top if alignment is None else range(dim)
+    edge_held = held
     edge_fits = [fit_target(X_fit, y_fit[:, rank], names_e, cfg, None if held is None else held.column(rank),
                             label=f"edge {rank + 1}/{len(components)}") for rank in range(len(components))]
     shared = None
     if alignment is not None:
         edge_fits, shared = shared_forms(edge_fits, X_fit, y_fit, names_e, cfg, held)
-    edges = []
-    for rank, (k, fit) in enumerate(zip(components, edge_fits)):
-        verdict = judge_edge(fit.final.expr, names_e, X_fresh, force, fit.final.complexity, cfg.judge, y_fresh[:, rank])
-        edge = EdgeEquation(component=int(k), rank=rank + 1, judgement=verdict,
-                            **report.equation_fields(fit, cfg.selection))
-        schema.write_front(out / edge.front_file, report.front_rows(fit))
-        edges.append(edge)
+    edges = _judged_edges(edge_fits, components, names_e, X_fresh, force, y_fresh, cfg)
 
     # 3. Node model: one fit per output axis on training nodes, judged on fresh test nodes
     #    against the receiver factor(s) the edge equations matched (the composed model).
@@ -301,7 +315,6 @@ def _distill_into(out: Path, net: Network, data: DistillData, cfg: DistillConfig
         left = unused_graphs(len(data.train_x), node_graphs)
         held = Holdout(*_sample_nodes(net, data.train_x[left], data.train_a[left], law, dim, basis, cfg,
                                       heldout_rng(cfg))[:2])
-    undone = list(dict.fromkeys(edge_target(e.judgement) for e in edges))
     divisors, X_search, held_search = None, X_node, held   # what the node searches read
     if cfg.node_units == "edge":
         usable = [describes(f.final.expr, names_e, X_fresh, y_fresh[:, rank], cfg.success_r2)
@@ -311,30 +324,67 @@ def _distill_into(out: Path, net: Network, data: DistillData, cfg: DistillConfig
         X_search = divisors.divide(X_node, names_n)
         if held is not None:
             held_search = Holdout(divisors.divide(held.X, names_n), held.y, held.groups)
-    node_fits, nodes = [], []
+    node_fits = []
     for j, axis in enumerate("xyz"[:dim]):
         fit = fit_target(X_search, y_node[:, j], names_n, node_cfg,
                          None if held_search is None else held_search.column(j), label=f"node {axis} {j + 1}/{dim}")
-        if divisors is not None:
-            fit = divisors.written_back(fit, names_n)
-        verdict = judge_node(fit.final.expr, names_n, X_node_fresh, X_node_fresh[:, :len(top)],
-                             fit.final.complexity, cfg.judge, y_node_fresh[:, j], undone)
-        node = NodeEquation(output=axis, index=j, judgement=verdict,
-                            **report.equation_fields(fit, node_cfg.selection))
-        schema.write_front(out / node.front_file, report.front_rows(fit))
-        node_fits.append(fit)
-        nodes.append(node)
+        node_fits.append(fit if divisors is None else divisors.written_back(fit, names_n))
 
-    # 4. Symbolic model vs network, in distribution and out of distribution.
-    sym = symbolic_network([f.final.expr for f in edge_fits], [f.final.expr for f in node_fits], dim,
-                           data.softening)
+    def verdicts_and_physics(edges: list[EdgeEquation], edge_fits: list[FitResult], edge_fronts: list[list[sp.Expr]],
+                             folder: Path, composed_edges: list[sp.Expr] | None = None) -> tuple[list[NodeEquation], object, dict]:
+        """The node verdicts (against the receiver factors `edges` matched); 4. symbolic model
+        vs network, in distribution and out of distribution; 5. the distilled law as physics
+        (`distill.discovered`): the composed model (of `composed_edges`, default the fits'
+        equations) refitted on the true accelerations, the law in physical form, rollouts of
+        it and the network (their arrays into folder)."""
+        undone = list(dict.fromkeys(edge_target(e.judgement) for e in edges))
+        nodes = [NodeEquation(output=axis, index=j, **report.equation_fields(fit, node_cfg.selection),
+                              judgement=judge_node(fit.final.expr, names_n, X_node_fresh, X_node_fresh[:, :len(top)],
+                                                   fit.final.complexity, cfg.judge, y_node_fresh[:, j], undone))
+                 for j, (axis, fit) in enumerate(zip("xyz"[:dim], node_fits))]
+        for node, fit in zip(nodes, node_fits):
+            schema.write_front(out / node.front_file, report.front_rows(fit))
+        edge_exprs, node_exprs = [f.final.expr for f in edge_fits], [f.final.expr for f in node_fits]
+        mae = compare(net, symbolic_network(edge_exprs, node_exprs, dim, data.softening), data, sets, folder)
+        physics = discover(net, composed_edges or edge_exprs, node_exprs, data, cfg, sets, folder, info,
+                           edge_fronts + [[c.expr for c in f.front] for f in node_fits])
+        return nodes, mae, physics
+
     sets = eval_sets(data, cfg, rng)
-    mae = compare(net, sym, data, sets, out)
+    nodes, mae, physics = verdicts_and_physics(edges, edge_fits, [[c.expr for c in f.front] for f in edge_fits], out)
 
-    # 5. The distilled law as physics (`distill.discovered`): the composed model refitted on
-    #    the true accelerations, the law in physical form, rollouts of it and the network.
-    physics = discover(net, [f.final.expr for f in edge_fits], [f.final.expr for f in node_fits], data, cfg,
-                       sets, out, info, [[c.expr for c in f.front] for f in edge_fits + node_fits])
+    # 6. Residual search (`distill.residual`): a composed model that does not beat the
+    #    network on the truth by `cfg.residual_gain` lacks a term; each edge equation is
+    #    offered sums with the front of a search on what it leaves, and the run is judged and
+    #    composed again; the outcome with the lower composed training MAE stands.
+    searched = None
+    network_train, floor = residual.reference(net, data, cfg) if cfg.residual_gain > 0 else (None, None)
+    if network_train is not None and residual.needs_search(physics["composed"].train_after, network_train, floor,
+                                                           cfg.residual_gain):
+        begun = time.perf_counter()
+        new_fits, sums, changed = residual.with_residuals(edge_fits, X_fit, y_fit, names_e, cfg, edge_held)
+        new_shared = shared
+        if alignment is not None:
+            new_fits, new_shared = shared_forms(new_fits, X_fit, y_fit, names_e, cfg, edge_held)
+        new_edges = _judged_edges(new_fits, components, names_e, X_fresh, force, y_fresh, cfg)
+        fronts = [[c.expr for c in f.front] + [c.expr for c in extra] for f, extra in zip(new_fits, sums)]
+        composed_edges, choice = residual.best_on_truth([f.final.expr for f in new_fits], [f.final.expr for f in node_fits],
+                                                        sums, alignment is not None, data, cfg)
+        scratch = out / RESIDUAL_SCRATCH
+        scratch.mkdir()
+        new_nodes, new_mae, new_physics = verdicts_and_physics(new_edges, new_fits, fronts, scratch, composed_edges)
+        before, after = physics["composed"].train_after, new_physics["composed"].train_after
+        kept = after is not None and (before is None or not np.isfinite(before) or after < before)
+        searched = schema.ResidualSearch(network_train=network_train, composed_train=before, searched_train=after,
+                                         kept=kept, edge_changes=changed, composed_choice=choice,
+                                         seconds=time.perf_counter() - begun)
+        if kept:
+            edge_fits, shared, edges, nodes, mae, physics = new_fits, new_shared, new_edges, new_nodes, new_mae, new_physics
+            for path in scratch.iterdir():
+                path.replace(out / path.name)
+        shutil.rmtree(scratch)
+    for edge, fit in zip(edges, edge_fits):
+        schema.write_front(out / edge.front_file, report.front_rows(fit))
 
     result = DistillResult(
         strategy=net.strategy, law=law.name, dim=dim, sr_engine=cfg.sr_engine,
@@ -354,7 +404,8 @@ def _distill_into(out: Path, net: Network, data: DistillData, cfg: DistillConfig
         alignment_property=None if alignment is None else alignment.by,
         alignment_choice=basis.why,
         alignment_rank1=None if alignment is None else alignment.rank1_share,
-        node_divisors=None if divisors is None else divisors.labels, shared_forms=shared, **physics, **(info or {}))
+        node_divisors=None if divisors is None else divisors.labels, shared_forms=shared, residual_search=searched,
+        **physics, **(info or {}))
     save_json(out / "distill_config.json", cfg)
     schema.save_result(out, result)
     result = schema.load_result(out)   # what every reader sees: non-finite floats are None

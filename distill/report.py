@@ -221,6 +221,14 @@ def _physical_md(result: DistillResult) -> list[str]:
         if c.front_choices:
             out.append("Chosen again from the Pareto fronts on the true accelerations: "
                        + "; ".join(f"`{choice}`" for choice in c.front_choices) + ".")
+    search = result.residual_search
+    if search is not None:
+        changes = "; ".join(f"`{c}`" for c in search.edge_changes)
+        out.append(f"Residual search (the composed model, training MAE {_fmt(search.composed_train)}, was not "
+                   f"far enough below the network's {_fmt(search.network_train)}): sums with searches on the "
+                   f"edge equations' residuals give {_fmt(search.searched_train)}, "
+                   + ("kept" if search.kept else "not kept") + (f": {changes}" if changes else "") + "."
+                   + (f" The composed model started from {search.composed_choice}." if search.composed_choice else ""))
     return out + [""]
 
 

@@ -32,6 +32,10 @@ tuples as lists, floats that are not finite as null). Versions (`DistillResult.v
        `distill.compose`), "physical_law" (the law as a radial force f(r'),
        `distill.physical`) and "rollout" (trajectories of the truth, the discovered law
        and the network, `distill.rollout`; their curves in rollout.npz); null before.
+    7  adds "residual_search" (`distill.residual`: the composed model against the network
+       on the training graphs, and whether sums with residual searches were kept; null
+       when the composed model was `DistillConfig.residual_gain` times below the network,
+       or before).
 The readers accept every version up to SCHEMA_VERSION. A newer version, a missing or unknown
 field, a value of the wrong type, or an unreadable file is a one-line `InputError`.
 """
@@ -50,7 +54,7 @@ import numpy as np
 from plumbing.errors import InputError
 from plumbing.io import atomic_write_text, config_from_dict, load_json, load_npz, save_json, save_npz
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 RESULT_FILE = "distill.json"
 MESSAGES_FILE = "messages.npz"
 PREDICTIONS_FILE = "predictions.npz"
@@ -178,6 +182,31 @@ class EnergyEquation(Equation):
     def front_file(self) -> str:
         """The Pareto-front CSV of this fit."""
         return f"pareto_{self.part}_energy.csv"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResidualSearch:
+    """A residual search (`distill.residual`), run because the composed model fell short.
+
+    Attributes:
+        network_train: the network's MAE per node on the composed refit's training graphs.
+        composed_train: the composed model's MAE there (after its refit) before the search;
+            searched_train: the same after it (None: not finite).
+        kept: the searched outcome stands (its composed training MAE is the lower).
+        edge_changes: "edge j: old -> new" for each edge fit whose selected equation became a
+            sum on the messages (the front pass on the truth may choose one where none did).
+        composed_choice: the sum the composed model started from, chosen on the truth
+            (`residual.best_on_truth`), or None: the edge fits' equations.
+        seconds: wall time of the searches and of judging and composing again.
+    """
+
+    network_train: float | None
+    composed_train: float | None
+    searched_train: float | None
+    kept: bool
+    edge_changes: tuple[str, ...]
+    composed_choice: str | None
+    seconds: float
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -365,6 +394,9 @@ class DistillResult:
         composed: the composed model refitted on the true accelerations; physical_law:
             the law in physical form; rollout: the trajectories' errors. None for a
             Hamiltonian model and before version 6.
+        residual_search: the residual search and its outcome (`ResidualSearch`); None when
+            none ran (the composed model beat the network enough, a Hamiltonian model, or
+            before version 7).
         checkpoint, dataset: paths of the inputs, and inputs: their identities
             (`pipeline.distill_inputs`); None for a model given as callables.
     """
@@ -403,6 +435,7 @@ class DistillResult:
     r2_affine_potential: tuple[float | None, ...] | None = None
     expected_potential: str | None = None
     composed: ComposedFit | None = None
+    residual_search: ResidualSearch | None = None
     physical_law: PhysicalLaw | None = None
     rollout: Rollout | None = None
     checkpoint: str | None = None

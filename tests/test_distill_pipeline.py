@@ -47,6 +47,7 @@ def test_planted_spring_is_rediscovered(planted_run):
     assert mae.network < 1e-9                      # the planted network is exact
     assert mae.symbolic < 0.01 * mae.ood["spread"].symbolic + 0.01
     assert mae.ood["more_particles"].n == 8
+    assert result.residual_search is None          # the composed model is at the floor: no search
 
 
 def test_distill_folder_is_what_the_schema_reads(planted_run):
