@@ -18,6 +18,8 @@ Out: `summary_rows` (dicts with SUMMARY_FIELDS) and `to_summary_csv` (booleans a
      `law_exact` whether the discovered law in physical form matches the true law term by
      term within 1 % (`physical_law.matches_truth`; false where no radial law was found) and
      `law_test_mae` / `law_ood_mae` that law's test MAE and its worse OOD MAE.
+     From version 7: `residual_search` "kept" or "not kept" where the residual search ran
+     (`distill.residual`: the composed model fell short of the network), else empty.
 """
 from __future__ import annotations
 
@@ -32,7 +34,7 @@ from .runs import Run
 SUMMARY_FIELDS = ("law", "dim", "strategy", "seed", "force_law_found", "newton_found", "edge_target",
                   "r2_force", "r2_accel", "test_mae_network", "test_mae_symbolic", "test_mae_symbolic_refit",
                   "ood_mae_network", "ood_mae_symbolic", "rollout_err_network", "rollout_err_symbolic", "law_exact",
-                  "law_test_mae", "law_ood_mae", "wall_s", "run", "failure")
+                  "law_test_mae", "law_ood_mae", "residual_search", "wall_s", "run", "failure")
 
 
 def summary_rows(runs: list[Run]) -> list[dict[str, Any]]:
@@ -80,7 +82,9 @@ def _physics_cells(d) -> dict[str, Any]:
             "rollout_err_symbolic": roll.err_symbolic if roll else None,
             "law_exact": law.matches_truth if law else None,
             "law_test_mae": law.test if law else None,
-            "law_ood_mae": _worst(law.ood.values()) if law and law.ood else None}
+            "law_ood_mae": _worst(law.ood.values()) if law and law.ood else None,
+            "residual_search": None if d is None or d.residual_search is None
+            else ("kept" if d.residual_search.kept else "not kept")}
 
 
 def to_summary_csv(rows: list[dict[str, Any]]) -> str:

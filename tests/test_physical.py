@@ -168,6 +168,7 @@ def test_rollouts_of_the_exact_network_follow_the_truth(planted):
     assert row["ood_mae_symbolic"] == max(result.composed.ood.values())
     assert row["law_exact"] is True and row["law_test_mae"] == result.physical_law.test < 1e-5
     assert row["law_ood_mae"] == max(result.physical_law.ood.values()) < 1e-4
+    assert row["residual_search"] is None                  # the exact law: no search ran
 
 
 def test_a_network_one_percent_off_drifts_away_from_the_discovered_law():

@@ -1,10 +1,13 @@
-"""The residual search (`distill.residual`): when it runs, what it finds on a residual, and
-that a forced search on the planted run leaves a readable, complete distillation."""
+"""The residual search (`distill.residual`): when it runs, what it finds on a residual, how a
+sum found on one axis reaches the composed model, and that a search on a planted run that
+falls short leaves a readable, complete distillation and its summary row."""
 import numpy as np
 import pytest
 import sympy as sp
 
 from _distill_helpers import SMALL_SR, distill_planted, spring_data
+from analysis.runs import Run
+from analysis.summary import summary_rows
 from distill import DistillConfig, load_result
 from distill.candidate import Candidate, complexity, mae, symbols_for
 from distill.fitting import FitResult
@@ -69,6 +72,8 @@ def test_a_search_on_a_planted_run_that_falls_short_is_recorded_and_leaves_no_sc
     assert not (tmp_path / RESIDUAL_SCRATCH).exists()
     assert load_result(tmp_path) == result
     assert (tmp_path / "rollout.npz").exists() and (tmp_path / "predictions.npz").exists()
+    row = summary_rows([Run(tmp_path.parent, "spring", 2, "planted", 0, None, result, {})])[0]
+    assert row["residual_search"] == ("kept" if record.kept else "not kept")
 
 
 def test_a_sum_found_on_one_axis_is_tried_on_every_axis_of_the_composed_model():
