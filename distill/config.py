@@ -123,8 +123,9 @@ class DistillConfig:
         residual_gain: when the composed model, refitted on the true accelerations of the
             training graphs, is not this many times below the network's MAE there, each edge
             equation e is offered the sums e + c with the Pareto front of an SR search on its
-            residual (`distill.residual`), and the run is judged and composed again; the
-            outcome with the lower composed training MAE stands. 0: no residual search.
+            residual (`distill.residual`), and the run is judged and composed again; that
+            outcome stands when it at least halves the composed training MAE. 0: no
+            residual search.
     """
 
     sr_engine: str = "operon"

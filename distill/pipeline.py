@@ -15,8 +15,8 @@ with the axes swapped (`shared_forms`).
 When the composed model, refitted on the true accelerations, is not `DistillConfig.residual_gain`
 times below the network's MAE on those training graphs, the edge fits are offered sums with
 searches on their residuals (`distill.residual`) and judged and composed again (its arrays in
-the scratch folder RESIDUAL_SCRATCH meanwhile); the outcome with the lower composed training
-MAE stands, and `DistillResult.residual_search` records both.
+the scratch folder RESIDUAL_SCRATCH meanwhile); that outcome stands when it at least halves the
+composed training MAE, and `DistillResult.residual_search` records both.
 
 Data use: messages are analysed on test edges; SR fits use training edges/nodes; the
 "_heldout" selection rules use as many edges/nodes of the other training graphs (drawn with
@@ -356,7 +356,8 @@ def _distill_into(out: Path, net: Network, data: DistillData, cfg: DistillConfig
     # 6. Residual search (`distill.residual`): a composed model that does not beat the
     #    network on the truth by `cfg.residual_gain` lacks a term; each edge equation is
     #    offered sums with the front of a search on what it leaves, and the run is judged and
-    #    composed again; the outcome with the lower composed training MAE stands.
+    #    composed again; the searched outcome stands when it at least halves the composed
+    #    training MAE (`residual.GAIN`).
     searched = None
     network_train, floor = residual.reference(net, data, cfg) if cfg.residual_gain > 0 else (None, None)
     if network_train is not None and residual.needs_search(physics["composed"].train_after, network_train, floor,
@@ -374,7 +375,7 @@ def _distill_into(out: Path, net: Network, data: DistillData, cfg: DistillConfig
         scratch.mkdir()
         new_nodes, new_mae, new_physics = verdicts_and_physics(new_edges, new_fits, fronts, scratch, composed_edges)
         before, after = physics["composed"].train_after, new_physics["composed"].train_after
-        kept = after is not None and (before is None or not np.isfinite(before) or after < before)
+        kept = after is not None and (before is None or not np.isfinite(before) or after < residual.GAIN * before)
         searched = schema.ResidualSearch(network_train=network_train, composed_train=before, searched_train=after,
                                          kept=kept, edge_changes=changed, composed_choice=choice,
                                          seconds=time.perf_counter() - begun)

@@ -192,7 +192,7 @@ class ResidualSearch:
         network_train: the network's MAE per node on the composed refit's training graphs.
         composed_train: the composed model's MAE there (after its refit) before the search;
             searched_train: the same after it (None: not finite).
-        kept: the searched outcome stands (its composed training MAE is the lower).
+        kept: the searched outcome stands (it at least halved the composed training MAE).
         edge_changes: "edge j: old -> new" for each edge fit whose selected equation became a
             sum on the messages (the front pass on the truth may choose one where none did).
         composed_choice: the sum the composed model started from, chosen on the truth

@@ -12,7 +12,7 @@ from distill import DistillConfig, load_result
 from distill.candidate import Candidate, complexity, mae, symbols_for
 from distill.fitting import FitResult
 from distill.pipeline import RESIDUAL_SCRATCH
-from distill.residual import best_on_truth, needs_search, residual_forms, with_residuals
+from distill.residual import GAIN, best_on_truth, needs_search, residual_forms, with_residuals
 from plumbing.errors import InputError
 
 SEARCH = DistillConfig(population_size=200, generations=20, n_threads=2, seed=0)
@@ -66,7 +66,7 @@ def test_a_search_on_a_planted_run_that_falls_short_is_recorded_and_leaves_no_sc
     result = distill_planted(SMALL_SR, tmp_path, train_graphs=200, test_graphs=100)
     record = result.residual_search
     assert record is not None and record.network_train < 1e-9 and record.composed_train > 1e-3
-    assert record.kept == (record.searched_train < record.composed_train)
+    assert record.kept == (record.searched_train < GAIN * record.composed_train)
     assert result.composed.train_after == (record.searched_train if record.kept else record.composed_train)
     assert all(old != new for old, new in (c.split(": ", 1)[1].split(" -> ") for c in record.edge_changes))
     assert not (tmp_path / RESIDUAL_SCRATCH).exists()
