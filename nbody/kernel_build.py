@@ -339,11 +339,14 @@ _NUMBA_CACHE_FILE_API = ("_load_index", "_save_index", "_load_data", "_save_data
 
 def _sign_disk_cache(entry, key: bytes) -> None:
     """Make the disk cache of the dispatcher `entry` read and write signed files only
-    (`_SignedCacheFile`). A dispatcher without one (the CUDA simulator, NUMBA_DISABLE_JIT) is
+    (`_SignedCacheFile`); signing it again only sets the key. A dispatcher without one (the CUDA simulator, NUMBA_DISABLE_JIT) is
     left alone; a Numba whose cache file lacks the expected methods gets its disk cache off."""
     cache = getattr(entry, "_cache", None)
     files = getattr(cache, "_cache_file", None)
     if files is None:
+        return
+    if isinstance(files, _SignedCacheFile):   # signed already: a module loaded again (same text, new Law object)
+        files._key = key
         return
     if not all(hasattr(files, name) for name in _NUMBA_CACHE_FILE_API):
         warnings.warn("this Numba's cache files are not the kind nbody.kernel_build can sign; "

@@ -338,3 +338,18 @@ def test_a_numba_cache_of_another_layout_is_switched_off_not_read():
     with pytest.warns(UserWarning, match="kernel_build can sign"):
         kernel_build._sign_disk_cache(entry, b"k" * kernel_build.KEY_BYTES)
     assert not entry._cache.enabled
+
+
+def test_a_kernel_module_loaded_again_is_signed_once():
+    """A law whose module text is already loaded (the discovered law of a distillation composed
+    twice: the same text, a new Law object) reuses its dispatcher; signing it again must not
+    stack a second signed class on the first (an MRO error, seen on a residual search)."""
+    class Files:
+        pass
+    for name in kernel_build._NUMBA_CACHE_FILE_API:
+        setattr(Files, name, lambda self, *a: None)
+    entry = type("Dispatcher", (), {"_cache": type("Cache", (), {"_cache_file": Files()})()})()
+    for key in (b"k" * kernel_build.KEY_BYTES, b"j" * kernel_build.KEY_BYTES):
+        kernel_build._sign_disk_cache(entry, key)
+    files = entry._cache._cache_file
+    assert type(files).__mro__.count(kernel_build._SignedCacheFile) == 1 and files._key == b"j" * kernel_build.KEY_BYTES
