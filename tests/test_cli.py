@@ -149,7 +149,7 @@ FIELD_VALUES = {
     "selection": "score_heldout", "node_selection": "best", "best_loss_factor": 2.0, "refit": False, "node_target": "true", "min_r": 0.25,
     "success_r2": 0.9, "max_complexity": 30, "max_rel_error": 0.1, "min_cosine": 0.5, "n_eval_graphs": 50,
     "n_ood_graphs": 40, "ood_spread": 3.0, "ood_extra_particles": 2, "precision": 4, "align": "node", "align_components": "all",
-    "node_units": "messages", "simplify_tol": 0.1, "front_pass": False,
+    "node_units": "messages", "simplify_tol": 0.1, "front_pass": False, "residual_gain": 3.0,
 }
 
 
