@@ -89,3 +89,5 @@ def test_a_sum_found_on_one_axis_is_tried_on_every_axis_of_the_composed_model():
     alone, choice_alone = best_on_truth(partial, nodes, sums, False, data, SEARCH)   # unaligned: component 2 only
     assert alone[0] == partial[0] and alone[1] == found and choice_alone is not None
     assert best_on_truth(partial, nodes, [[], []], True, data, SEARCH) == (partial, None)
+    same = [[], [Candidate(partial[1], complexity(partial[1]), 0.0)]]         # a "sum" that adds nothing
+    assert best_on_truth(partial, nodes, same, True, data, SEARCH) == (partial, None)
