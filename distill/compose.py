@@ -283,7 +283,7 @@ def refit_composed(edge_exprs: Sequence[sp.Expr], node_exprs: Sequence[sp.Expr],
     x, a = refit_graphs(data, cfg.seed)
     n = x.shape[1]
     edge_exprs, node_exprs = biases_to_nodes(edge_exprs, node_exprs, n, data.law, dim)
-    names = [edge_input_names(dim)] * k + [node_input_names(dim, k)] * dim
+    names = composed_names(dim, k)
     predict = composed_predictor(x, data.law, dim, data.softening, k)
     exprs, before, after = refit_jointly(list(edge_exprs) + list(node_exprs), names, predict, a, cfg.precision)
     exprs, after, swaps = swap_distances(exprs, k, names, predict, a, cfg.precision, after)
@@ -313,23 +313,42 @@ def _front_pass(exprs: list[sp.Expr], mae: float, fronts: Sequence[Sequence[sp.E
     times the median Σ|a| of a node (the MAE's units), what constants of `precision` digits
     leave. Returns (equations, their MAE on x, a, the changes kept)."""
     dim = data.dim
-    x_small, a_small = x[:SCREEN_GRAPHS], a[:SCREEN_GRAPHS]
-    small = composed_predictor(x_small, data.law, dim, data.softening, k)
-
-    def screen(trial: list[sp.Expr]) -> tuple[list[sp.Expr], float]:
-        fitted, _, after = refit_jointly(trial, names, small, a_small, cfg.precision, SCREEN_EVALUATIONS)
-        return fitted, after
+    screen, current = screening(x, a, data, k, cfg.precision)
     labels = [f"edge {i + 1}" for i in range(k)] + [f"node {axis}" for axis in "xyz"[:dim]]
     messages = symbols_for([f"e{i + 1}" for i in range(k)])
     fronts = list(fronts[:k]) + [superposing(e, front, messages) for e, front in zip(exprs[k:], fronts[k:])]
-    floor = 10.0 ** (1 - cfg.precision) * float(np.median(np.sum(np.abs(a_small), axis=-1)))
-    chosen_exprs, _, chosen = choose_from_fronts(exprs, fronts, screen, _mae_of(exprs, names, small, a_small),
-                                                 labels, floor)
+    chosen_exprs, _, chosen = choose_from_fronts(exprs, fronts, screen, current(exprs), labels,
+                                                 precision_floor(a[:SCREEN_GRAPHS], cfg.precision))
     if not chosen:
         return exprs, mae, chosen
     edge_exprs, node_exprs = biases_to_nodes(chosen_exprs[:k], chosen_exprs[k:], x.shape[1], data.law, dim)
     exprs, _, after = refit_jointly(list(edge_exprs) + list(node_exprs), names, predict, a, cfg.precision)
     return exprs, after, chosen
+
+
+def composed_names(dim: int, k: int) -> list[list[str]]:
+    """Input columns of the composed model's k edge equations, then its dim node equations."""
+    return [edge_input_names(dim)] * k + [node_input_names(dim, k)] * dim
+
+
+def precision_floor(a: np.ndarray, digits: int) -> float:
+    """10^(1 - digits) times the median Σ|a| of a node of accelerations a [G, n, dim] (the MAE's
+    units): what constants of `digits` significant digits leave of a composed model's MAE."""
+    return 10.0 ** (1 - digits) * float(np.median(np.sum(np.abs(a), axis=-1)))
+
+
+def screening(x: np.ndarray, a: np.ndarray, data: DistillData, k: int, digits: int):
+    """The short joint fit that screens a composed model's options on the first SCREEN_GRAPHS of
+    the training graphs x, a: (screen: equations -> (them refitted in at most
+    SCREEN_EVALUATIONS evaluations, their MAE), mae: equations -> their MAE as they are)."""
+    x_small, a_small = x[:SCREEN_GRAPHS], a[:SCREEN_GRAPHS]
+    names = composed_names(data.dim, k)
+    small = composed_predictor(x_small, data.law, data.dim, data.softening, k)
+
+    def screen(trial: list[sp.Expr]) -> tuple[list[sp.Expr], float]:
+        fitted, _, after = refit_jointly(trial, names, small, a_small, digits, SCREEN_EVALUATIONS)
+        return fitted, after
+    return screen, lambda exprs: _mae_of(exprs, names, small, a_small)
 
 
 def superposing(current: sp.Expr, options: Sequence[sp.Expr], messages: Sequence[sp.Symbol]) -> list[sp.Expr]:

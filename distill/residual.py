@@ -36,17 +36,14 @@ import sympy as sp
 
 from . import sr_engines
 from .candidate import Candidate, complexity, lambdify, symbols_for
-from .messages import edge_input_names
+from .compose import precision_floor, refit_graphs, screening
 from .config import DistillConfig
 from .data import DistillData
-from .compose import SCREEN_EVALUATIONS, SCREEN_GRAPHS, composed_predictor, refit_graphs, refit_jointly
 from .fitting import FitResult, Holdout, with_forms
-from .frontpass import TOL
+from .frontpass import GAIN, TOL   # GAIN: the searched outcome stands when it at least halves the composed training MAE
 from .refit import refit_constants
 from .select import pareto_front
-from .symbolic import Network, forward, mae_stats, node_input_names
-
-GAIN = 0.5   # the searched outcome stands when it at least halves the composed model's training MAE
+from .symbolic import Network, forward, mae_stats
 
 
 def reference(net: Network, data: DistillData, cfg: DistillConfig) -> tuple[float, float]:
@@ -55,8 +52,7 @@ def reference(net: Network, data: DistillData, cfg: DistillConfig) -> tuple[floa
     10^(1 - precision) times their median Σ|a| per node, what `cfg.precision`-digit constants
     leave, as the front pass counts it)."""
     x, a = refit_graphs(data, cfg.seed)
-    floor = 10.0 ** (1 - cfg.precision) * float(np.median(np.sum(np.abs(a), axis=-1)))
-    return mae_stats(forward(net, x, data.law), a)[0], floor
+    return mae_stats(forward(net, x, data.law), a)[0], precision_floor(a, cfg.precision)
 
 
 def needs_search(composed_train: float | None, network_train: float, floor: float, gain: float) -> bool:
@@ -130,15 +126,12 @@ def best_on_truth(edge_exprs: list[sp.Expr], node_exprs: list[sp.Expr], sums: li
         (the edge equations, "edge j's sum ... (screened MAE a -> b)" or None when none beat
         the current model).
     """
-    k, dim = len(edge_exprs), data.dim
-    x, a = refit_graphs(data, cfg.seed)
-    x, a = x[:SCREEN_GRAPHS], a[:SCREEN_GRAPHS]
-    names = [edge_input_names(dim)] * k + [node_input_names(dim, k)] * dim
-    predict = composed_predictor(x, data.law, dim, data.softening, k)
+    k = len(edge_exprs)
+    screen, _ = screening(*refit_graphs(data, cfg.seed), data, k, cfg.precision)
     axes = symbols_for(["dx", "dy", "dz"][:k]) if aligned else []
 
     def screened(edges: list[sp.Expr]) -> float:
-        return refit_jointly(list(edges) + list(node_exprs), names, predict, a, cfg.precision, SCREEN_EVALUATIONS)[2]
+        return screen(list(edges) + list(node_exprs))[1]
     start = best_mae = screened(edge_exprs)
     best, label = list(edge_exprs), None
     for j, forms in enumerate(sums):
